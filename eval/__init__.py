@@ -1,0 +1,1 @@
+"""Evaluation and benchmarks (installed as ``mobile_spinenet.eval``)."""

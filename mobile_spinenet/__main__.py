@@ -1,0 +1,5 @@
+import sys
+
+from mobile_spinenet.cli import main
+
+sys.exit(main())

@@ -1,0 +1,53 @@
+"""Box encoding relative to anchors (Faster R-CNN parameterisation).
+
+Targets are (ty, tx, th, tw) * scale_factors, the order and meaning that TFLite's
+``TFLite_Detection_PostProcess`` decodes with its y/x/h/w scales. Works on NumPy
+arrays and TF tensors alike.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+DEFAULT_SCALE_FACTORS = (1.0, 1.0, 1.0, 1.0)
+_EPS = 1e-8
+
+
+def _lib(x):
+    if isinstance(x, np.ndarray):
+        return np
+    from mobile_spinenet.backend import tf
+    return tf.math
+
+
+def _centre_size(boxes):
+    ymin, xmin, ymax, xmax = (boxes[..., i] for i in range(4))
+    h, w = ymax - ymin, xmax - xmin
+    return ymin + 0.5 * h, xmin + 0.5 * w, h, w
+
+
+def encode(boxes, anchors, scale_factors=DEFAULT_SCALE_FACTORS):
+    """Encode corner boxes ``[..., 4]`` against anchors ``[..., 4]``."""
+    lib = _lib(boxes)
+    yc, xc, h, w = _centre_size(boxes)
+    ya, xa, ha, wa = _centre_size(anchors)
+    h, w = lib.maximum(h, _EPS), lib.maximum(w, _EPS)
+    sy, sx, sh, sw = scale_factors
+    parts = [(yc - ya) / ha * sy, (xc - xa) / wa * sx, lib.log(h / ha) * sh, lib.log(w / wa) * sw]
+    return np.stack(parts, axis=-1) if lib is np else _tf_stack(parts)
+
+
+def decode(codes, anchors, scale_factors=DEFAULT_SCALE_FACTORS):
+    """Invert :func:`encode`: codes ``[..., 4]`` to corner boxes."""
+    lib = _lib(codes)
+    ya, xa, ha, wa = _centre_size(anchors)
+    sy, sx, sh, sw = scale_factors
+    ty, tx, th, tw = (codes[..., i] for i in range(4))
+    yc, xc = ty / sy * ha + ya, tx / sx * wa + xa
+    h, w = lib.exp(th / sh) * ha, lib.exp(tw / sw) * wa
+    parts = [yc - h / 2, xc - w / 2, yc + h / 2, xc + w / 2]
+    return np.stack(parts, axis=-1) if lib is np else _tf_stack(parts)
+
+
+def _tf_stack(parts):
+    from mobile_spinenet.backend import tf
+    return tf.stack(parts, axis=-1)

@@ -1,0 +1,68 @@
+"""Detection and classification heads shared by every backbone of the kit."""
+from __future__ import annotations
+
+import math
+
+from mobile_spinenet.backend import keras
+from mobile_spinenet.blocks import Ops
+from mobile_spinenet.resample import upsample_to
+
+CLASS_OUTPUT = "classes"
+BOX_OUTPUT = "boxes"
+
+
+def prior_bias(prior_probability: float = 0.01) -> float:
+    """Focal-loss bias init: every anchor starts at ``prior_probability`` foreground."""
+    return -math.log((1.0 - prior_probability) / prior_probability)
+
+
+def flatten_predictions(per_level: list, width: int, name: str):
+    """Reshape ``[B, H, W, A * width]`` maps to ``[B, sum(H*W*A), width]`` and concatenate."""
+    flat = [keras.layers.Reshape((-1, width), name=f"{name}_flat{i}")(t) for i, t in enumerate(per_level)]
+    if len(flat) == 1:
+        return keras.layers.Activation("linear", name=name)(flat[0])
+    return keras.layers.Concatenate(axis=1, name=name)(flat)
+
+
+def retinanet_head(features: dict, ops: Ops, num_classes: int, num_anchors: int, filters: int,
+                   num_convs: int = 4, separable: bool = False, prior_probability: float = 0.01):
+    """RetinaNet class and box subnets, shared across levels with a BN per level.
+
+    Returns ``(class_logits [B, N, K], box_codes [B, N, 4])`` over all levels.
+    """
+
+    def make_conv(units, name, bias_initializer="zeros"):
+        if separable:
+            return keras.layers.SeparableConv2D(units, 3, padding="same", depthwise_initializer="he_normal",
+                                                pointwise_initializer="he_normal",
+                                                bias_initializer=bias_initializer, name=name)
+        return keras.layers.Conv2D(units, 3, padding="same", kernel_initializer=keras.initializers.RandomNormal(stddev=0.01),
+                                   bias_initializer=bias_initializer, name=name)
+
+    outputs = {}
+    for subnet, units, bias in ((CLASS_OUTPUT, num_classes, keras.initializers.Constant(prior_bias(prior_probability))),
+                                (BOX_OUTPUT, 4, "zeros")):
+        convs = [make_conv(filters, f"{subnet}_net_conv{i}") for i in range(num_convs)]
+        predictor = make_conv(num_anchors * units, f"{subnet}_predict", bias)
+        maps = []
+        for level in sorted(features):
+            x = features[level]
+            for i, conv in enumerate(convs):
+                x = ops.norm(conv(x), name=f"{subnet}_net_conv{i}_bn_p{level}")
+                x = ops.act(x, name=f"{subnet}_net_conv{i}_act_p{level}")
+            maps.append(predictor(x))
+        outputs[subnet] = flatten_predictions(maps, units, subnet)
+    return outputs[CLASS_OUTPUT], outputs[BOX_OUTPUT]
+
+
+def classification_head(features: dict, num_classes: int, dropout: float = 0.0):
+    """Sec. 4.2: P3..P7 nearest-upsampled to P3, averaged, global-average-pooled, linear."""
+    low = min(features)
+    size = int(features[low].shape[1])
+    resized = [features[low]] + [upsample_to(features[level], level - low, size, name=f"cls_up_p{level}")
+                                 for level in sorted(features) if level != low]
+    x = keras.layers.Average(name="cls_average")(resized) if len(resized) > 1 else resized[0]
+    x = keras.layers.GlobalAveragePooling2D(name="cls_pool")(x)
+    if dropout:
+        x = keras.layers.Dropout(dropout, name="cls_dropout")(x)
+    return keras.layers.Dense(num_classes, name="logits")(x)

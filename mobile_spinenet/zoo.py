@@ -1,0 +1,152 @@
+"""The model zoo: every model id the kit builds, as data, and one ``build_model``."""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Optional
+
+import numpy as np
+
+from mobile_spinenet.anchors import RetinaNetAnchors, SSDAnchors
+from mobile_spinenet.backend import keras
+from mobile_spinenet.blocks import Ops
+from mobile_spinenet.heads import BOX_OUTPUT, CLASS_OUTPUT, classification_head, retinanet_head
+from mobile_spinenet.resnet_fpn import fpn, resnet50
+from mobile_spinenet.spinenet import SpineNetConfig, build_spinenet
+from mobile_spinenet.specs import NAMED_SPECS, SPINENET_MOBILE_49
+from mobile_spinenet.ssdlite import ssd_feature_sizes, ssdlite
+
+TASKS = ("detection", "classification")
+# Detectors: P7 has stride 128 and anchors sit on exact grids. Classifiers and SSDLite
+# only need whole stride-32 maps (SAME padding and cropped upsampling handle the rest).
+SIZE_MULTIPLE = {("spinenet", "detection"): 128, ("resnet_fpn", "detection"): 128,
+                 ("ssdlite", "detection"): 32, ("spinenet", "classification"): 32,
+                 ("resnet_fpn", "classification"): 32}
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One model id: what it is and how to build it."""
+
+    model_id: str
+    kind: str  # "spinenet", "ssdlite" or "resnet_fpn"
+    description: str
+    image_size: int
+    activation: str
+    head_filters: int = 256
+    head_convs: int = 4
+    head_separable: bool = False
+    spinenet: Optional[SpineNetConfig] = None
+    ssd_size: Optional[str] = None
+
+
+def _mobile(model_id, scale, head, size, description):
+    cfg = SpineNetConfig("mbconv", scale, endpoint_filters=head, spec=SPINENET_MOBILE_49)
+    return ModelInfo(model_id, "spinenet", description, size, "swish", head, 4, True, cfg)
+
+
+def _bottleneck(model_id, scale, endpoints, size, description, alpha=0.5, repeats=1, head_convs=4):
+    cfg = SpineNetConfig("bottleneck", scale, endpoints, alpha, repeats)
+    return ModelInfo(model_id, "spinenet", description, size, "relu", endpoints, head_convs, False, cfg)
+
+
+MODELS = {m.model_id: m for m in [
+    _mobile("spinenet49xxs", 0.6, 24, 256, "SpineNet-Mobile 49, widths x0.6, head 24 (paper's 49XXS)"),
+    _mobile("spinenet49xs", 0.65, 40, 384, "SpineNet-Mobile 49, widths x0.65, head 40 (paper's 49XS)"),
+    _mobile("spinenet49s_mobile", 0.75, 48, 384, "SpineNet-Mobile 49, widths x0.75, head 48 (paper's 49S)"),
+    _mobile("spinenet49_mobile", 1.0, 48, 384, "SpineNet-Mobile 49, widths x1.0, head 48 (paper's 49)"),
+    _bottleneck("spinenet49s", 0.75, 128, 640, "SpineNet-49S, widths x0.75, endpoints/head 128"),
+    _bottleneck("spinenet49", 1.0, 256, 640, "SpineNet-49, endpoints/head 256"),
+    _bottleneck("spinenet96", 1.0, 256, 1024, "SpineNet-96, every block repeated twice", repeats=2),
+    _bottleneck("spinenet143", 1.0, 256, 1280, "SpineNet-143, 3 repeats, alpha 1.0", alpha=1.0, repeats=3),
+    _bottleneck("spinenet190", 1.3, 512, 1280, "SpineNet-190, 4 repeats, widths x1.3, head 512 x7",
+                alpha=1.0, repeats=4, head_convs=7),
+    ModelInfo("mnv3_small_ssdlite", "ssdlite", "MobileNetV3-Small-SSDLite", 320, "relu", ssd_size="small"),
+    ModelInfo("mnv3_large_ssdlite", "ssdlite", "MobileNetV3-Large-SSDLite", 320, "relu", ssd_size="large"),
+    ModelInfo("resnet50_fpn", "resnet_fpn", "ResNet-50-FPN RetinaNet (scale-decreased baseline)", 640, "relu"),
+]}
+
+
+def get_model_info(model_id: str) -> ModelInfo:
+    """Look up a model id; the error lists the ids there are."""
+    try:
+        return MODELS[model_id]
+    except KeyError:
+        raise ValueError(f"unknown model id {model_id!r}; known ids: {', '.join(MODELS)}") from None
+
+
+def check_image_size(model_id: str, image_size: int, task: str = "detection") -> None:
+    """Raise unless ``image_size`` suits ``model_id`` for ``task`` (a positive multiple of 128 or 32)."""
+    multiple = SIZE_MULTIPLE.get((get_model_info(model_id).kind, task), 128)
+    if not isinstance(image_size, int) or image_size <= 0 or image_size % multiple:
+        raise ValueError(f"image size {image_size!r} for {model_id} must be a positive multiple of {multiple}")
+
+
+def model_anchors(model_id: str, image_size: Optional[int] = None) -> np.ndarray:
+    """Anchor boxes ``[N, 4]`` (ymin, xmin, ymax, xmax, pixels) in the order of the model's outputs."""
+    info = get_model_info(model_id)
+    image_size = image_size or info.image_size
+    if info.kind == "ssdlite":
+        return SSDAnchors(ssd_feature_sizes(image_size)).boxes(image_size)
+    return RetinaNetAnchors().boxes(image_size)
+
+
+def _features(info: ModelInfo, inputs, ops: Ops, spec=None, stochastic_depth: float = 0.0) -> dict:
+    """P3..P7 of a SpineNet or ResNet-50-FPN backbone."""
+    if info.kind == "resnet_fpn":
+        return fpn(resnet50(inputs, ops), ops, info.head_filters)
+    if info.kind != "spinenet":
+        raise ValueError(f"{info.model_id} has no P3..P7 feature pyramid")
+    config = info.spinenet
+    if spec is not None:
+        if isinstance(spec, str) and spec not in NAMED_SPECS:
+            raise ValueError(f"unknown spec {spec!r}; named specs: {', '.join(NAMED_SPECS)}")
+        config = replace(config, spec=NAMED_SPECS[spec] if isinstance(spec, str) else tuple(spec))
+    return build_spinenet(inputs, replace(config, stochastic_depth=stochastic_depth), ops)
+
+
+def _prepare(model_id, task, image_size, batch_size, activation, sync_bn, dropblock_keep_prob):
+    info = get_model_info(model_id)
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
+    image_size = image_size or info.image_size
+    check_image_size(model_id, image_size, task)
+    ops = Ops(activation=activation or info.activation, sync_bn=sync_bn,
+              dropblock_keep_prob=dropblock_keep_prob)
+    inputs = keras.Input((image_size, image_size, 3), batch_size=batch_size, name="image")
+    return info, ops, inputs, f"{model_id}_{task}_{image_size}"
+
+
+def build_backbone(model_id: str, image_size: Optional[int] = None, batch_size: Optional[int] = None,
+                   spec=None, activation: Optional[str] = None) -> keras.Model:
+    """The feature pyramid alone: outputs ``{"p3": ..., "p7": ...}``."""
+    info, ops, inputs, name = _prepare(model_id, "detection", image_size, batch_size, activation, False, None)
+    features = _features(info, inputs, ops, spec)
+    return keras.Model(inputs, {f"p{level}": x for level, x in features.items()}, name=f"{name}_backbone")
+
+
+def build_model(model_id: str, task: str = "detection", image_size: Optional[int] = None,
+                num_classes: int = 80, batch_size: Optional[int] = None, spec=None,
+                activation: Optional[str] = None, sync_bn: bool = False,
+                stochastic_depth: float = 0.0, dropblock_keep_prob: Optional[float] = None) -> keras.Model:
+    """Build ``model_id`` for ``task``.
+
+    Detection models output ``{"classes": [B, N, K] logits, "boxes": [B, N, 4] codes}``
+    over the anchors of :func:`model_anchors`; classifiers output ``[B, K]`` logits.
+    Inputs are RGB images scaled to [-1, 1]. ``spec`` replaces the SpineNet block spec
+    (a name from ``NAMED_SPECS`` or a sequence of BlockSpec).
+    """
+    info, ops, inputs, name = _prepare(model_id, task, image_size, batch_size, activation, sync_bn,
+                                       dropblock_keep_prob)
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+    if info.kind == "ssdlite":
+        if task != "detection":
+            raise ValueError(f"{model_id} is a detector only")
+        classes, boxes, _ = ssdlite(inputs, ops, info.ssd_size, num_classes)
+        return keras.Model(inputs, {CLASS_OUTPUT: classes, BOX_OUTPUT: boxes}, name=name)
+    features = _features(info, inputs, ops, spec, stochastic_depth)
+    if task == "classification":
+        return keras.Model(inputs, classification_head(features, num_classes), name=name)
+    classes, boxes = retinanet_head(features, ops, num_classes, RetinaNetAnchors().num_anchors,
+                                    info.head_filters, info.head_convs, info.head_separable)
+    return keras.Model(inputs, {CLASS_OUTPUT: classes, BOX_OUTPUT: boxes}, name=name)

@@ -1,0 +1,1 @@
+"""TFLite conversion and quantization (installed as ``mobile_spinenet.quantization``)."""

@@ -1,0 +1,39 @@
+"""The TFLite interpreter: ai-edge-litert first, then tflite-runtime, then TensorFlow's."""
+from __future__ import annotations
+
+
+def interpreter_class():
+    """The best TFLite ``Interpreter`` class installed."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        try:
+            from tflite_runtime.interpreter import Interpreter
+        except ImportError:
+            from mobile_spinenet.backend import tf
+            Interpreter = tf.lite.Interpreter
+    return Interpreter
+
+
+def load_interpreter(model_path=None, model_content=None, num_threads=None):
+    """An allocated interpreter for a ``.tflite`` path or flatbuffer bytes."""
+    interpreter = interpreter_class()(model_path=model_path, model_content=model_content,
+                                      num_threads=num_threads)
+    interpreter.allocate_tensors()
+    return interpreter
+
+
+def run(interpreter, image) -> dict:
+    """One inference on ``image``; outputs by signature name (``classes``, ``boxes``, ...),
+    falling back to tensor names for files without a signature. Never by index."""
+    signatures = interpreter.get_signature_list()
+    if signatures:
+        key = next(iter(signatures))
+        input_name = signatures[key]["inputs"][0]
+        runner = interpreter.get_signature_runner(key)
+        dtype = runner.get_input_details()[input_name]["dtype"]
+        return runner(**{input_name: image.astype(dtype)})
+    detail = interpreter.get_input_details()[0]
+    interpreter.set_tensor(detail["index"], image.astype(detail["dtype"]))
+    interpreter.invoke()
+    return {d["name"]: interpreter.get_tensor(d["index"]) for d in interpreter.get_output_details()}

@@ -1,0 +1,28 @@
+from setuptools import setup
+
+# quantization/ and eval/ live at the top of the repository but install inside the one
+# namespace, so an installed kit never puts a module called `eval` into site-packages.
+setup(
+    name="mobile-spinenet",
+    version="0.1.0",
+    description="SpineNet detectors for phones and servers: build, train, quantize, export, benchmark, compare.",
+    python_requires=">=3.11,<3.12",
+    packages=["mobile_spinenet", "mobile_spinenet.quantization", "mobile_spinenet.eval"],
+    package_dir={"mobile_spinenet": "mobile_spinenet",
+                 "mobile_spinenet.quantization": "quantization",
+                 "mobile_spinenet.eval": "eval"},
+    install_requires=[
+        "tensorflow==2.21.0",
+        "tf-keras==2.21.0",
+        "tensorflow-model-optimization==0.8.1",
+        "ai-edge-litert==2.3.0",
+        "pycocotools==2.0.11",
+        "numpy==2.4.6",
+        "pyyaml==6.0.4",
+        "matplotlib==3.11.2",
+        "pillow==13.0.0",
+        "tqdm==4.70.1",
+    ],
+    extras_require={"test": ["pytest==9.2.0"]},
+    entry_points={"console_scripts": ["mobile-spinenet=mobile_spinenet.cli:main"]},
+)

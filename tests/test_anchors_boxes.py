@@ -1,0 +1,40 @@
+import numpy as np
+
+from mobile_spinenet import box_coder
+from mobile_spinenet.anchors import RetinaNetAnchors, SSDAnchors
+from mobile_spinenet.backend import tf
+from mobile_spinenet.ssdlite import ssd_feature_sizes
+
+
+def test_retinanet_anchor_count_and_first_anchors():
+    anchors = RetinaNetAnchors().boxes(256)
+    assert anchors.shape == (9 * sum((256 >> lvl) ** 2 for lvl in range(3, 8)), 4)
+    # First location of P3: centre (4, 4); octave 0, ratio 1 is a 32 px square (scale 4 x stride 8).
+    square = anchors[1]
+    np.testing.assert_allclose(square, [4 - 16, 4 - 16, 4 + 16, 4 + 16], atol=1e-4)
+    wide = anchors[2]  # ratio 2 = width / height
+    width, height = wide[3] - wide[1], wide[2] - wide[0]
+    np.testing.assert_allclose(width / height, 2.0, rtol=1e-5)
+    np.testing.assert_allclose(width * height, 32 * 32, rtol=1e-5)
+
+
+def test_ssd_anchors_per_location_and_sizes():
+    sizes = ssd_feature_sizes(320)
+    assert sizes == (20, 10, 5, 3, 2, 1)
+    anchors = SSDAnchors(sizes)
+    assert anchors.anchors_per_location() == [3, 6, 6, 6, 6, 6]
+    assert len(anchors.boxes(320)) == 20 * 20 * 3 + 6 * (100 + 25 + 9 + 4 + 1)
+
+
+def test_box_coder_round_trip_numpy_and_tf():
+    rng = np.random.default_rng(0)
+    anchors = RetinaNetAnchors().boxes(128)[:500]
+    centre = rng.uniform(10, 110, (500, 2))
+    size = rng.uniform(4, 80, (500, 2))
+    boxes = np.concatenate([centre - size / 2, centre + size / 2], axis=1).astype(np.float32)
+    for scales in [(1, 1, 1, 1), (10, 10, 5, 5)]:
+        codes = box_coder.encode(boxes, anchors, scales)
+        np.testing.assert_allclose(box_coder.decode(codes, anchors, scales), boxes, atol=1e-3)
+        tf_codes = box_coder.encode(tf.constant(boxes), tf.constant(anchors), scales)
+        np.testing.assert_allclose(tf_codes.numpy(), codes, atol=1e-4)
+    np.testing.assert_allclose(box_coder.encode(anchors, anchors), 0.0, atol=1e-6)

@@ -1,0 +1,93 @@
+import numpy as np
+import pytest
+
+from mobile_spinenet.backend import keras, tf
+from mobile_spinenet.counting import count_multiply_adds, count_params
+from mobile_spinenet.heads import BOX_OUTPUT, CLASS_OUTPUT
+from mobile_spinenet.paper import TABLE_9, TOLERANCE
+from mobile_spinenet.zoo import MODELS, build_backbone, build_model, get_model_info, model_anchors
+
+PYRAMID_IDS = [m for m, info in MODELS.items() if info.kind in ("spinenet", "resnet_fpn")]
+DETECTOR_IDS = list(MODELS)
+
+
+@pytest.mark.parametrize("model_id", PYRAMID_IDS)
+def test_pyramid_shapes_per_level(model_id):
+    size = 128
+    model = build_backbone(model_id, image_size=size)
+    info = get_model_info(model_id)
+    width = info.spinenet.endpoint_filters if info.spinenet else 256
+    shapes = {name: tuple(t.shape[1:]) for name, t in model.output.items()}
+    assert shapes == {f"p{lvl}": (size >> lvl, size >> lvl, width) for lvl in range(3, 8)}
+
+
+@pytest.mark.parametrize("model_id", DETECTOR_IDS)
+def test_detector_outputs_cover_every_anchor(model_id):
+    size = 128
+    model = build_model(model_id, image_size=size, num_classes=7)
+    anchors = model_anchors(model_id, size)
+    assert tuple(model.output[CLASS_OUTPUT].shape[1:]) == (len(anchors), 7)
+    assert tuple(model.output[BOX_OUTPUT].shape[1:]) == (len(anchors), 4)
+
+
+@pytest.mark.parametrize("row", TABLE_9, ids=lambda r: r.model_id)
+def test_table9_params_and_multiply_adds(row):
+    model = build_model(row.model_id, image_size=row.image_size, num_classes=80, batch_size=1)
+    params_m = count_params(model) / 1e6
+    macs_b = count_multiply_adds(model) / 1e9
+    assert abs(params_m / row.params_m - 1) <= TOLERANCE, (params_m, row.params_m)
+    assert abs(macs_b / row.multiply_adds_b - 1) <= TOLERANCE, (macs_b, row.multiply_adds_b)
+
+
+def test_multiply_adds_scale_with_input_area():
+    small = count_multiply_adds(build_model("spinenet49xxs", image_size=128, batch_size=1))
+    large = count_multiply_adds(build_model("spinenet49xxs", image_size=256, batch_size=1))
+    assert 3.6 < large / small < 4.1
+
+
+def test_classifier_at_224_averages_the_pyramid():
+    model = build_model("spinenet49", "classification", image_size=224, num_classes=1000)
+    assert tuple(model.output.shape) == (None, 1000)
+    assert model.get_layer("cls_up_p7_crop").output.shape[1] == 28  # 2 -> 32 -> cropped to P3's 28
+
+
+def test_keras_save_load_round_trip(tmp_path, images):
+    model = build_model("spinenet49xxs", image_size=128, num_classes=3)
+    x = images(128, batch=2)
+    before = model(x, training=False)
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    after = loaded(x, training=False)
+    for name in (CLASS_OUTPUT, BOX_OUTPUT):
+        np.testing.assert_array_equal(before[name].numpy(), after[name].numpy())
+
+
+def test_forward_backward_step_updates_every_weight(images):
+    model = build_model("spinenet49xxs", image_size=128, num_classes=3)
+    x = images(128, batch=2)
+    optimizer = keras.optimizers.SGD(0.01)
+    with tf.GradientTape() as tape:
+        out = model(x, training=True)
+        loss = tf.reduce_mean(tf.square(out[CLASS_OUTPUT])) + tf.reduce_mean(tf.square(out[BOX_OUTPUT]))
+    grads = tape.gradient(loss, model.trainable_variables)
+    missing = [v.name for v, g in zip(model.trainable_variables, grads) if g is None]
+    assert not missing
+    assert all(np.isfinite(g.numpy()).all() for g in grads)
+    before = [v.numpy().copy() for v in model.trainable_variables]
+    optimizer.apply_gradients(zip(grads, model.trainable_variables))
+    changed = sum(not np.array_equal(b, v.numpy()) for b, v in zip(before, model.trainable_variables))
+    assert changed > 0.9 * len(before)
+
+
+def test_class_bias_starts_at_prior_probability(images):
+    model = build_model("spinenet49xxs", image_size=128, num_classes=3)
+    probs = tf.sigmoid(model(images(128), training=True)[CLASS_OUTPUT]).numpy()
+    assert 0.003 < probs.mean() < 0.03
+
+
+def test_unknown_id_and_bad_size_are_named():
+    with pytest.raises(ValueError, match="unknown model id 'spinenet50'.*spinenet49xxs"):
+        build_model("spinenet50")
+    with pytest.raises(ValueError, match="image size 200 for spinenet49 must be a positive multiple of 128"):
+        build_model("spinenet49", image_size=200)

@@ -1,0 +1,29 @@
+import numpy as np
+import pytest
+from conftest import randomize_batch_norm
+
+from mobile_spinenet.quantization.convert import to_tflite_fp32, write_atomically
+from mobile_spinenet.quantization.interpreter import interpreter_class, load_interpreter, run
+from mobile_spinenet.zoo import build_model
+
+
+def test_interpreter_is_ai_edge_litert():
+    assert interpreter_class().__module__.startswith("ai_edge_litert")
+
+
+@pytest.mark.parametrize("model_id", ["spinenet49xxs", "mnv3_small_ssdlite"])
+def test_float_tflite_matches_keras(model_id, images, tmp_path):
+    model = build_model(model_id, image_size=128, num_classes=5)
+    randomize_batch_norm(model)
+    path = tmp_path / f"{model_id}.tflite"
+    write_atomically(str(path), to_tflite_fp32(model))
+    interpreter = load_interpreter(str(path))
+    assert list(interpreter.get_input_details()[0]["shape"]) == [1, 128, 128, 3]
+    x = images(128)
+    got = run(interpreter, x)
+    want = model(x, training=False)
+    assert set(got) == {"classes", "boxes"}
+    for name in got:
+        reference = want[name].numpy()
+        assert reference.std() > 0.05  # outputs carry signal, so agreement means something
+        assert np.abs(got[name] - reference).max() < 1e-4, name
