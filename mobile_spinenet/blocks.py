@@ -42,12 +42,6 @@ class Ops:
                                             depthwise_initializer=self.kernel_initializer,
                                             name=name)(x)
 
-    def separable(self, x, filters, kernel_size=3, name=None, use_bias=True, bias_initializer="zeros"):
-        return keras.layers.SeparableConv2D(filters, kernel_size, padding="same", use_bias=use_bias,
-                                            depthwise_initializer="he_normal",
-                                            pointwise_initializer="he_normal",
-                                            bias_initializer=bias_initializer, name=name)(x)
-
     def norm(self, x, name=None):
         return keras.layers.BatchNormalization(momentum=self.bn_momentum, epsilon=self.bn_epsilon,
                                                synchronized=self.sync_bn, name=name)(x)
@@ -64,6 +58,11 @@ class Ops:
         if self.dropblock_keep_prob is None:
             return x
         return DropBlock(self.dropblock_keep_prob, self.dropblock_size, name=name)(x)
+
+    def depthwise_bn(self, x, kernel_size=3, strides=1, name="dw"):
+        """Depthwise conv (no bias), BN, activation."""
+        x = self.depthwise(x, kernel_size, strides, name=name)
+        return self.act(self.norm(x, name=f"{name}_bn"), name=f"{name}_act")
 
     def conv_bn(self, x, filters, kernel_size=1, strides=1, name="conv", activate=True):
         """Conv (no bias), BN, optional DropBlock, optional activation."""
@@ -127,9 +126,7 @@ def mbconv_block(x, ops: Ops, out_filters: int, expand_filters: int, kernel_size
     if expand_filters != in_filters:
         y = ops.conv_bn(y, expand_filters, 1, name=f"{name}_expand")
     expansion = y
-    y = ops.depthwise(y, kernel_size, strides, name=f"{name}_dw")
-    y = ops.norm(y, name=f"{name}_dw_bn")
-    y = ops.act(y, name=f"{name}_dw_act")
+    y = ops.depthwise_bn(y, kernel_size, strides, name=f"{name}_dw")
     if se_filters:
         y = squeeze_excite(y, ops, se_filters, se_gate, name=f"{name}_se")
     y = ops.conv_bn(y, out_filters, 1, name=f"{name}_project", activate=False)

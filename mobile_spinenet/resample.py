@@ -32,9 +32,7 @@ def resample_mobile(x, ops: Ops, parent_level: int, target_level: int, target_ch
     """MBConv family (App. A): no alpha 1x1; each halving is a stride-2 3x3 depthwise conv
     (BN, activation), upsampling is nearest; then a 1x1 conv + BN, i.e. a separable conv."""
     for step in range(target_level - parent_level):
-        x = ops.depthwise(x, 3, strides=2, name=f"{name}_down{step}")
-        x = ops.norm(x, name=f"{name}_down{step}_bn")
-        x = ops.act(x, name=f"{name}_down{step}_act")
+        x = ops.depthwise_bn(x, 3, strides=2, name=f"{name}_down{step}")
     if parent_level > target_level:
         x = upsample_to(x, parent_level - target_level, target_size, name=f"{name}_up")
     return ops.conv_bn(x, target_channels, 1, name=f"{name}_match", activate=False)

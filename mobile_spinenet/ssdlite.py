@@ -21,14 +21,12 @@ def ssd_feature_sizes(image_size: int, num_maps: int = 6) -> tuple[int, ...]:
 def _extra_layer(x, ops: Ops, depth: int, name: str):
     """1x1 to depth/2, stride-2 3x3 depthwise, 1x1 to depth; BN + ReLU6 after each."""
     x = ops.conv_bn(x, depth // 2, 1, name=f"{name}_reduce")
-    x = ops.depthwise(x, 3, strides=2, name=f"{name}_dw")
-    x = ops.act(ops.norm(x, name=f"{name}_dw_bn"), name=f"{name}_dw_act")
+    x = ops.depthwise_bn(x, 3, strides=2, name=f"{name}_dw")
     return ops.conv_bn(x, depth, 1, name=f"{name}_expand")
 
 
 def _separable_predictor(x, ops: Ops, units: int, name: str, bias_initializer="zeros"):
-    x = ops.depthwise(x, 3, name=f"{name}_dw")
-    x = ops.act(ops.norm(x, name=f"{name}_dw_bn"), name=f"{name}_dw_act")
+    x = ops.depthwise_bn(x, 3, name=f"{name}_dw")
     return keras.layers.Conv2D(units, 1, bias_initializer=bias_initializer, name=f"{name}_pw")(x)
 
 
