@@ -3,7 +3,6 @@ export verification and ``mobile-spinenet eval`` all call it). Never hand-writte
 from __future__ import annotations
 
 import contextlib
-import copy
 import io
 import json
 from typing import Iterable, Mapping, Union
@@ -25,7 +24,7 @@ def load_ground_truth(source: Union[str, Mapping]):
         except json.JSONDecodeError as error:
             raise ValueError(f"{source}: not valid JSON ({error})") from None
     else:
-        dataset = copy.deepcopy(dict(source))
+        dataset = dict(source)  # pycocotools only reads it: no deep copy needed
     for field in ("images", "annotations", "categories"):
         if field not in dataset:
             raise ValueError(f"ground truth has no {field!r} field")
