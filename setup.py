@@ -22,6 +22,7 @@ setup(
         "matplotlib==3.11.2",
         "pillow==13.0.0",
         "tqdm==4.70.1",
+        "tensorboard==2.21.0",
     ],
     extras_require={"test": ["pytest==9.2.0"]},
     entry_points={"console_scripts": ["mobile-spinenet=mobile_spinenet.cli:main"]},

@@ -16,6 +16,12 @@ _CUSTOM_ACTIVATIONS = {"hard_swish": HardSwish, "hard_sigmoid": HardSigmoid}
 ACTIVATIONS = ("relu", "relu6", "swish", "sigmoid", "hard_swish", "hard_sigmoid")
 
 
+def depthwise_he_normal():
+    """He-normal for depthwise kernels ``[k, k, C, 1]``: Keras counts their fan-in as k*k*C, which
+    shrinks the init by sqrt(C); each output only sees k*k inputs, which "fan_out" counts."""
+    return keras.initializers.VarianceScaling(2.0, "fan_out", "truncated_normal")
+
+
 @dataclass(frozen=True)
 class Ops:
     """How convolutions, normalization and activations are made for one model."""
@@ -38,8 +44,7 @@ class Ops:
 
     def depthwise(self, x, kernel_size=3, strides=1, name=None):
         return keras.layers.DepthwiseConv2D(kernel_size, strides=strides, padding="same",
-                                            use_bias=False,
-                                            depthwise_initializer=self.kernel_initializer,
+                                            use_bias=False, depthwise_initializer=depthwise_he_normal(),
                                             name=name)(x)
 
     def norm(self, x, name=None):

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 
 from mobile_spinenet import __version__
@@ -35,6 +37,146 @@ def _cmd_summary(args) -> int:
     return 0
 
 
+def _setup_logging() -> None:
+    import logging
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("tensorflow", "absl", "h5py", "matplotlib"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+def _cmd_data_demo(args) -> int:
+    from mobile_spinenet.data.demo import make_demo_dataset
+
+    folders = make_demo_dataset(args.out, args.seed, args.train_images, args.val_images, progress=print)
+    print(f"train: {folders['train']}\nval:   {folders['val']}")
+    return 0
+
+
+def _cmd_data_check(args) -> int:
+    from mobile_spinenet.data.readers import read_dataset
+
+    _setup_logging()
+    dataset = read_dataset(args.data, full_check=True if args.full else None)
+    boxes = sum(len(r.boxes) for r in dataset.records)
+    print(f"{args.data}: {len(dataset)} usable images, {boxes} boxes, {dataset.label_map.num_classes} classes")
+    print(dataset.issues.summary())
+    return 0
+
+
+def _train_overrides(args) -> dict:
+    names = ("image_size", "epochs", "batch_size", "learning_rate", "warmup_epochs", "schedule", "strategy",
+             "tpu", "seed", "checkpoint_every_steps", "val_max_images", "activation", "weight_decay")
+    overrides = {name: getattr(args, name) for name in names}
+    if args.jitter:
+        overrides["jitter"] = [float(v) for v in args.jitter.split(",")]
+    for flag in ("mixed_precision", "deterministic"):
+        if getattr(args, flag):
+            overrides[flag] = True
+    return overrides
+
+
+def _cmd_train(args) -> int:
+    from mobile_spinenet.data.readers import read_dataset
+    from mobile_spinenet.training.config import load_config
+    from mobile_spinenet.training.runs import open_run
+    from mobile_spinenet.training.trainer import Trainer
+
+    _setup_logging()
+    if args.resume and os.path.isfile(os.path.join(args.out, "config.yaml")):
+        config = open_run(args.out).config  # the run's own recipe; flags may not change it mid-run
+    else:
+        config = load_config(args.model, args.config, _train_overrides(args))
+    train = read_dataset(args.data)
+    val = read_dataset(args.val, label_map=train.label_map) if args.val else None
+    trainer = Trainer(config, train, args.out, val, show_progress=not args.no_progress)
+    print(f"training {config.model} at {trainer.image_size} px on {len(train)} images: "
+          f"{trainer.total_steps} steps of {config.batch_size} ({trainer.steps_per_epoch}/epoch), "
+          f"{trainer.replicas} replica(s), base lr {config.resolved_learning_rate():g} -> {args.out}", flush=True)
+    row = trainer.fit(resume=args.resume)
+    summary = ", ".join(f"{k} {row[k]:.4f}" for k in ("loss", "val_AP", "val_AP50") if k in row)
+    print(f"done: {summary}\nrun directory: {args.out} (model.weights.h5, metrics.csv, curves.png, tensorboard/)")
+    return 0
+
+
+def _cmd_bench_train(args) -> int:
+    from mobile_spinenet.training.bench import bench_train, format_bench
+
+    result = bench_train(args.model, args.image_size, args.batch, args.steps, args.warmup, args.data, args.strategy)
+    print(json.dumps(result, indent=1) if args.json else format_bench(result))
+    return 0
+
+
+def _add_train_parser(sub) -> None:
+    train = sub.add_parser(
+        "train", help="train a detector on COCO / VOC data",
+        description="Train a model id with the paper's recipe (its YAML in mobile_spinenet/configs), "
+                    "overridden by --config and then by flags. Writes config.yaml, label_map.json, "
+                    "checkpoints/, steps.csv, metrics.csv, curves.png, tensorboard/ and model.weights.h5.")
+    train.add_argument("--model", help="model id (see `mobile-spinenet models`)")
+    train.add_argument("--data", required=True, help="training set: COCO folder/JSON or Pascal VOC folder")
+    train.add_argument("--val", help="validation set, scored with pycocotools after every epoch")
+    train.add_argument("--out", required=True, help="run directory")
+    train.add_argument("--config", help="YAML file of TrainConfig fields (over the model's own)")
+    train.add_argument("--image-size", type=int)
+    train.add_argument("--epochs", type=float)
+    train.add_argument("--batch", dest="batch_size", type=int, help="global batch size")
+    train.add_argument("--lr", dest="learning_rate", type=float, help="base learning rate "
+                       "(default: 0.08 per 64 images)")
+    train.add_argument("--warmup-epochs", type=float)
+    train.add_argument("--weight-decay", type=float)
+    train.add_argument("--schedule", choices=["step", "cosine"])
+    train.add_argument("--jitter", help="scale jitter range as MIN,MAX (paper: 0.4,1.6)")
+    train.add_argument("--activation", help="override the model's activation (e.g. hard_swish)")
+    train.add_argument("--strategy", choices=["default", "mirrored", "multiworker", "tpu"])
+    train.add_argument("--tpu", help="TPU name or address for --strategy tpu")
+    train.add_argument("--mixed-precision", action="store_true")
+    train.add_argument("--deterministic", action="store_true", help="deterministic TF ops (slower)")
+    train.add_argument("--seed", type=int)
+    train.add_argument("--checkpoint-every", dest="checkpoint_every_steps", type=int, help="steps")
+    train.add_argument("--val-max-images", type=int, help="score only the first N val images")
+    train.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.set_defaults(func=_cmd_train)
+
+
+def _add_data_parser(sub) -> None:
+    data = sub.add_parser("data", help="demo data and dataset checks",
+                          description="Make the bundled demo dataset or check a dataset.")
+    data_sub = data.add_subparsers(dest="data_command", metavar="DATA_COMMAND", required=True)
+    demo = data_sub.add_parser("demo", help="write the Fashion-MNIST demo dataset (COCO format)",
+                               description="Paste bundled Fashion-MNIST glyphs onto canvases and write "
+                                           "OUT/train and OUT/val as COCO (annotations.json + images/).")
+    demo.add_argument("--out", required=True)
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--train-images", type=int, default=800)
+    demo.add_argument("--val-images", type=int, default=200)
+    demo.set_defaults(func=_cmd_data_demo)
+    check = data_sub.add_parser("check", help="read a dataset and report bad input",
+                                description="Read a COCO or VOC dataset as training would and list "
+                                            "what is skipped or fixed.")
+    check.add_argument("data")
+    check.add_argument("--full", action="store_true", help="decode every image (default: up to 5000)")
+    check.set_defaults(func=_cmd_data_check)
+
+
+def _add_bench_parser(sub) -> None:
+    bench = sub.add_parser("bench", help="training-speed benchmarks",
+                           description="Benchmarks that print numbers.")
+    bench_sub = bench.add_subparsers(dest="bench_command", metavar="BENCH_COMMAND", required=True)
+    train = bench_sub.add_parser("train", help="images/s of a training step and input-wait share",
+                                 description="Time training steps on demo data (or --data) and report the "
+                                             "share of time spent waiting on the input pipeline.")
+    train.add_argument("--model", required=True)
+    train.add_argument("--image-size", type=int)
+    train.add_argument("--batch", type=int, default=8)
+    train.add_argument("--steps", type=int, default=20)
+    train.add_argument("--warmup", type=int, default=3)
+    train.add_argument("--data")
+    train.add_argument("--strategy", default="default", choices=["default", "mirrored"])
+    train.add_argument("--json", action="store_true")
+    train.set_defaults(func=_cmd_bench_train)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mobile-spinenet",
@@ -58,6 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("--tables", default="table9,table2,table6,published",
                          help="with --paper: which tables (comma-separated)")
     summary.set_defaults(func=_cmd_summary)
+    _add_data_parser(sub)
+    _add_train_parser(sub)
+    _add_bench_parser(sub)
     return parser
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 
 from mobile_spinenet.backend import keras
-from mobile_spinenet.blocks import Ops
+from mobile_spinenet.blocks import Ops, depthwise_he_normal
 from mobile_spinenet.resample import upsample_to
 
 CLASS_OUTPUT = "classes"
@@ -33,7 +33,7 @@ def retinanet_head(features: dict, ops: Ops, num_classes: int, num_anchors: int,
 
     def make_conv(units, name, bias_initializer="zeros"):
         if separable:
-            return keras.layers.SeparableConv2D(units, 3, padding="same", depthwise_initializer="he_normal",
+            return keras.layers.SeparableConv2D(units, 3, padding="same", depthwise_initializer=depthwise_he_normal(),
                                                 pointwise_initializer="he_normal",
                                                 bias_initializer=bias_initializer, name=name)
         return keras.layers.Conv2D(units, 3, padding="same", kernel_initializer=keras.initializers.RandomNormal(stddev=0.01),

@@ -104,14 +104,15 @@ def _features(info: ModelInfo, inputs, ops: Ops, spec=None, stochastic_depth: fl
     return build_spinenet(inputs, replace(config, stochastic_depth=stochastic_depth), ops)
 
 
-def _prepare(model_id, task, image_size, batch_size, activation, sync_bn, dropblock_keep_prob):
+def _prepare(model_id, task, image_size, batch_size, activation, sync_bn, dropblock_keep_prob,
+             bn_momentum=0.99):
     info = get_model_info(model_id)
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
     image_size = image_size or info.image_size
     check_image_size(model_id, image_size, task)
     ops = Ops(activation=activation or info.activation, sync_bn=sync_bn,
-              dropblock_keep_prob=dropblock_keep_prob)
+              dropblock_keep_prob=dropblock_keep_prob, bn_momentum=bn_momentum)
     inputs = keras.Input((image_size, image_size, 3), batch_size=batch_size, name="image")
     return info, ops, inputs, f"{model_id}_{task}_{image_size}"
 
@@ -127,7 +128,8 @@ def build_backbone(model_id: str, image_size: Optional[int] = None, batch_size: 
 def build_model(model_id: str, task: str = "detection", image_size: Optional[int] = None,
                 num_classes: int = 80, batch_size: Optional[int] = None, spec=None,
                 activation: Optional[str] = None, sync_bn: bool = False,
-                stochastic_depth: float = 0.0, dropblock_keep_prob: Optional[float] = None) -> keras.Model:
+                stochastic_depth: float = 0.0, dropblock_keep_prob: Optional[float] = None,
+                bn_momentum: float = 0.99) -> keras.Model:
     """Build ``model_id`` for ``task``.
 
     Detection models output ``{"classes": [B, N, K] logits, "boxes": [B, N, 4] codes}``
@@ -136,7 +138,7 @@ def build_model(model_id: str, task: str = "detection", image_size: Optional[int
     (a name from ``NAMED_SPECS`` or a sequence of BlockSpec).
     """
     info, ops, inputs, name = _prepare(model_id, task, image_size, batch_size, activation, sync_bn,
-                                       dropblock_keep_prob)
+                                       dropblock_keep_prob, bn_momentum)
     if num_classes < 1:
         raise ValueError(f"num_classes must be >= 1, got {num_classes}")
     if info.kind == "ssdlite":

@@ -1,0 +1,62 @@
+"""Run a detector over a dataset and score it with pycocotools. A *predictor* maps a batch of
+preprocessed images ``[B, S, S, 3]`` to ``(boxes [B, D, 4] in model pixels, scores, classes,
+count)``; Keras models and TFLite files both become predictors, so they are evaluated through
+the same preprocessing, box mapping and results JSON."""
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import numpy as np
+
+from mobile_spinenet.data.records import DetectionDataset
+from mobile_spinenet.eval.coco_metrics import boxes_to_coco, evaluate
+from mobile_spinenet.postprocess import NMSConfig, detect
+
+Predictor = Callable[[np.ndarray], tuple]
+
+
+def keras_predictor(model, anchors: np.ndarray, nms: NMSConfig = NMSConfig()) -> Predictor:
+    """A predictor from a Keras detector (its raw outputs + :func:`detect`)."""
+    from mobile_spinenet.backend import tf
+
+    @tf.function(reduce_retracing=True)
+    def forward(images):
+        outputs = model(images, training=False)
+        return outputs["classes"], outputs["boxes"]
+
+    def predict(images):
+        logits, codes = forward(images)
+        return detect(logits, codes, anchors, nms)
+
+    return predict
+
+
+def predict_dataset(predict: Predictor, dataset: DetectionDataset, image_size: int, batch_size: int = 8,
+                    max_images: Optional[int] = None, progress=None) -> list[dict]:
+    """COCO-format detections of ``predict`` on ``dataset`` (boxes in original-image pixels)."""
+    from mobile_spinenet.data.pipeline import eval_dataset
+
+    records = dataset.records[:max_images] if max_images else dataset.records
+    sizes = {r.image_id: (r.width, r.height) for r in records}
+    class_to_category = dict(enumerate(dataset.label_map.category_ids))
+    detections = []
+    for images, image_ids, scales in eval_dataset(dataset, image_size, batch_size, records):
+        boxes, scores, classes, counts = predict(images.numpy())
+        for b, image_id in enumerate(image_ids.numpy()):
+            n = int(counts[b])
+            width, height = sizes[int(image_id)]
+            original = boxes[b, :n] / float(scales[b])
+            original = np.clip(original, 0, [height, width, height, width])
+            detections += boxes_to_coco(int(image_id), original, scores[b, :n], classes[b, :n], class_to_category)
+        if progress:
+            progress(len(image_ids))
+    return detections
+
+
+def evaluate_predictor(predict: Predictor, dataset: DetectionDataset, image_size: int, batch_size: int = 8,
+                       max_images: Optional[int] = None, progress=None) -> tuple[dict, list]:
+    """``(metrics, detections)``: pycocotools box metrics over (the first ``max_images`` of) ``dataset``."""
+    detections = predict_dataset(predict, dataset, image_size, batch_size, max_images, progress)
+    records = dataset.records[:max_images] if max_images else dataset.records
+    metrics = evaluate(dataset.coco_ground_truth(), detections, image_ids=[r.image_id for r in records])
+    return metrics, detections

@@ -1,0 +1,145 @@
+"""The ``tf.data`` input pipeline: parallel decode, long side resized to the input size and
+zero-padded to a square (Sec. 5.1), random horizontal flip, scale jitter with a random crop,
+anchor labelling, batching and prefetch.
+
+Randomness is stateless and keyed by (seed, epoch, position in the epoch), and each epoch's
+order is a seeded permutation, so an epoch can be restarted at any step and give the very
+batches an uninterrupted run would have seen (exact resume).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from mobile_spinenet.backend import tf
+from mobile_spinenet.data.labeler import label_anchors
+from mobile_spinenet.data.records import DetectionDataset
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+@dataclass(frozen=True)
+class InputConfig:
+    """How images become training examples."""
+
+    image_size: int
+    batch_size: int
+    jitter: tuple = (1.0, 1.0)  # scale range; the paper trains with (0.4, 1.6)
+    flip: bool = True
+    seed: int = 0
+    positive_iou: float = 0.5
+    negative_iou: float = 0.4
+
+
+def _decode(path):
+    image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+    return tf.ensure_shape(image, [None, None, 3])
+
+
+def normalize(image):
+    """uint8 RGB -> float in [-1, 1], the models' input range."""
+    return tf.cast(image, tf.float32) / 127.5 - 1.0
+
+
+def resize_and_pad(image, boxes, image_size: int, scale_factor=1.0, crop_fraction=(0.0, 0.0)):
+    """Resize so the long side is ``image_size * scale_factor``; crop an ``image_size`` square at
+    ``crop_fraction`` of the slack when larger; pad bottom/right with zeros (after normalising).
+    Returns the image, boxes in the new pixels, and (scale, offset_y, offset_x) to undo it."""
+    height, width = tf.cast(tf.shape(image)[0], tf.float32), tf.cast(tf.shape(image)[1], tf.float32)
+    scale = tf.cast(image_size, tf.float32) * scale_factor / tf.maximum(height, width)
+    new_h = tf.maximum(tf.cast(tf.round(height * scale), tf.int32), 1)
+    new_w = tf.maximum(tf.cast(tf.round(width * scale), tf.int32), 1)
+    resized = tf.image.resize(normalize(image), [new_h, new_w], method="bilinear")
+    off_y = tf.cast(tf.cast(tf.maximum(new_h - image_size, 0), tf.float32) * crop_fraction[0], tf.int32)
+    off_x = tf.cast(tf.cast(tf.maximum(new_w - image_size, 0), tf.float32) * crop_fraction[1], tf.int32)
+    cropped = resized[off_y:off_y + image_size, off_x:off_x + image_size]
+    padded = tf.image.pad_to_bounding_box(cropped, 0, 0, image_size, image_size)
+    offset = tf.cast(tf.stack([off_y, off_x, off_y, off_x]), tf.float32)
+    limit = tf.cast(tf.stack([tf.minimum(new_h - off_y, image_size), tf.minimum(new_w - off_x, image_size)]),
+                    tf.float32)
+    boxes = boxes * scale - offset
+    boxes = tf.clip_by_value(boxes, 0.0, tf.tile(limit, [2]))
+    return padded, boxes, tf.stack([scale, tf.cast(off_y, tf.float32), tf.cast(off_x, tf.float32)])
+
+
+def _augment(image, boxes, classes, key, config: InputConfig):
+    seeds = tf.random.experimental.stateless_split(key, 3)
+    if config.flip:
+        flip = tf.random.stateless_uniform([], seeds[0]) < 0.5
+        width = tf.cast(tf.shape(image)[1], tf.float32)
+        image = tf.cond(flip, lambda: tf.image.flip_left_right(image), lambda: image)
+        flipped = tf.stack([boxes[:, 0], width - boxes[:, 3], boxes[:, 2], width - boxes[:, 1]], axis=1)
+        boxes = tf.where(flip, flipped, boxes)
+    lo, hi = config.jitter
+    scale_factor = tf.random.stateless_uniform([], seeds[1], lo, hi) if hi > lo else tf.constant(float(lo))
+    crop = tf.random.stateless_uniform([2], seeds[2])
+    image, boxes, _ = resize_and_pad(image, boxes, config.image_size, scale_factor, (crop[0], crop[1]))
+    keep = tf.logical_and(boxes[:, 2] - boxes[:, 0] >= 1.0, boxes[:, 3] - boxes[:, 1] >= 1.0)
+    return image, tf.boolean_mask(boxes, keep), tf.boolean_mask(classes, keep)
+
+
+def _ragged(records):
+    boxes = tf.RaggedTensor.from_row_lengths(
+        np.concatenate([r.boxes for r in records] + [np.zeros((0, 4), np.float32)]),
+        [len(r.boxes) for r in records])
+    classes = tf.RaggedTensor.from_row_lengths(
+        np.concatenate([r.classes for r in records] + [np.zeros((0,), np.int32)]),
+        [len(r.classes) for r in records])
+    return boxes, classes
+
+
+def epoch_order(num_records: int, seed: int, epoch: int) -> np.ndarray:
+    """The record order of ``epoch``: a permutation that depends on (seed, epoch) only."""
+    return np.random.default_rng([seed, epoch]).permutation(num_records)
+
+
+def steps_per_epoch(dataset: DetectionDataset, batch_size: int) -> int:
+    """Full batches per epoch (the remainder is dropped)."""
+    steps = len(dataset) // batch_size
+    if steps == 0:
+        raise ValueError(f"{len(dataset)} training images are fewer than one batch of {batch_size}")
+    return steps
+
+
+def train_dataset(dataset: DetectionDataset, anchors: np.ndarray, config: InputConfig, epoch: int,
+                  start_step: int = 0, deterministic: bool = True) -> tf.data.Dataset:
+    """Batches ``(images [B, S, S, 3], {"classes": [B, N], "boxes": [B, N, 4]})`` of ``epoch``,
+    starting at ``start_step`` (for resume)."""
+    steps = steps_per_epoch(dataset, config.batch_size)
+    order = epoch_order(len(dataset), config.seed, epoch)[start_step * config.batch_size:
+                                                          steps * config.batch_size]
+    records = [dataset.records[i] for i in order]
+    boxes, classes = _ragged(records)
+    positions = np.arange(start_step * config.batch_size, steps * config.batch_size, dtype=np.int64)
+    keys = np.stack([np.full_like(positions, config.seed), epoch * 1_000_000 + positions], axis=1)
+    anchors = tf.constant(anchors, tf.float32)
+
+    def load(path, boxes, classes, key):
+        image, boxes, classes = _augment(_decode(path), boxes, classes, key, config)
+        target_classes, target_boxes = label_anchors(anchors, boxes, classes,
+                                                     config.positive_iou, config.negative_iou)
+        return image, {"classes": target_classes, "boxes": target_boxes}
+
+    data = tf.data.Dataset.from_tensor_slices(([r.path for r in records], boxes, classes, keys))
+    options = tf.data.Options()
+    options.deterministic = deterministic
+    # A file that passed the reader's check but fails to decode later is dropped with a warning.
+    return (data.map(load, num_parallel_calls=AUTOTUNE).with_options(options)
+            .ignore_errors(log_warning=True).batch(config.batch_size, drop_remainder=True).prefetch(AUTOTUNE))
+
+
+def eval_dataset(dataset: DetectionDataset, image_size: int, batch_size: int = 8,
+                 records: Optional[list] = None) -> tf.data.Dataset:
+    """Batches ``(images, image_ids, scales)`` without augmentation; ``scales`` maps model
+    pixels back to the original image (``original = model / scale``)."""
+    records = records if records is not None else dataset.records
+
+    def load(path, image_id):
+        image, _, undo = resize_and_pad(_decode(path), tf.zeros([0, 4]), image_size)
+        return image, image_id, undo[0]
+
+    data = tf.data.Dataset.from_tensor_slices(([r.path for r in records],
+                                               np.asarray([r.image_id for r in records], np.int64)))
+    return data.map(load, num_parallel_calls=AUTOTUNE).batch(batch_size).prefetch(AUTOTUNE)

@@ -1,0 +1,245 @@
+"""COCO (instances JSON + image folder) and Pascal VOC (XML folder) readers.
+
+Rules for bad input (each case is counted in :class:`DataIssues`, and logged with the file
+or annotation id):
+
+========================  =====================================================
+malformed JSON / XML      JSON: fatal ``DataError`` with line and column; VOC: that
+                          XML file is skipped
+missing / corrupt image   the image and its boxes are skipped
+size differs from JSON    the real size is used
+grayscale / RGBA / CMYK   converted to RGB when decoded (alpha dropped)
+box w or h <= 0           the box is skipped
+box outside the image     clipped to the image; skipped if nothing is left
+unknown category id       the box is skipped
+unknown image id          the box is skipped
+crowd box (iscrowd=1)     not trained on (pycocotools ignores it in evaluation)
+image without boxes       kept as a background-only image
+========================  =====================================================
+"""
+from __future__ import annotations
+
+import json
+import os
+import xml.etree.ElementTree as ET
+from typing import Optional
+
+import numpy as np
+
+from mobile_spinenet.data.records import DataError, DataIssues, DetectionDataset, ImageRecord, LabelMap
+
+FULL_CHECK_LIMIT = 5000  # decode every image fully when a dataset has at most this many
+
+
+def _image_size(path: str, issues: DataIssues, full_check: bool) -> Optional[tuple]:
+    """(width, height, mode) of an image file, or None (with an issue) when it can't be used."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not os.path.isfile(path):
+        issues.add("missing image", f"{path} does not exist; image skipped")
+        return None
+    try:
+        with Image.open(path) as image:
+            size, mode = image.size, image.mode
+            if full_check:
+                image.load()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        issues.add("corrupt image", f"{path} cannot be decoded ({error}); image skipped")
+        return None
+    if mode not in ("RGB", "YCbCr"):
+        issues.add("converted to RGB", f"{path} is {mode}; converted to RGB when decoded")
+    return size[0], size[1], mode
+
+
+def _clip_box(x, y, w, h, width, height, what: str, issues: DataIssues):
+    """(ymin, xmin, ymax, xmax) clipped to the image, or None when unusable."""
+    if not (w > 0 and h > 0):
+        issues.add("bad box", f"{what} has width {w} and height {h}; box skipped")
+        return None
+    ymin, xmin, ymax, xmax = max(y, 0.0), max(x, 0.0), min(y + h, float(height)), min(x + w, float(width))
+    if ymax - ymin < 1.0 or xmax - xmin < 1.0:
+        issues.add("box outside image", f"{what} [{x}, {y}, {w}, {h}] lies outside the "
+                   f"{width}x{height} image; box skipped")
+        return None
+    if (ymin, xmin, ymax, xmax) != (y, x, y + h, x + w):
+        issues.add("box clipped", f"{what} [{x}, {y}, {w}, {h}] extends past the {width}x{height} image; clipped")
+    return ymin, xmin, ymax, xmax
+
+
+def load_coco_json(path: str) -> dict:
+    """Parse a COCO instances file; a clear ``DataError`` for unreadable or malformed files."""
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        raise DataError(f"annotation file {path} does not exist") from None
+    except json.JSONDecodeError as error:
+        raise DataError(f"{path} is not valid JSON: {error.msg} at line {error.lineno} "
+                        f"column {error.colno}") from None
+    if not isinstance(data, dict):
+        raise DataError(f"{path}: expected a JSON object with images/annotations/categories")
+    for key in ("images", "annotations", "categories"):
+        if not isinstance(data.get(key), list):
+            raise DataError(f"{path}: field {key!r} is missing or not a list")
+    for i, category in enumerate(data["categories"]):
+        if not isinstance(category, dict) or not isinstance(category.get("id"), int):
+            raise DataError(f"{path}: categories[{i}] has no integer 'id'")
+    return data
+
+
+def read_coco(annotation_file: str, images_dir: str, label_map: Optional[LabelMap] = None,
+              full_check: Optional[bool] = None) -> DetectionDataset:
+    """Read a COCO instances JSON and its image folder into records.
+
+    ``label_map`` fixes the class indices (e.g. a val set read with the training map);
+    by default it comes from the file's categories.
+    """
+    data = load_coco_json(annotation_file)
+    issues = DataIssues(source=annotation_file)
+    label_map = label_map or LabelMap.from_categories(data["categories"])
+    full_check = len(data["images"]) <= FULL_CHECK_LIMIT if full_check is None else full_check
+    images = {}
+    known_ids = {e.get("id") for e in data["images"] if isinstance(e, dict)}
+    for i, entry in enumerate(data["images"]):
+        if not isinstance(entry, dict) or "id" not in entry or "file_name" not in entry:
+            issues.add("bad image entry", f"{annotation_file}: images[{i}] lacks 'id' or 'file_name'; skipped")
+            continue
+        path = os.path.join(images_dir, entry["file_name"])
+        found = _image_size(path, issues, full_check)
+        if found is None:
+            continue
+        width, height, _ = found
+        if (entry.get("width"), entry.get("height")) != (width, height):
+            issues.add("size mismatch", f"image id {entry['id']} ({path}) is {width}x{height}, the JSON says "
+                       f"{entry.get('width')}x{entry.get('height')}; the real size is used")
+        images[entry["id"]] = (path, width, height, [], [])
+    for i, ann in enumerate(data["annotations"]):
+        ann_id = ann.get("id", f"#{i}") if isinstance(ann, dict) else f"#{i}"
+        what = f"annotation {ann_id}"
+        if not isinstance(ann, dict):
+            issues.add("bad box", f"{what} is not an object; skipped")
+            continue
+        if ann.get("iscrowd", 0):
+            issues.add("crowd box", f"{what} is a crowd region; not trained on")
+            continue
+        image = images.get(ann.get("image_id"))
+        if image is None:
+            if ann.get("image_id") not in known_ids:
+                issues.add("unknown image id", f"{what} refers to image id {ann.get('image_id')!r}; skipped")
+            continue  # boxes of skipped images are dropped silently: the image was reported
+        index = label_map.index_of(ann.get("category_id"))
+        if index is None:
+            issues.add("unknown category", f"{what} has category id {ann.get('category_id')!r}, "
+                       f"not in the categories; skipped")
+            continue
+        bbox = ann.get("bbox")
+        if not (isinstance(bbox, (list, tuple)) and len(bbox) == 4
+                and all(isinstance(v, (int, float)) for v in bbox)):
+            issues.add("bad box", f"{what} has bbox {bbox!r}, expected [x, y, width, height]; skipped")
+            continue
+        path, width, height, boxes, classes = image
+        box = _clip_box(*map(float, bbox), width, height, f"{what} (image {ann['image_id']})", issues)
+        if box is not None:
+            boxes.append(box)
+            classes.append(index)
+    records = []
+    for image_id, (path, width, height, boxes, classes) in images.items():
+        if not boxes:
+            issues.add("no boxes", f"image id {image_id} ({path}) has no usable boxes; kept as background")
+        records.append(ImageRecord(image_id, path, width, height,
+                                   np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(classes, np.int32)))
+    if not records:
+        raise DataError(f"{annotation_file}: no usable images (see the warnings above)")
+    return DetectionDataset(records, label_map, issues, annotation_file)
+
+
+def read_voc(folder: str, label_map: Optional[LabelMap] = None, split: Optional[str] = None,
+             full_check: Optional[bool] = None) -> DetectionDataset:
+    """Read a Pascal VOC folder (``Annotations/*.xml`` + ``JPEGImages/``); ``split`` picks
+    ``ImageSets/Main/<split>.txt``. Class names are sorted to give category ids 1..K."""
+    issues = DataIssues(source=folder)
+    ann_dir = os.path.join(folder, "Annotations")
+    if split:
+        with open(os.path.join(folder, "ImageSets", "Main", f"{split}.txt")) as f:
+            names = [line.split()[0] + ".xml" for line in f if line.strip()]
+    else:
+        names = sorted(n for n in os.listdir(ann_dir) if n.endswith(".xml"))
+    parsed = []
+    for name in names:
+        path = os.path.join(ann_dir, name)
+        try:
+            root = ET.parse(path).getroot()
+        except (ET.ParseError, OSError) as error:
+            issues.add("bad annotation file", f"{path} cannot be parsed ({error}); skipped")
+            continue
+        parsed.append((path, root))
+    if label_map is None:
+        class_names = sorted({(o.findtext("name") or "").strip() for _, r in parsed for o in r.iter("object")} - {""})
+        label_map = LabelMap(list(range(1, len(class_names) + 1)), class_names)
+    full_check = len(parsed) <= FULL_CHECK_LIMIT if full_check is None else full_check
+    records = []
+    for image_id, (path, root) in enumerate(parsed, start=1):
+        image_path = os.path.join(folder, "JPEGImages", root.findtext("filename") or
+                                  os.path.basename(path)[:-4] + ".jpg")
+        found = _image_size(image_path, issues, full_check)
+        if found is None:
+            continue
+        width, height, _ = found
+        boxes, classes = [], []
+        for k, obj in enumerate(root.iter("object")):
+            what = f"{path} object {k}"
+            name = (obj.findtext("name") or "").strip()
+            if name not in label_map.names:
+                issues.add("unknown category", f"{what} has class {name!r}; skipped")
+                continue
+            if obj.findtext("difficult", "0").strip() == "1":
+                issues.add("crowd box", f"{what} is marked difficult; not trained on")
+                continue
+            try:
+                b = obj.find("bndbox")
+                x1, y1, x2, y2 = (float(b.findtext(t)) for t in ("xmin", "ymin", "xmax", "ymax"))
+            except (AttributeError, TypeError, ValueError):
+                issues.add("bad box", f"{what} has no numeric bndbox; skipped")
+                continue
+            box = _clip_box(x1 - 1, y1 - 1, x2 - x1 + 1, y2 - y1 + 1, width, height, what, issues)
+            if box is not None:
+                boxes.append(box)
+                classes.append(label_map.names.index(name))
+        if not boxes:
+            issues.add("no boxes", f"{image_path} has no usable boxes; kept as background")
+        records.append(ImageRecord(image_id, image_path, width, height,
+                                   np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(classes, np.int32)))
+    if not records:
+        raise DataError(f"{folder}: no usable images (see the warnings above)")
+    return DetectionDataset(records, label_map, issues)
+
+
+def find_coco_images_dir(annotation_file: str) -> str:
+    """Guess the image folder of a COCO file: ``images/`` next to it, or COCO's own layout
+    (``annotations/instances_val2017.json`` -> ``val2017/``)."""
+    folder = os.path.dirname(os.path.abspath(annotation_file))
+    stem = os.path.splitext(os.path.basename(annotation_file))[0]
+    split = stem.split("_", 1)[1] if "_" in stem else stem
+    for candidate in (os.path.join(folder, "images"), os.path.join(os.path.dirname(folder), split),
+                      os.path.join(folder, split)):
+        if os.path.isdir(candidate):
+            return candidate
+    raise DataError(f"cannot find the image folder of {annotation_file}: tried images/ next to it and "
+                    f"{split}/ beside its folder; pass it explicitly")
+
+
+def read_dataset(path: str, label_map: Optional[LabelMap] = None, images_dir: Optional[str] = None,
+                 full_check: Optional[bool] = None) -> DetectionDataset:
+    """Read what ``path`` is: a COCO JSON file, a folder with ``annotations.json`` (+ ``images/``),
+    or a Pascal VOC folder (``Annotations/`` + ``JPEGImages/``)."""
+    if os.path.isfile(path):
+        return read_coco(path, images_dir or find_coco_images_dir(path), label_map, full_check)
+    if not os.path.isdir(path):
+        raise DataError(f"dataset {path} does not exist")
+    if os.path.isfile(os.path.join(path, "annotations.json")):
+        return read_coco(os.path.join(path, "annotations.json"), images_dir or os.path.join(path, "images"),
+                         label_map, full_check)
+    if os.path.isdir(os.path.join(path, "Annotations")):
+        return read_voc(path, label_map, full_check=full_check)
+    raise DataError(f"{path} is neither a COCO dataset (annotations.json + images/) nor a Pascal VOC "
+                    f"folder (Annotations/ + JPEGImages/)")

@@ -1,0 +1,121 @@
+"""The training recipe as data: one YAML file per model id in ``mobile_spinenet/configs``
+(the paper's Sec. 5.1 recipe), then an optional user YAML, then command-line flags.
+The resolved config is saved as ``config.yaml`` in the run directory."""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from typing import Optional
+
+import yaml
+
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "configs")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides a training run."""
+
+    model: str
+    image_size: Optional[int] = None  # None: the model id's own size
+    epochs: float = 600
+    batch_size: int = 256
+    learning_rate: Optional[float] = None  # None: lr_per_64_images * batch_size / 64
+    lr_per_64_images: float = 0.08
+    momentum: float = 0.9
+    weight_decay: float = 4e-5
+    warmup_epochs: float = 5.0
+    schedule: str = "step"  # "step" or "cosine"
+    step_decay_at: list = field(default_factory=lambda: [0.84, 0.92, 0.96])  # fractions of training
+    step_decay_factors: list = field(default_factory=lambda: [0.1, 0.01, 0.001])
+    focal_alpha: float = 0.25
+    focal_gamma: float = 1.5
+    huber_delta: float = 0.1
+    box_loss_weight: float = 50.0
+    jitter: list = field(default_factory=lambda: [0.4, 1.6])
+    flip: bool = True
+    activation: Optional[str] = None  # None: the model id's own
+    dropblock_keep_prob: Optional[float] = None
+    stochastic_depth: float = 0.0
+    sync_bn: Optional[bool] = None  # None: on whenever there is more than one replica
+    bn_momentum: float = 0.99
+    precise_bn_images: int = 256  # re-estimate BN statistics on this many train images (0: off)
+    mixed_precision: bool = False
+    clip_grad_norm: Optional[float] = None
+    strategy: str = "default"  # default | mirrored | multiworker | tpu
+    tpu: str = ""
+    seed: int = 0
+    deterministic: bool = False
+    checkpoint_every_steps: int = 500
+    keep_checkpoints: int = 3
+    val_max_images: Optional[int] = None
+
+    def resolved_learning_rate(self) -> float:
+        if self.learning_rate is not None:
+            return float(self.learning_rate)
+        return self.lr_per_64_images * self.batch_size / 64.0
+
+    def validate(self) -> "TrainConfig":
+        if self.schedule not in ("step", "cosine"):
+            raise ValueError(f"config field schedule must be 'step' or 'cosine', got {self.schedule!r}")
+        if len(self.step_decay_at) != len(self.step_decay_factors):
+            raise ValueError("config fields step_decay_at and step_decay_factors differ in length")
+        if len(self.jitter) != 2 or not 0 < self.jitter[0] <= self.jitter[1]:
+            raise ValueError(f"config field jitter must be [min, max] with 0 < min <= max, got {self.jitter}")
+        if self.batch_size < 1 or self.epochs <= 0:
+            raise ValueError("config fields batch_size and epochs must be positive")
+        if self.strategy not in ("default", "mirrored", "multiworker", "tpu"):
+            raise ValueError(f"config field strategy must be default, mirrored, multiworker or tpu, "
+                             f"got {self.strategy!r}")
+        return self
+
+
+FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
+
+
+def _read_yaml(path: str) -> dict:
+    try:
+        with open(path) as f:
+            data = yaml.safe_load(f) or {}
+    except FileNotFoundError:
+        raise ValueError(f"config file {path} does not exist") from None
+    except yaml.YAMLError as error:
+        raise ValueError(f"config file {path} is not valid YAML: {error}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"config file {path} must hold a mapping of field: value")
+    unknown = sorted(set(data) - FIELDS)
+    if unknown:
+        raise ValueError(f"config file {path}: unknown field(s) {', '.join(unknown)}; "
+                         f"known: {', '.join(sorted(FIELDS))}")
+    return data
+
+
+def model_config_path(model_id: str) -> str:
+    return os.path.join(CONFIG_DIR, f"{model_id}.yaml")
+
+
+def load_config(model_id: Optional[str] = None, config_file: Optional[str] = None,
+                overrides: Optional[dict] = None) -> TrainConfig:
+    """Model id's YAML, then ``config_file``, then ``overrides`` (``None`` values are skipped)."""
+    values = {}
+    user = _read_yaml(config_file) if config_file else {}
+    model_id = model_id or user.get("model")
+    if not model_id:
+        raise ValueError("no model id: pass --model or set `model:` in the config file")
+    from mobile_spinenet.zoo import get_model_info
+    get_model_info(model_id)  # clear error for unknown ids
+    values.update(_read_yaml(model_config_path(model_id)))
+    values.update(user)
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    values["model"] = model_id
+    return TrainConfig(**values).validate()
+
+
+def save_config(config: TrainConfig, path: str) -> None:
+    from mobile_spinenet.io_utils import write_atomically
+    write_atomically(path, yaml.safe_dump(dataclasses.asdict(config), sort_keys=False))
+
+
+def read_saved_config(path: str) -> TrainConfig:
+    return TrainConfig(**_read_yaml(path)).validate()

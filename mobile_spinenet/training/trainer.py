@@ -1,0 +1,221 @@
+"""The training loop: a custom ``tf.distribute`` loop with atomic checkpoints and exact resume.
+
+Resume is exact because everything a step depends on is in the checkpoint or follows from
+it: weights, BN statistics, optimizer slots and iteration count (which gives the learning
+rate and, with the seeded epoch order of the input pipeline, the data position)."""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import asdict
+from typing import Callable, Optional
+
+from mobile_spinenet.backend import keras, tf
+from mobile_spinenet.data.pipeline import InputConfig, steps_per_epoch, train_dataset
+from mobile_spinenet.data.records import DetectionDataset
+from mobile_spinenet.io_utils import write_atomically, write_json_atomically
+from mobile_spinenet.training.checkpoints import AtomicCheckpoints
+from mobile_spinenet.training.config import TrainConfig, save_config
+from mobile_spinenet.training.distribute import make_strategy
+from mobile_spinenet.training.logs import RunLog, plot_curves
+from mobile_spinenet.training.losses import LossConfig, detection_losses, weight_decay_loss
+from mobile_spinenet.training.schedule import WarmupDecay
+from mobile_spinenet.zoo import build_model, check_image_size, get_model_info, model_anchors
+
+log = logging.getLogger("mobile_spinenet.train")
+WEIGHTS_FILE = "model.weights.h5"
+
+
+def _set_precision(config: TrainConfig) -> Optional[str]:
+    if not config.mixed_precision:
+        return None
+    policy = "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
+    keras.mixed_precision.set_global_policy(policy)
+    return policy
+
+
+class Trainer:
+    """Builds the model, optimizer and checkpoint of ``config`` under its strategy and trains.
+
+    ``model_fn(num_classes) -> keras.Model`` replaces the zoo's builder (QAT passes its
+    quantized model here); ``learning_rate`` overrides the schedule's base rate."""
+
+    def __init__(self, config: TrainConfig, train_data: DetectionDataset, run_dir: str,
+                 val_data: Optional[DetectionDataset] = None, model_fn: Optional[Callable] = None,
+                 show_progress: bool = True):
+        if config.deterministic:
+            tf.config.experimental.enable_op_determinism()
+        self.config, self.train_data, self.val_data, self.run_dir = config, train_data, val_data, run_dir
+        self.show_progress = show_progress
+        self.strategy = make_strategy(config.strategy, config.tpu)
+        self.replicas = self.strategy.num_replicas_in_sync
+        if config.batch_size % self.replicas:
+            raise ValueError(f"batch size {config.batch_size} is not divisible by the {self.replicas} replicas")
+        self.image_size = config.image_size or get_model_info(config.model).image_size
+        check_image_size(config.model, self.image_size)
+        self.anchors = model_anchors(config.model, self.image_size)
+        self.num_classes = train_data.label_map.num_classes
+        self.steps_per_epoch = steps_per_epoch(train_data, config.batch_size)
+        self.total_steps = max(1, int(round(config.epochs * self.steps_per_epoch)))
+        self.input_config = InputConfig(self.image_size, config.batch_size, tuple(config.jitter), config.flip,
+                                        config.seed)
+        self.loss_config = LossConfig(config.focal_alpha, config.focal_gamma, config.huber_delta,
+                                      config.box_loss_weight)
+        self.policy = _set_precision(config)
+        sync_bn = self.replicas > 1 if config.sync_bn is None else config.sync_bn
+        with self.strategy.scope():
+            keras.utils.set_random_seed(config.seed)
+            if model_fn is None:
+                self.model = build_model(config.model, image_size=self.image_size, num_classes=self.num_classes,
+                                         activation=config.activation, sync_bn=sync_bn,
+                                         stochastic_depth=config.stochastic_depth,
+                                         dropblock_keep_prob=config.dropblock_keep_prob,
+                                         bn_momentum=config.bn_momentum)
+            else:
+                self.model = model_fn(self.num_classes)
+            self.schedule = WarmupDecay(config.resolved_learning_rate(), self.total_steps,
+                                        int(round(config.warmup_epochs * self.steps_per_epoch)),
+                                        config.schedule, config.step_decay_at, config.step_decay_factors)
+            optimizer = keras.optimizers.SGD(self.schedule, momentum=config.momentum, jit_compile=False,
+                                             global_clipnorm=config.clip_grad_norm)
+            if self.policy == "mixed_float16":
+                optimizer = keras.mixed_precision.LossScaleOptimizer(optimizer)
+            self.optimizer = optimizer
+            self.optimizer.build(self.model.trainable_variables)
+            self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer)
+        self.checkpoints = AtomicCheckpoints(os.path.join(run_dir, "checkpoints"), self.checkpoint,
+                                             config.keep_checkpoints)
+        self._train_step = tf.function(self._distributed_step)
+
+    # -- one step -------------------------------------------------------------------------
+    def _replica_step(self, images, targets):
+        positives = tf.reduce_sum(tf.cast(targets["classes"] >= 0, tf.float32))
+        global_positives = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, positives)
+        variables = self.model.trainable_variables
+        with tf.GradientTape() as tape:
+            outputs = self.model(images, training=True)
+            class_loss, box_loss = detection_losses(outputs, targets, self.loss_config, global_positives)
+            box_loss = self.config.box_loss_weight * box_loss
+            l2_loss = weight_decay_loss(self.model, self.config.weight_decay) / self.replicas
+            loss = class_loss + box_loss + l2_loss
+            if self.model.losses:
+                loss += tf.add_n([tf.cast(x, tf.float32) for x in self.model.losses]) / self.replicas
+            scaled = self.optimizer.get_scaled_loss(loss) if self.policy == "mixed_float16" else loss
+        gradients = tape.gradient(scaled, variables)
+        if self.policy == "mixed_float16":
+            gradients = self.optimizer.get_unscaled_gradients(gradients)
+        self.optimizer.apply_gradients(zip(gradients, variables))
+        return {"loss": loss, "class_loss": class_loss, "box_loss": box_loss, "l2_loss": l2_loss}
+
+    def _distributed_step(self, images, targets):
+        parts = self.strategy.run(self._replica_step, args=(images, targets))
+        return {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in parts.items()}
+
+    def train_step(self, images, targets) -> dict:
+        """One optimizer step on a (distributed) batch; returns the summed loss parts."""
+        return self._train_step(images, targets)
+
+    # -- data -----------------------------------------------------------------------------
+    def epoch_batches(self, epoch: int, start_step: int = 0):
+        dataset = train_dataset(self.train_data, self.anchors, self.input_config, epoch, start_step)
+        return self.strategy.experimental_distribute_dataset(dataset)
+
+    @property
+    def step(self) -> int:
+        return int(self.optimizer.iterations.numpy())
+
+    # -- the loop -------------------------------------------------------------------------
+    def _prepare_run_dir(self, resume: bool) -> int:
+        os.makedirs(self.run_dir, exist_ok=True)
+        prefix = self.checkpoints.latest()
+        if prefix and not resume:
+            raise ValueError(f"{self.run_dir} already holds checkpoints; pass --resume to continue "
+                             f"it, or choose another --out")
+        save_config(self.config, os.path.join(self.run_dir, "config.yaml"))
+        self.train_data.label_map.save(os.path.join(self.run_dir, "label_map.json"))
+        issues = self.train_data.issues
+        write_atomically(os.path.join(self.run_dir, "data_issues.txt"),
+                         issues.summary() + "\n" + "".join(m + "\n" for m in issues.messages))
+        log.info("training data: %d images; %s", len(self.train_data), issues.summary())
+        if resume and prefix:
+            self.checkpoints.restore_latest()
+            log.info("resumed from %s at step %d", prefix, self.step)
+        return self.step
+
+    def precise_bn(self) -> None:
+        """Re-estimate BN statistics with the final weights (see :mod:`precise_bn`)."""
+        if self.config.precise_bn_images > 0:
+            from mobile_spinenet.training.precise_bn import recompute_bn_statistics
+            recompute_bn_statistics(self.model, self.train_data, self.image_size, self.config.precise_bn_images,
+                                    self.config.batch_size)
+
+    def _validate(self) -> dict:
+        from mobile_spinenet.eval.detector_eval import evaluate_predictor, keras_predictor
+
+        metrics, _ = evaluate_predictor(keras_predictor(self.model, self.anchors), self.val_data, self.image_size,
+                                        max_images=self.config.val_max_images)
+        return metrics
+
+    def fit(self, resume: bool = False) -> dict:
+        """Train to ``total_steps``; returns the last epoch's metrics row."""
+        from tqdm import tqdm
+
+        step = self._prepare_run_dir(resume)
+        run_log = RunLog(self.run_dir)
+        run_log.truncate(step)
+        last_row = {}
+        every = max(1, self.config.checkpoint_every_steps)
+        while step < self.total_steps:
+            epoch, start = divmod(step, self.steps_per_epoch)
+            steps_this_epoch = min(self.steps_per_epoch, self.total_steps - epoch * self.steps_per_epoch)
+            bar = tqdm(total=steps_this_epoch, initial=start, disable=not self.show_progress, unit="step",
+                       desc=f"epoch {epoch + 1}/{-(-self.total_steps // self.steps_per_epoch)}", dynamic_ncols=True)
+            sums, count, started = {}, 0, time.perf_counter()
+            tick = started
+            for images, targets in self.epoch_batches(epoch, start):
+                if step >= epoch * self.steps_per_epoch + steps_this_epoch:
+                    break
+                lr = float(self.schedule(step))
+                parts = {k: float(v) for k, v in self.train_step(images, targets).items()}
+                step += 1
+                now = time.perf_counter()
+                speed = self.config.batch_size / max(now - tick, 1e-9)
+                tick = now
+                for k, v in parts.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                count += 1
+                run_log.step({"step": step, "epoch": epoch + 1, **parts, "lr": lr, "images_per_s": speed})
+                bar.set_postfix(loss=f"{parts['loss']:.3f}", cls=f"{parts['class_loss']:.3f}",
+                                box=f"{parts['box_loss']:.3f}", lr=f"{lr:.2e}", img_s=f"{speed:.1f}")
+                bar.update(1)
+                if step % every == 0:
+                    run_log.flush_steps()
+                    self.checkpoints.save(step)
+            bar.close()
+            seconds = time.perf_counter() - started
+            row = {"epoch": epoch + 1, "step": step, "lr": float(self.schedule(step - 1)), "seconds": round(seconds, 2),
+                   "images_per_s": count * self.config.batch_size / max(seconds, 1e-9),
+                   **{k: v / max(count, 1) for k, v in sums.items()}}
+            self.precise_bn()
+            if self.val_data is not None:
+                metrics = self._validate()
+                row.update(val_AP=metrics["AP"], val_AP50=metrics["AP50"], val_AP75=metrics["AP75"])
+                log.info("epoch %d: val AP %.4f AP50 %.4f", epoch + 1, metrics["AP"], metrics["AP50"])
+            run_log.epoch(row)  # before the checkpoint: a resumed run never loses a row
+            self.checkpoints.save(step)
+            plot_curves(self.run_dir)
+            last_row = row
+        self.save_final(last_row)
+        return last_row
+
+    def save_final(self, row: dict) -> str:
+        path = os.path.join(self.run_dir, WEIGHTS_FILE)
+        temp = os.path.join(self.run_dir, ".tmp-" + WEIGHTS_FILE)
+        self.model.save_weights(temp)
+        os.replace(temp, path)
+        write_json_atomically(os.path.join(self.run_dir, "run.json"), {
+            "model": self.config.model, "image_size": self.image_size, "num_classes": self.num_classes,
+            "steps": self.step, "epochs": self.step / self.steps_per_epoch, "weights": WEIGHTS_FILE,
+            "label_map": "label_map.json", "last_epoch": row, "config": asdict(self.config)})
+        return path
