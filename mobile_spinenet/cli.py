@@ -116,7 +116,8 @@ def _add_train_parser(sub) -> None:
     train.add_argument("--data", required=True, help="training set: COCO folder/JSON or Pascal VOC folder")
     train.add_argument("--val", help="validation set, scored with pycocotools after every epoch")
     train.add_argument("--out", required=True, help="run directory")
-    train.add_argument("--config", help="YAML file of TrainConfig fields (over the model's own)")
+    train.add_argument("--config", help="YAML file of TrainConfig fields (over the model's own), or a bundled "
+                       "recipe name: cpu_demo")
     train.add_argument("--image-size", type=int)
     train.add_argument("--epochs", type=float)
     train.add_argument("--batch", dest="batch_size", type=int, help="global batch size")

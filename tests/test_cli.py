@@ -21,9 +21,24 @@ def test_summary_bad_id_is_a_clear_error(capsys):
     assert "unknown model id 'spinenet50'" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", [[], ["models"], ["summary"]])
+@pytest.mark.parametrize("command", [[], ["models"], ["summary"], ["train"], ["data"], ["data", "demo"],
+                                     ["data", "check"], ["bench"], ["bench", "train"]])
 def test_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(command + ["--help"])
     assert exit_info.value.code == 0
     assert "usage: mobile-spinenet" in capsys.readouterr().out
+
+
+def test_data_demo_then_check(tmp_path, capsys):
+    assert main(["data", "demo", "--out", str(tmp_path), "--train-images", "6", "--val-images", "3"]) == 0
+    assert (tmp_path / "LICENSE-fashion-mnist.txt").exists()
+    assert main(["data", "check", str(tmp_path / "val")]) == 0
+    out = capsys.readouterr().out
+    assert "3 usable images" in out and "10 classes" in out and "no input problems" in out
+
+
+def test_data_check_names_a_malformed_file(tmp_path, capsys):
+    (tmp_path / "annotations.json").write_text("{")
+    assert main(["data", "check", str(tmp_path)]) == 2
+    assert "annotations.json is not valid JSON" in capsys.readouterr().err

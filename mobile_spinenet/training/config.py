@@ -74,6 +74,14 @@ class TrainConfig:
 FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 
 
+def recipe_path(name_or_path: str) -> str:
+    """A config file path, or the name of a bundled recipe (``configs/recipes/NAME.yaml``)."""
+    if os.path.isfile(name_or_path):
+        return name_or_path
+    bundled = os.path.join(CONFIG_DIR, "recipes", f"{name_or_path}.yaml")
+    return bundled if os.path.isfile(bundled) else name_or_path
+
+
 def _read_yaml(path: str) -> dict:
     try:
         with open(path) as f:
@@ -99,7 +107,7 @@ def load_config(model_id: Optional[str] = None, config_file: Optional[str] = Non
                 overrides: Optional[dict] = None) -> TrainConfig:
     """Model id's YAML, then ``config_file``, then ``overrides`` (``None`` values are skipped)."""
     values = {}
-    user = _read_yaml(config_file) if config_file else {}
+    user = _read_yaml(recipe_path(config_file)) if config_file else {}
     model_id = model_id or user.get("model")
     if not model_id:
         raise ValueError("no model id: pass --model or set `model:` in the config file")
