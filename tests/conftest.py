@@ -7,17 +7,26 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 
-def randomize_batch_norm(model, seed=0):
-    """Give every BN layer non-trivial statistics so outputs are O(1), not ~0 as at init,
-    and numerical comparisons between runtimes can fail."""
+def randomize_batch_norm(model, seed=0, size=None):
+    """Give every BN layer the statistics of a random batch and a random affine, so outputs
+    are O(1) (at init they are ~1e-6, and made-up statistics blow up through 100+ layers):
+    numerical comparisons between runtimes can then fail."""
+    from mobile_spinenet.backend import keras
+
     rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        if layer.__class__.__name__ == "BatchNormalization":
-            gamma, beta, mean, var = layer.get_weights()
-            layer.set_weights([rng.uniform(0.8, 1.6, gamma.shape).astype("float32"),
-                               rng.uniform(-0.3, 0.3, beta.shape).astype("float32"),
-                               rng.uniform(-0.05, 0.05, mean.shape).astype("float32"),
-                               rng.uniform(0.2, 0.6, var.shape).astype("float32")])
+    size = size or int(model.inputs[0].shape[1])
+    batch = rng.uniform(-1, 1, (4, size, size, 3)).astype("float32")
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    for layer in norms:
+        gamma, beta, _, _ = layer.get_weights()
+        layer.gamma.assign(rng.uniform(0.8, 1.25, gamma.shape).astype("float32"))
+        layer.beta.assign(rng.uniform(-0.2, 0.2, beta.shape).astype("float32"))
+        layer.momentum = 0.0  # one training-mode pass sets the moving statistics to the batch's
+    model(batch, training=True)
+    for layer in norms:
+        layer.momentum = 0.99
+        # floor the variances: a near-constant channel would amplify rounding by 1/sqrt(eps)
+        layer.moving_variance.assign(layer.moving_variance + 0.05)
 
 
 @pytest.fixture

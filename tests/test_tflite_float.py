@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 from conftest import randomize_batch_norm
 
+from mobile_spinenet.backend import keras
 from mobile_spinenet.quantization.convert import to_tflite_fp32, write_atomically
 from mobile_spinenet.quantization.interpreter import interpreter_class, load_interpreter, run
 from mobile_spinenet.zoo import build_model
@@ -13,6 +14,7 @@ def test_interpreter_is_ai_edge_litert():
 
 @pytest.mark.parametrize("model_id", ["spinenet49xxs", "mnv3_small_ssdlite"])
 def test_float_tflite_matches_keras(model_id, images, tmp_path):
+    keras.utils.set_random_seed(0)
     model = build_model(model_id, image_size=128, num_classes=5)
     randomize_batch_norm(model)
     path = tmp_path / f"{model_id}.tflite"
@@ -26,4 +28,6 @@ def test_float_tflite_matches_keras(model_id, images, tmp_path):
     for name in got:
         reference = want[name].numpy()
         assert reference.std() > 0.05  # outputs carry signal, so agreement means something
-        assert np.abs(got[name] - reference).max() < 1e-4, name
+        # float32 sums in another order through ~100 layers: agreement within 1e-4 of the
+        # output's scale (a wrong op or layout is off by O(1) of it)
+        assert np.abs(got[name] - reference).max() < 1e-4 * np.abs(reference).max(), name
