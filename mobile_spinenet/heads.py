@@ -16,6 +16,11 @@ def prior_bias(prior_probability: float = 0.01) -> float:
     return -math.log((1.0 - prior_probability) / prior_probability)
 
 
+def head_initializer():
+    """Kernel init of detection-head convs and predictors: N(0, 0.01) (RetinaNet, Sec. 4.1)."""
+    return keras.initializers.RandomNormal(stddev=0.01)
+
+
 def flatten_predictions(per_level: list, width: int, name: str):
     """Reshape ``[B, H, W, A * width]`` maps to ``[B, sum(H*W*A), width]`` and concatenate."""
     flat = [keras.layers.Reshape((-1, width), name=f"{name}_flat{i}")(t) for i, t in enumerate(per_level)]
@@ -25,28 +30,44 @@ def flatten_predictions(per_level: list, width: int, name: str):
 
 
 def retinanet_head(features: dict, ops: Ops, num_classes: int, num_anchors: int, filters: int,
-                   num_convs: int = 4, separable: bool = False, prior_probability: float = 0.01):
+                   num_convs: int = 4, separable: bool = False, prior_probability: float = 0.01,
+                   share_convs: bool = True):
     """RetinaNet class and box subnets, shared across levels with a BN per level.
 
+    With ``share_convs=False`` each level gets its own copy of every head conv (named
+    ``..._p{level}``), so BN folds into them for int8 and no int8 weight buffer is shared
+    between ops (XNNPACK crashes on a shared int8 weight buffer in LiteRT 2.3).
     Returns ``(class_logits [B, N, K], box_codes [B, N, 4])`` over all levels.
     """
 
-    def make_conv(units, name, bias_initializer="zeros"):
+    def make_conv(units, name, bias_initializer="zeros", predictor=False):
+        # A separable conv is built as a shared depthwise layer and a shared 1x1 layer (the same
+        # weights and multiply-adds as SeparableConv2D): tfmot cannot split a *shared*
+        # SeparableConv2D for quantization, but it quantizes these two layers directly.
+        # Init: convs followed by BN are He-normal in the separable head (two N(0, 0.01) factors
+        # give activations far below BN's epsilon, and the head would start dead); the last conv
+        # of a predictor is N(0, 0.01), so the class logits start at the prior bias.
         if separable:
-            return keras.layers.SeparableConv2D(units, 3, padding="same", depthwise_initializer=depthwise_he_normal(),
-                                                pointwise_initializer="he_normal",
-                                                bias_initializer=bias_initializer, name=name)
-        return keras.layers.Conv2D(units, 3, padding="same", kernel_initializer=keras.initializers.RandomNormal(stddev=0.01),
+            depthwise = keras.layers.DepthwiseConv2D(3, padding="same", use_bias=False,
+                                                     depthwise_initializer=depthwise_he_normal(), name=f"{name}_dw")
+            pointwise = keras.layers.Conv2D(units, 1, kernel_initializer=head_initializer() if predictor else "he_normal",
+                                            bias_initializer=bias_initializer, name=name)
+            return lambda x: pointwise(depthwise(x))
+        return keras.layers.Conv2D(units, 3, padding="same", kernel_initializer=head_initializer(),
                                    bias_initializer=bias_initializer, name=name)
 
     outputs = {}
     for subnet, units, bias in ((CLASS_OUTPUT, num_classes, keras.initializers.Constant(prior_bias(prior_probability))),
                                 (BOX_OUTPUT, 4, "zeros")):
-        convs = [make_conv(filters, f"{subnet}_net_conv{i}") for i in range(num_convs)]
-        predictor = make_conv(num_anchors * units, f"{subnet}_predict", bias)
+        def make_convs(suffix=""):
+            return ([make_conv(filters, f"{subnet}_net_conv{i}{suffix}") for i in range(num_convs)],
+                    make_conv(num_anchors * units, f"{subnet}_predict{suffix}", bias, predictor=True))
+
+        shared = make_convs()
         maps = []
         for level in sorted(features):
             x = features[level]
+            convs, predictor = shared if share_convs else make_convs(f"_p{level}")
             for i, conv in enumerate(convs):
                 x = ops.norm(conv(x), name=f"{subnet}_net_conv{i}_bn_p{level}")
                 x = ops.act(x, name=f"{subnet}_net_conv{i}_act_p{level}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 from mobile_spinenet.anchors import SSDAnchors
 from mobile_spinenet.backend import keras
 from mobile_spinenet.blocks import Ops
-from mobile_spinenet.heads import BOX_OUTPUT, CLASS_OUTPUT, flatten_predictions, prior_bias
+from mobile_spinenet.heads import BOX_OUTPUT, CLASS_OUTPUT, flatten_predictions, head_initializer, prior_bias
 from mobile_spinenet.mobilenet_v3 import mobilenet_v3
 
 EXTRA_DEPTHS = (512, 256, 256, 128)
@@ -27,7 +27,8 @@ def _extra_layer(x, ops: Ops, depth: int, name: str):
 
 def _separable_predictor(x, ops: Ops, units: int, name: str, bias_initializer="zeros"):
     x = ops.depthwise_bn(x, 3, name=f"{name}_dw")
-    return keras.layers.Conv2D(units, 1, bias_initializer=bias_initializer, name=f"{name}_pw")(x)
+    return keras.layers.Conv2D(units, 1, kernel_initializer=head_initializer(), bias_initializer=bias_initializer,
+                               name=f"{name}_pw")(x)
 
 
 def ssdlite(inputs, ops: Ops, size: str, num_classes: int, prior_probability: float = 0.01):

@@ -129,13 +129,15 @@ def build_model(model_id: str, task: str = "detection", image_size: Optional[int
                 num_classes: int = 80, batch_size: Optional[int] = None, spec=None,
                 activation: Optional[str] = None, sync_bn: bool = False,
                 stochastic_depth: float = 0.0, dropblock_keep_prob: Optional[float] = None,
-                bn_momentum: float = 0.99) -> keras.Model:
+                bn_momentum: float = 0.99, share_head_convs: bool = True) -> keras.Model:
     """Build ``model_id`` for ``task``.
 
     Detection models output ``{"classes": [B, N, K] logits, "boxes": [B, N, 4] codes}``
     over the anchors of :func:`model_anchors`; classifiers output ``[B, K]`` logits.
     Inputs are RGB images scaled to [-1, 1]. ``spec`` replaces the SpineNet block spec
-    (a name from ``NAMED_SPECS`` or a sequence of BlockSpec).
+    (a name from ``NAMED_SPECS`` or a sequence of BlockSpec). ``share_head_convs=False``
+    unrolls the RetinaNet head's shared convs per level (for int8 export, see
+    ``mobile_spinenet.quantization.qat``).
     """
     info, ops, inputs, name = _prepare(model_id, task, image_size, batch_size, activation, sync_bn,
                                        dropblock_keep_prob, bn_momentum)
@@ -150,5 +152,6 @@ def build_model(model_id: str, task: str = "detection", image_size: Optional[int
     if task == "classification":
         return keras.Model(inputs, classification_head(features, num_classes), name=name)
     classes, boxes = retinanet_head(features, ops, num_classes, RetinaNetAnchors().num_anchors,
-                                    info.head_filters, info.head_convs, info.head_separable)
+                                    info.head_filters, info.head_convs, info.head_separable,
+                                    share_convs=share_head_convs)
     return keras.Model(inputs, {CLASS_OUTPUT: classes, BOX_OUTPUT: boxes}, name=name)

@@ -10,9 +10,10 @@ from mobile_spinenet.backend import keras
 
 
 def batch_norm_layers(model) -> list:
-    """Every BN layer of ``model``, nested models included."""
+    """Every BN layer of ``model``, nested models and quantization wrappers included."""
     found = []
     for layer in model.layers:
+        layer = getattr(layer, "layer", layer)  # tfmot's QuantizeWrapper holds the real layer
         if isinstance(layer, keras.layers.BatchNormalization):
             found.append(layer)
         elif isinstance(layer, keras.Model):

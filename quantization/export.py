@@ -1,0 +1,120 @@
+"""TFLite export: fp32, fp16, dynamic-range and full-int8 files, with detection
+post-processing in the graph (``--nms tflite``) or raw outputs (``--nms none``).
+
+Every conversion starts from a concrete function with a static ``[1, H, W, 3]`` float input in
+[-1, 1] (a dynamic batch adds SHAPE/STRIDED_SLICE ops that keep XNNPACK from taking the graph).
+int8 files are converted from the quantizable form of the model (head convs unrolled per level,
+so BN folds into them): from a float run with a representative dataset (PTQ), from a QAT run
+with its learned ranges.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Optional
+
+import numpy as np
+
+from mobile_spinenet.backend import keras, tf
+from mobile_spinenet.postprocess import NMSConfig
+from mobile_spinenet.quantization.postprocess_op import (OUTPUT_NAMES, detection_postprocess_fn,
+                                                         normalized_center_anchors)
+
+QUANT_TYPES = ("fp32", "fp16", "dynamic", "int8")
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """How a model becomes a ``.tflite`` file."""
+
+    quant: str = "fp32"
+    nms: str = "tflite"  # "tflite": TFLite_Detection_PostProcess in the graph; "none": raw outputs
+    nms_config: NMSConfig = field(default_factory=NMSConfig)
+    regular_nms: bool = True
+    input_type: str = "float"  # int8 only: "uint8" takes raw pixels (quantized input tensor)
+
+    def validate(self) -> "ExportOptions":
+        if self.quant not in QUANT_TYPES:
+            raise ValueError(f"--quant must be one of {', '.join(QUANT_TYPES)}, got {self.quant!r}")
+        if self.nms not in ("tflite", "none"):
+            raise ValueError(f"--nms must be tflite or none, got {self.nms!r}")
+        if self.input_type not in ("float", "uint8"):
+            raise ValueError(f"--input-type must be float or uint8, got {self.input_type!r}")
+        if self.input_type == "uint8" and self.quant != "int8":
+            raise ValueError("--input-type uint8 needs --quant int8")
+        return self
+
+
+def export_function(model: keras.Model, anchors: np.ndarray, options: ExportOptions):
+    """The concrete function that is converted: image -> named outputs."""
+    size = int(model.input_shape[1])
+    num_classes = int(model.output_shape["classes"][-1])
+
+    if options.nms == "none":
+        def serve(image):
+            outputs = model(image, training=False)
+            return {"classes": outputs["classes"], "boxes": outputs["boxes"]}
+    else:
+        postprocess = detection_postprocess_fn(num_classes, options.nms_config, options.regular_nms)
+        op_anchors = tf.constant(normalized_center_anchors(anchors, size))
+
+        def serve(image):
+            outputs = model(image, training=False)
+            boxes, classes, scores, count = postprocess(outputs["boxes"], tf.sigmoid(outputs["classes"]), op_anchors)
+            return dict(zip(OUTPUT_NAMES, (boxes, classes, scores, count)))
+
+    return tf.function(serve).get_concrete_function(tf.TensorSpec([1, size, size, 3], tf.float32, name="image"))
+
+
+def convert(model: keras.Model, anchors: np.ndarray, options: ExportOptions,
+            representative_images: Optional[Callable[[], Iterable[np.ndarray]]] = None,
+            quantization_aware: bool = False) -> bytes:
+    """Convert ``model`` to a TFLite flatbuffer as ``options`` say.
+
+    ``representative_images()`` yields ``[1, H, W, 3]`` float batches; int8 from a float model
+    needs it (post-training calibration); a quantization-aware model brings its own ranges."""
+    options.validate()
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([export_function(model, anchors, options)], model)
+    if options.quant == "fp16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif options.quant == "dynamic":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif options.quant == "int8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if not quantization_aware:
+            if representative_images is None:
+                raise ValueError("int8 export of a float model needs calibration images (--calib)")
+            converter.representative_dataset = lambda: ([image] for image in representative_images())
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
+        if options.input_type == "uint8":
+            converter.inference_input_type = tf.uint8
+    if options.nms == "tflite":
+        converter.allow_custom_ops = True  # TFLite_Detection_PostProcess is a custom op every runtime ships
+    return converter.convert()
+
+
+def op_report(flatbuffer: bytes) -> dict:
+    """Op histogram, ops that compute in float, and weight/activation tensor types of a file."""
+    from mobile_spinenet.quantization.interpreter import interpreter_class
+
+    interpreter = interpreter_class()(model_content=flatbuffer,
+                                      experimental_preserve_all_tensors=False)
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    ops, float_ops = Counter(), Counter()
+    for op in interpreter._get_ops_details():  # noqa: SLF001 (the documented way to list ops)
+        ops[op["op_name"]] += 1
+        outputs = [tensors[i] for i in op["outputs"] if i in tensors]
+        if op["op_name"] not in ("DEQUANTIZE", "TFLite_Detection_PostProcess") and any(
+                t["dtype"] == np.float32 for t in outputs):
+            float_ops[op["op_name"]] += 1
+    dtypes = Counter(np.dtype(t["dtype"]).name for t in tensors.values())
+    return {"ops": dict(ops.most_common()), "float_ops": dict(float_ops.most_common()),
+            "tensor_types": dict(dtypes.most_common()), "size_bytes": len(flatbuffer)}
+
+
+def format_op_report(report: dict) -> str:
+    ops = ", ".join(f"{name} {count}" for name, count in report["ops"].items())
+    floats = ", ".join(f"{name} {count}" for name, count in report["float_ops"].items()) or "none"
+    return (f"size {report['size_bytes'] / 1e6:.2f} MB\nops: {ops}\n"
+            f"ops computing in float: {floats}\ntensor types: {report['tensor_types']}")

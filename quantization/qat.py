@@ -1,0 +1,175 @@
+"""Quantization-aware models with tensorflow-model-optimization.
+
+tfmot's default 8-bit scheme covers the convolutions (BN folded), ReLU/swish/sigmoid
+activations, Add, Concatenate, pooling, nearest upsampling and Reshape. It refuses a few
+layers the kit uses; those get :class:`OutputOnlyQuantizeConfig` (an 8-bit moving-average
+quantizer on the output, no weights), so the whole graph converts to int8:
+
+* ``Multiply`` (every squeeze-excite), ``Average`` (the classification head);
+* the kit's ``HardSwish`` / ``HardSigmoid`` / ``StochasticDepth`` / ``DropBlock`` layers.
+
+The RetinaNet head shares its convolutions across P3..P7 with a BN per level. tfmot folds BN
+into a conv (and splits a separable conv) only when the layer is used once, so models are
+quantized in their *quantizable* form (:func:`quantizable_model`): the same weights with the
+head unrolled per level.
+
+The public implementation's QAT path had defects this module avoids (see the tests):
+its quantized hard-sigmoid scaled by 1.6667 instead of 1/6 (here the float layer itself is
+kept and only its output is quantized); it copied weights into the QAT model by position,
+which fails when the float model was never called (here the QAT model is cloned around the
+float model's own layers, and :func:`copy_weights_by_name` matches layers by name); and it could not quantize the bottleneck
+family at all (here every layer of both families is covered).
+"""
+from __future__ import annotations
+
+import re
+
+from mobile_spinenet.backend import keras
+from mobile_spinenet.layers import CUSTOM_OBJECTS
+
+import tensorflow_model_optimization as tfmot  # noqa: E402  (after the backend sets legacy Keras)
+from tensorflow_model_optimization.python.core.quantization.keras.default_8bit.default_8bit_quantize_registry import (  # noqa: E402,E501
+    Default8BitConvQuantizeConfig)
+
+_quantize = tfmot.quantization.keras
+
+
+class OutputOnlyQuantizeConfig(_quantize.QuantizeConfig):
+    """Quantize only a layer's output (8 bits, asymmetric, moving-average range)."""
+
+    def get_weights_and_quantizers(self, layer):
+        return []
+
+    def get_activations_and_quantizers(self, layer):
+        return []
+
+    def set_quantize_weights(self, layer, quantize_weights):
+        pass
+
+    def set_quantize_activations(self, layer, quantize_activations):
+        pass
+
+    def get_output_quantizers(self, layer):
+        return [_quantize.quantizers.MovingAverageQuantizer(num_bits=8, per_axis=False, symmetric=False,
+                                                             narrow_range=False)]
+
+    def get_config(self):
+        return {}
+
+
+# Layer classes tfmot's default registry refuses; their outputs are quantized as above.
+OUTPUT_ONLY_LAYERS = (keras.layers.Multiply, keras.layers.Average) + tuple(CUSTOM_OBJECTS.values())
+
+
+def quantize_scope_objects() -> dict:
+    """Custom objects needed to clone, save or load a quantization-aware model."""
+    return {**CUSTOM_OBJECTS, "OutputOnlyQuantizeConfig": OutputOnlyQuantizeConfig,
+            "Default8BitConvQuantizeConfig": Default8BitConvQuantizeConfig}
+
+
+def _feeds_output_concat(layer) -> bool:
+    """A predictor: a conv whose outputs are reshaped and concatenated into a model output."""
+    return any(isinstance(node.outbound_layer, keras.layers.Reshape) for node in layer.outbound_nodes)
+
+
+def _annotate(layer):
+    """The QuantizeConfig a layer needs beyond tfmot's defaults (none: the layer itself)."""
+    if isinstance(layer, OUTPUT_ONLY_LAYERS):
+        return _quantize.quantize_annotate_layer(layer, OutputOnlyQuantizeConfig())
+    if type(layer) is keras.layers.Conv2D and _feeds_output_concat(layer):
+        # int8 concatenation needs one scale for all its inputs: the predictors' outputs are left
+        # to the Concatenate's quantizer, which the converter propagates back through Reshape.
+        return _quantize.quantize_annotate_layer(layer, Default8BitConvQuantizeConfig(["kernel"], [], False))
+    return layer
+
+
+def quantize_aware(model: keras.Model) -> keras.Model:
+    """A quantization-aware copy of a float functional ``model``, its weights included.
+
+    Works for every model of the zoo in its quantizable form (a layer shared between several
+    inputs is refused); the float model need not have been called."""
+    shared = [layer.name for layer in model.layers if len(layer.inbound_nodes) > 1]
+    if shared:
+        raise ValueError(f"{model.name} shares layers between inputs ({', '.join(shared[:3])}, ...): "
+                         f"quantize its quantizable_model(...) instead")
+    with _quantize.quantize_scope(quantize_scope_objects()):
+        # _annotate returns the model's own layer objects (or wraps them), so the clone holds the
+        # very weights of ``model``: nothing is copied by position.
+        annotated = keras.models.clone_model(model, clone_function=_annotate)
+        annotated = _quantize.quantize_annotate_model(annotated)
+        return _quantize.quantize_apply(annotated)
+
+
+# -- from a trained float model to a quantizable one ---------------------------------------------
+def copy_weights_by_name(source: keras.Model, target: keras.Model) -> int:
+    """Copy every layer's weights from ``source`` into the layer of the same name in ``target``;
+    a target layer named with a level (``..._p3...``, a head conv unrolled per level) takes the
+    weights of the shared layer without it.
+    Never by position. Raises when a target layer with weights finds no source."""
+    by_name = {layer.name: layer for layer in source.layers}
+    copied = 0
+    for layer in target.layers:
+        if not layer.weights:
+            continue
+        name = layer.name
+        origin = by_name.get(name) or by_name.get(re.sub(r"_p\d+(?=_|$)", "", name))
+        if origin is None:
+            raise ValueError(f"layer {name} of {target.name} has no counterpart in {source.name}")
+        layer.set_weights(origin.get_weights())
+        copied += 1
+    return copied
+
+
+def quantizable_model(model_id: str, float_model: keras.Model, **build_kwargs) -> keras.Model:
+    """``float_model`` rebuilt for int8: the same weights, the head convs unrolled per level so
+    BN folds into them (see :func:`mobile_spinenet.heads.retinanet_head`)."""
+    from mobile_spinenet.zoo import build_model
+
+    unrolled = build_model(model_id, share_head_convs=False, **build_kwargs)
+    copy_weights_by_name(float_model, unrolled)
+    return unrolled
+
+
+# -- quantizer ranges ------------------------------------------------------------------------
+class _RangeUnion:
+    """Within the block, tfmot's moving-average range updates become a running union
+    (min of mins, max of maxes), as TFLite's post-training calibration does."""
+
+    def __init__(self):
+        from mobile_spinenet.backend import tf
+        self._train, self._original = tf.__internal__.train, tf.__internal__.train.assign_moving_average
+
+    def __enter__(self):
+        def assign_union(variable, value, decay, zero_debias=True, name=None):
+            from mobile_spinenet.backend import tf
+            if name == "AssignMinEma":
+                return variable.assign(tf.minimum(variable, value))
+            if name == "AssignMaxEma":
+                return variable.assign(tf.maximum(variable, value))
+            return self._original(variable, value, decay, zero_debias=zero_debias, name=name)
+        self._train.assign_moving_average = assign_union
+        return self
+
+    def __exit__(self, *exc):
+        self._train.assign_moving_average = self._original
+
+
+def calibrate_ranges(qat_model: keras.Model, batches) -> int:
+    """Set every activation quantizer's range to the union of what it sees over ``batches``.
+
+    tfmot starts activation ranges at [-6, 6] and moves them with an EMA of decay 0.999, i.e.
+    over ~1000 steps: a short fine-tune would end with ranges far from the data (the int8 model
+    then clips or wastes levels). A union, not a per-call average, because a layer shared across
+    P3..P7 has one range for all levels. Runs eagerly in training mode (weight ranges follow the
+    weights; BN statistics move by one momentum step per batch). Returns the batches used."""
+    for variable in qat_model.non_trainable_variables:  # ranges must hold 0: start from [0, 0]
+        if re.search(r"_(min|max):0$", variable.name):
+            variable.assign(variable * 0.0)
+    count = 0
+    with _RangeUnion():
+        for images in batches:
+            qat_model(images, training=True)
+            count += 1
+    if count == 0:
+        raise ValueError("range calibration needs at least one batch")
+    return count

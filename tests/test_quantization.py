@@ -1,0 +1,101 @@
+"""QAT models, int8/fp32 TFLite export with post-processing in the graph, and the public
+implementation's QAT defects that the kit must not repeat."""
+import numpy as np
+import pytest
+from conftest import randomize_batch_norm
+
+from mobile_spinenet.backend import keras
+from mobile_spinenet.layers import HardSigmoid
+from mobile_spinenet.postprocess import detect
+from mobile_spinenet.quantization.export import ExportOptions, convert, op_report
+from mobile_spinenet.quantization.interpreter import load_interpreter, run
+from mobile_spinenet.quantization.postprocess_op import OUTPUT_NAMES
+from mobile_spinenet.quantization.qat import calibrate_ranges, quantizable_model, quantize_aware
+from mobile_spinenet.zoo import build_model, model_anchors
+
+
+@pytest.fixture(scope="module")
+def xxs():
+    keras.utils.set_random_seed(0)
+    model = build_model("spinenet49xxs", image_size=128, num_classes=5)
+    randomize_batch_norm(model)
+    rng = np.random.default_rng(0)  # spread the logits, so detections are many and untied
+    for name, std, bias in (("classes_predict", 0.5, -2.0), ("boxes_predict", 0.1, 0.0)):
+        layer = model.get_layer(name)
+        layer.kernel.assign(rng.normal(0, std, layer.kernel.shape).astype("float32"))
+        layer.bias.assign(np.full(layer.bias.shape, bias, "float32"))
+    return model
+
+
+def test_quantized_hard_sigmoid_is_relu6_over_six_not_ten_times_it():
+    inputs = keras.Input((8, 8, 4))
+    model = keras.Model(inputs, HardSigmoid()(inputs))
+    qat = quantize_aware(model)
+    x = np.linspace(-5, 5, 256, dtype="float32").reshape(1, 8, 8, 4)
+    calibrate_ranges(qat, [x])
+    want = np.clip(x + 3, 0, 6) / 6
+    got = qat(x, training=False).numpy()
+    assert np.abs(got - want).max() < 2.0 / 255  # within a couple of int8 steps of [0, 1]
+    assert got.max() <= 1.0 + 1e-3  # the public defect scaled by 1.6667 and reached ~10
+
+
+def test_qat_model_of_a_never_called_float_model_keeps_its_weights():
+    keras.utils.set_random_seed(1)
+    float_model = build_model("spinenet49xxs", image_size=128, num_classes=3)  # never called
+    unrolled = quantizable_model("spinenet49xxs", float_model, image_size=128, num_classes=3)
+    qat = quantize_aware(unrolled)
+    float_weights = {w.name: w.numpy() for w in float_model.weights}
+    compared = 0
+    for weight in qat.weights:
+        name = weight.name
+        shared_name = name.replace("_p3_dw", "_dw").replace("_p3/", "/")
+        if "_p3" in name and shared_name in float_weights:  # the head copy of level 3
+            np.testing.assert_array_equal(weight.numpy(), float_weights[shared_name], err_msg=name)
+            compared += 1
+        elif name in float_weights and "moving" not in name:
+            np.testing.assert_array_equal(weight.numpy(), float_weights[name], err_msg=name)
+            compared += 1
+    assert compared > 200
+
+
+def test_quantize_aware_refuses_shared_layers_with_a_pointer_to_the_fix():
+    with pytest.raises(ValueError, match="quantizable_model"):
+        quantize_aware(build_model("spinenet49xxs", image_size=128, num_classes=3))
+
+
+def test_bottleneck_family_is_quantizable():
+    model = build_model("spinenet49s", image_size=128, num_classes=3, share_head_convs=False)
+    qat = quantize_aware(model)
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 128, 128, 3)).astype("float32")
+    calibrate_ranges(qat, [x])
+    outputs = qat(x, training=False)
+    assert outputs["classes"].shape == (1, 3069, 3) and np.isfinite(outputs["boxes"].numpy()).all()
+
+
+def test_fp32_export_with_postprocess_in_the_graph_matches_keras_detections(xxs, images):
+    anchors = model_anchors("spinenet49xxs", 128)
+    interpreter = load_interpreter(model_content=convert(xxs, anchors, ExportOptions("fp32")))
+    x = images(128, seed=3)
+    got = run(interpreter, x)
+    assert set(got) == set(OUTPUT_NAMES)
+    assert got["location"].shape == (1, 100, 4) and got["score"].shape == (1, 100)
+    assert got["category"].shape == (1, 100) and got["number of detections"].shape == (1,)
+    outputs = xxs(x, training=False)
+    boxes, scores, classes, count = detect(outputs["classes"], outputs["boxes"], anchors)
+    n = int(got["number of detections"][0])
+    assert n == int(count[0]) and n > 0
+    np.testing.assert_allclose(got["score"][0, :n], scores[0, :n], atol=1e-4)
+    np.testing.assert_allclose(got["location"][0, 0] * 128, boxes[0, 0], atol=0.05)
+    assert int(got["category"][0, 0]) == int(classes[0, 0])
+
+
+def test_int8_ptq_export_holds_int8_weights_and_activations(xxs):
+    anchors = model_anchors("spinenet49xxs", 128)
+    unrolled = quantizable_model("spinenet49xxs", xxs, image_size=128, num_classes=5)
+    rng = np.random.default_rng(0)
+    flatbuffer = convert(unrolled, anchors, ExportOptions("int8", nms="none"),
+                         lambda: (rng.uniform(-1, 1, (1, 128, 128, 3)).astype("float32") for _ in range(4)))
+    report = op_report(flatbuffer)
+    assert report["float_ops"] == {}, report["float_ops"]
+    assert report["tensor_types"]["int8"] > 500 and report["tensor_types"].get("float32", 0) <= 4
+    assert report["ops"]["CONV_2D"] > 100
