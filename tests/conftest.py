@@ -29,6 +29,17 @@ def randomize_batch_norm(model, seed=0, size=None):
         layer.moving_variance.assign(layer.moving_variance + 0.05)
 
 
+def spread_predictions(model, seed=0):
+    """Give the predictors wide random kernels: at init (N(0, 0.01)) the class logits sit at the
+    prior bias with almost no spread, and detections would be few and tied."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if layer.name.endswith("_predict") or layer.name.endswith("_pw") and "ssd_" in layer.name:
+            std, bias = (0.5, -2.0) if "class" in layer.name else (0.1, 0.0)
+            layer.kernel.assign(rng.normal(0, std, layer.kernel.shape).astype("float32"))
+            layer.bias.assign(np.full(layer.bias.shape, bias, "float32"))
+
+
 @pytest.fixture
 def images():
     def make(size, batch=1, seed=0):

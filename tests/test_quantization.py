@@ -2,7 +2,7 @@
 implementation's QAT defects that the kit must not repeat."""
 import numpy as np
 import pytest
-from conftest import randomize_batch_norm
+from conftest import randomize_batch_norm, spread_predictions
 
 from mobile_spinenet.backend import keras
 from mobile_spinenet.layers import HardSigmoid
@@ -19,11 +19,7 @@ def xxs():
     keras.utils.set_random_seed(0)
     model = build_model("spinenet49xxs", image_size=128, num_classes=5)
     randomize_batch_norm(model)
-    rng = np.random.default_rng(0)  # spread the logits, so detections are many and untied
-    for name, std, bias in (("classes_predict", 0.5, -2.0), ("boxes_predict", 0.1, 0.0)):
-        layer = model.get_layer(name)
-        layer.kernel.assign(rng.normal(0, std, layer.kernel.shape).astype("float32"))
-        layer.bias.assign(np.full(layer.bias.shape, bias, "float32"))
+    spread_predictions(model)
     return model
 
 

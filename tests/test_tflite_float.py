@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from conftest import randomize_batch_norm
+from conftest import randomize_batch_norm, spread_predictions
 
 from mobile_spinenet.backend import keras
 from mobile_spinenet.quantization.convert import to_tflite_fp32, write_atomically
@@ -17,6 +17,7 @@ def test_float_tflite_matches_keras(model_id, images, tmp_path):
     keras.utils.set_random_seed(0)
     model = build_model(model_id, image_size=128, num_classes=5)
     randomize_batch_norm(model)
+    spread_predictions(model)
     path = tmp_path / f"{model_id}.tflite"
     write_atomically(str(path), to_tflite_fp32(model))
     interpreter = load_interpreter(str(path))
