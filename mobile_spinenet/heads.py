@@ -35,8 +35,8 @@ def retinanet_head(features: dict, ops: Ops, num_classes: int, num_anchors: int,
     """RetinaNet class and box subnets, shared across levels with a BN per level.
 
     With ``share_convs=False`` each level gets its own copy of every head conv (named
-    ``..._p{level}``), so BN folds into them for int8 and no int8 weight buffer is shared
-    between ops (XNNPACK crashes on a shared int8 weight buffer in LiteRT 2.3).
+    ``..._p{level}``), so tfmot can fold BN into them for int8 (it folds and splits only
+    layers that are used once).
     Returns ``(class_logits [B, N, K], box_codes [B, N, 4])`` over all levels.
     """
 

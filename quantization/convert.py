@@ -1,13 +1,12 @@
-"""Float TFLite conversion from a static-shape concrete function."""
+"""Float TFLite conversion of any model of the kit (see :mod:`export` for the options)."""
 from __future__ import annotations
 
-from mobile_spinenet.backend import keras, tf
-from mobile_spinenet.counting import inference_function
+from mobile_spinenet.backend import keras
 from mobile_spinenet.io_utils import write_atomically  # noqa: F401  (re-exported)
+from mobile_spinenet.quantization.export import ExportOptions, convert
 
 
 def to_tflite_fp32(model: keras.Model) -> bytes:
-    """Convert ``model`` to a float TFLite flatbuffer with a static ``[1, H, W, 3]`` input
-    (a dynamic batch adds SHAPE/STRIDED_SLICE ops that keep XNNPACK from taking the graph)."""
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([inference_function(model)], model)
-    return converter.convert()
+    """``model`` as a float TFLite flatbuffer with its own outputs and a static ``[1, H, W, 3]``
+    input (a dynamic batch adds SHAPE/STRIDED_SLICE ops that keep XNNPACK from taking the graph)."""
+    return convert(model, None, ExportOptions("fp32", nms="none"))

@@ -16,6 +16,7 @@ from typing import Callable, Iterable, Optional
 import numpy as np
 
 from mobile_spinenet.backend import keras, tf
+from mobile_spinenet.counting import inference_function
 from mobile_spinenet.postprocess import NMSConfig
 from mobile_spinenet.quantization.postprocess_op import (OUTPUT_NAMES, detection_postprocess_fn,
                                                          normalized_center_anchors)
@@ -45,28 +46,25 @@ class ExportOptions:
         return self
 
 
-def export_function(model: keras.Model, anchors: np.ndarray, options: ExportOptions):
-    """The concrete function that is converted: image -> named outputs."""
+def export_function(model: keras.Model, anchors: Optional[np.ndarray], options: ExportOptions):
+    """The concrete function that is converted: image -> named outputs (the model's own with
+    ``nms="none"``; ``anchors`` are needed only for the in-graph post-processing)."""
+    if options.nms == "none":
+        return inference_function(model)
     size = int(model.input_shape[1])
     num_classes = int(model.output_shape["classes"][-1])
+    postprocess = detection_postprocess_fn(num_classes, options.nms_config, options.regular_nms)
+    op_anchors = tf.constant(normalized_center_anchors(anchors, size))
 
-    if options.nms == "none":
-        def serve(image):
-            outputs = model(image, training=False)
-            return {"classes": outputs["classes"], "boxes": outputs["boxes"]}
-    else:
-        postprocess = detection_postprocess_fn(num_classes, options.nms_config, options.regular_nms)
-        op_anchors = tf.constant(normalized_center_anchors(anchors, size))
-
-        def serve(image):
-            outputs = model(image, training=False)
-            boxes, classes, scores, count = postprocess(outputs["boxes"], tf.sigmoid(outputs["classes"]), op_anchors)
-            return dict(zip(OUTPUT_NAMES, (boxes, classes, scores, count)))
+    def serve(image):
+        outputs = model(image, training=False)
+        boxes, classes, scores, count = postprocess(outputs["boxes"], tf.sigmoid(outputs["classes"]), op_anchors)
+        return dict(zip(OUTPUT_NAMES, (boxes, classes, scores, count)))
 
     return tf.function(serve).get_concrete_function(tf.TensorSpec([1, size, size, 3], tf.float32, name="image"))
 
 
-def convert(model: keras.Model, anchors: np.ndarray, options: ExportOptions,
+def convert(model: keras.Model, anchors: Optional[np.ndarray], options: ExportOptions,
             representative_images: Optional[Callable[[], Iterable[np.ndarray]]] = None,
             quantization_aware: bool = False) -> bytes:
     """Convert ``model`` to a TFLite flatbuffer as ``options`` say.
@@ -98,8 +96,7 @@ def op_report(flatbuffer: bytes) -> dict:
     """Op histogram, ops that compute in float, and weight/activation tensor types of a file."""
     from mobile_spinenet.quantization.interpreter import interpreter_class
 
-    interpreter = interpreter_class()(model_content=flatbuffer,
-                                      experimental_preserve_all_tensors=False)
+    interpreter = interpreter_class()(model_content=flatbuffer)
     tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
     ops, float_ops = Counter(), Counter()
     for op in interpreter._get_ops_details():  # noqa: SLF001 (the documented way to list ops)

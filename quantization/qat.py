@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 
-from mobile_spinenet.backend import keras
+from mobile_spinenet.backend import keras, tf
 from mobile_spinenet.layers import CUSTOM_OBJECTS
 
 import tensorflow_model_optimization as tfmot  # noqa: E402  (after the backend sets legacy Keras)
@@ -136,12 +136,10 @@ class _RangeUnion:
     (min of mins, max of maxes), as TFLite's post-training calibration does."""
 
     def __init__(self):
-        from mobile_spinenet.backend import tf
         self._train, self._original = tf.__internal__.train, tf.__internal__.train.assign_moving_average
 
     def __enter__(self):
         def assign_union(variable, value, decay, zero_debias=True, name=None):
-            from mobile_spinenet.backend import tf
             if name == "AssignMinEma":
                 return variable.assign(tf.minimum(variable, value))
             if name == "AssignMaxEma":
@@ -159,8 +157,8 @@ def calibrate_ranges(qat_model: keras.Model, batches) -> int:
 
     tfmot starts activation ranges at [-6, 6] and moves them with an EMA of decay 0.999, i.e.
     over ~1000 steps: a short fine-tune would end with ranges far from the data (the int8 model
-    then clips or wastes levels). A union, not a per-call average, because a layer shared across
-    P3..P7 has one range for all levels. Runs eagerly in training mode (weight ranges follow the
+    then clips or wastes levels). A union of batch ranges is what TFLite's post-training
+    calibration uses, so QAT and PTQ start from the same ranges. Runs eagerly in training mode (weight ranges follow the
     weights; BN statistics move by one momentum step per batch). Returns the batches used."""
     for variable in qat_model.non_trainable_variables:  # ranges must hold 0: start from [0, 0]
         if re.search(r"_(min|max):0$", variable.name):

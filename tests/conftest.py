@@ -34,7 +34,7 @@ def spread_predictions(model, seed=0):
     prior bias with almost no spread, and detections would be few and tied."""
     rng = np.random.default_rng(seed)
     for layer in model.layers:
-        if layer.name.endswith("_predict") or layer.name.endswith("_pw") and "ssd_" in layer.name:
+        if layer.name.endswith("_predict") or (layer.name.endswith("_pw") and "ssd_" in layer.name):
             std, bias = (0.5, -2.0) if "class" in layer.name else (0.1, 0.0)
             layer.kernel.assign(rng.normal(0, std, layer.kernel.shape).astype("float32"))
             layer.bias.assign(np.full(layer.bias.shape, bias, "float32"))
