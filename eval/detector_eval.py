@@ -31,6 +31,27 @@ def keras_predictor(model, anchors: np.ndarray, nms: NMSConfig = NMSConfig()) ->
     return predict
 
 
+def tflite_predictor(interpreter, anchors: np.ndarray, image_size: int, nms: NMSConfig = NMSConfig()) -> Predictor:
+    """A predictor from a TFLite interpreter of an exported detector: files with the in-graph
+    post-processing (outputs ``location``/``category``/``score``/``number of detections``, boxes
+    normalised) or raw ``classes``/``boxes`` outputs, decoded here with :func:`detect`."""
+    from mobile_spinenet.quantization.interpreter import run
+
+    def predict(images):
+        per_image = []
+        for image in images:  # exported files take one image at a time
+            outputs = run(interpreter, image[None])
+            if "location" in outputs:
+                per_image.append((outputs["location"][0] * image_size, outputs["score"][0],
+                                  outputs["category"][0].astype(np.int32), int(outputs["number of detections"][0])))
+            else:
+                boxes, scores, classes, count = detect(outputs["classes"], outputs["boxes"], anchors, nms)
+                per_image.append((boxes[0], scores[0], classes[0], int(count[0])))
+        return tuple(np.stack([p[i] for p in per_image]) for i in range(4))
+
+    return predict
+
+
 def predict_dataset(predict: Predictor, dataset: DetectionDataset, image_size: int, batch_size: int = 8,
                     max_images: Optional[int] = None, progress=None) -> list[dict]:
     """COCO-format detections of ``predict`` on ``dataset`` (boxes in original-image pixels)."""

@@ -1,1 +1,11 @@
-"""TFLite conversion and quantization (installed as ``mobile_spinenet.quantization``)."""
+"""Quantization-aware training, TFLite conversion and export verification
+(installed as ``mobile_spinenet.quantization``).
+
+The notebook API mirrors the commands: ``export_tflite(run_dir, out, quant=...)``."""
+
+
+def __getattr__(name):  # lazy, so that importing the interpreter helpers does not load tfmot
+    if name == "export_tflite":
+        from mobile_spinenet.quantization.export_run import export_tflite
+        return export_tflite
+    raise AttributeError(name)

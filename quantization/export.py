@@ -80,11 +80,11 @@ def convert(model: keras.Model, anchors: Optional[np.ndarray], options: ExportOp
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     elif options.quant == "int8":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        if not quantization_aware:
+        if not quantization_aware:  # a QAT model brings its ranges; a float one is calibrated
             if representative_images is None:
                 raise ValueError("int8 export of a float model needs calibration images (--calib)")
             converter.representative_dataset = lambda: ([image] for image in representative_images())
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
         if options.input_type == "uint8":
             converter.inference_input_type = tf.uint8
     if options.nms == "tflite":

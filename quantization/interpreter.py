@@ -1,6 +1,8 @@
 """The TFLite interpreter: ai-edge-litert first, then tflite-runtime, then TensorFlow's."""
 from __future__ import annotations
 
+import sys
+
 
 def interpreter_class():
     """The best TFLite ``Interpreter`` class installed."""
@@ -15,10 +17,17 @@ def interpreter_class():
     return Interpreter
 
 
-def load_interpreter(model_path=None, model_content=None, num_threads=None):
-    """An allocated interpreter for a ``.tflite`` path or flatbuffer bytes."""
-    interpreter = interpreter_class()(model_path=model_path, model_content=model_content,
-                                      num_threads=num_threads)
+def load_interpreter(model_path=None, model_content=None, num_threads=None, builtin_kernels: bool = False):
+    """An allocated interpreter for a ``.tflite`` path or flatbuffer bytes.
+
+    ``builtin_kernels`` skips the default XNNPACK delegate (TFLite's own kernels only): slower,
+    but LiteRT 2.3's XNNPACK aborts the process on the kit's int8 detectors (docs/quantization.md)."""
+    cls = interpreter_class()
+    kwargs = {}
+    if builtin_kernels:
+        resolver = sys.modules[cls.__module__].OpResolverType
+        kwargs["experimental_op_resolver_type"] = resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    interpreter = cls(model_path=model_path, model_content=model_content, num_threads=num_threads, **kwargs)
     interpreter.allocate_tensors()
     return interpreter
 

@@ -11,18 +11,26 @@ from mobile_spinenet.data.demo import make_demo_dataset
 pytestmark = pytest.mark.slow
 
 
-def test_training_spinenet49xxs_on_demo_data_lifts_val_ap(tmp_path):
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """spinenet49xxs trained with the cpu_demo recipe on 800 demo images (a few CPU minutes)."""
+    root = tmp_path_factory.mktemp("slow")
+    folders = make_demo_dataset(str(root / "demo"), seed=0, train_images=800, val_images=100)
+    run = root / "run"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    subprocess.run([sys.executable, "-m", "mobile_spinenet", "train", "--model", "spinenet49xxs",
+                    "--config", "cpu_demo", "--image-size", "256", "--data", folders["train"], "--val",
+                    folders["val"], "--out", str(run), "--no-progress"], env=env, check=True, timeout=1800)
+    return run, folders
+
+
+def test_training_spinenet49xxs_on_demo_data_lifts_val_ap(trained):
     from mobile_spinenet.data.readers import read_dataset
     from mobile_spinenet.eval.detector_eval import evaluate_predictor, keras_predictor
     from mobile_spinenet.training.precise_bn import recompute_bn_statistics
     from mobile_spinenet.zoo import build_model, model_anchors
 
-    folders = make_demo_dataset(str(tmp_path / "demo"), seed=0, train_images=800, val_images=100)
-    run = tmp_path / "run"
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    subprocess.run([sys.executable, "-m", "mobile_spinenet", "train", "--model", "spinenet49xxs",
-                    "--config", "cpu_demo", "--image-size", "256", "--data", folders["train"], "--val",
-                    folders["val"], "--out", str(run), "--no-progress"], env=env, check=True, timeout=1800)
+    run, folders = trained
     trained = json.loads((run / "run.json").read_text())["last_epoch"]
 
     train, val = read_dataset(folders["train"]), read_dataset(folders["val"])
@@ -33,3 +41,26 @@ def test_training_spinenet49xxs_on_demo_data_lifts_val_ap(tmp_path):
           f"AP50 {baseline['AP50']:.4f} / {trained['val_AP50']:.4f}")
     assert trained["val_AP50"] > 0.05
     assert trained["val_AP"] > 10 * baseline["AP"] + 0.01
+
+
+def test_int8_export_of_the_trained_model_passes_and_a_grey_calibration_is_caught(trained, tmp_path):
+    from PIL import Image
+
+    from mobile_spinenet.cli import main
+
+    run, folders = trained
+    assert main(["export", str(run), "--quant", "int8", "--calib-steps", "64", "--out", str(tmp_path / "ok.tflite")]) == 0
+    good = json.loads((tmp_path / "ok.json").read_text())["verification"]
+    grey = tmp_path / "grey"
+    source = json.loads(open(os.path.join(folders["val"], "annotations.json")).read())
+    os.makedirs(grey / "images")
+    for image in source["images"]:
+        Image.new("RGB", (image["width"], image["height"]), (128, 128, 128)).save(grey / "images" / image["file_name"])
+    (grey / "annotations.json").write_text(json.dumps(source))
+    assert main(["export", str(run), "--quant", "int8", "--calib", str(grey), "--calib-steps", "64",
+                 "--out", str(tmp_path / "bad.tflite")]) == 2
+    bad = json.loads((tmp_path / "bad.rejected.json").read_text())["verification"]
+    print(f"int8 verification: good agreement {good['agreement']:.2f} drop {good['ap_drop']:.2f}; "
+          f"grey calibration agreement {bad['agreement']:.2f} drop {bad['ap_drop']:.2f}")
+    assert good["passed"] and good["agreement"] >= 0.8
+    assert not bad["passed"] and bad["agreement"] < 0.2

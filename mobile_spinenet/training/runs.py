@@ -33,8 +33,9 @@ def open_run(run_dir: str) -> Run:
     return Run(run_dir, config, label_map, config.image_size or get_model_info(config.model).image_size)
 
 
-def load_run_model(run: Run, **build_overrides):
-    """The run's float Keras model with its trained weights."""
+def load_run_model(run: Run, model_fn=None, **build_overrides):
+    """The run's Keras model with its trained weights: the zoo's float model, or ``model_fn()``
+    (e.g. the quantization-aware model of a QAT run)."""
     from mobile_spinenet.backend import tf
     from mobile_spinenet.training.checkpoints import AtomicCheckpoints
     from mobile_spinenet.training.trainer import WEIGHTS_FILE
@@ -43,7 +44,7 @@ def load_run_model(run: Run, **build_overrides):
     config = run.config
     kwargs = dict(image_size=run.image_size, num_classes=run.num_classes, activation=config.activation)
     kwargs.update(build_overrides)
-    model = build_model(config.model, **kwargs)
+    model = model_fn() if model_fn is not None else build_model(config.model, **kwargs)
     weights = os.path.join(run.run_dir, WEIGHTS_FILE)
     if os.path.isfile(weights):
         model.load_weights(weights)

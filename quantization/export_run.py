@@ -1,0 +1,129 @@
+"""``export_tflite``: a training run directory -> a verified ``.tflite`` file (what
+``mobile-spinenet export`` does), with its labels and a JSON report beside it."""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import replace
+from typing import Callable, Optional
+
+from mobile_spinenet.io_utils import write_atomically, write_json_atomically
+
+SOURCES_FILE = "sources.json"  # the data a run was trained on, written by `mobile-spinenet train`
+
+
+def read_sources(run_dir: str) -> dict:
+    """``{"train": path, "val": path or None}`` of a run, or ``{}`` when it did not record them."""
+    path = os.path.join(run_dir, SOURCES_FILE)
+    if not os.path.isfile(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
+
+
+def record_sources(run_dir: str, train: str, val: Optional[str]) -> None:
+    """Remember the data a run was trained on (export calibrates and verifies with it)."""
+    write_json_atomically(os.path.join(run_dir, SOURCES_FILE),
+                          {"train": os.path.abspath(train), "val": os.path.abspath(val) if val else None})
+
+
+def _dataset(path: Optional[str], what: str, run_dir: str, label_map):
+    from mobile_spinenet.data.readers import read_dataset
+
+    if not path:
+        raise ValueError(f"{what}: {run_dir} records no training data ({SOURCES_FILE}); pass it explicitly")
+    return read_dataset(path, label_map=label_map)
+
+
+def representative_images(dataset, image_size: int, count: int) -> Callable:
+    """A generator factory of ``[1, S, S, 3]`` float images from ``dataset`` (no augmentation)."""
+    from mobile_spinenet.data.pipeline import eval_dataset
+
+    def images():
+        for batch, _, _ in eval_dataset(dataset, image_size, 1, dataset.records[:count]):
+            yield batch.numpy()
+
+    return images
+
+
+def _load(run_dir: str, quant: str):
+    """``(run, keras_model, from_qat)``: a float run's model, or a QAT run's quantization-aware one."""
+    from mobile_spinenet.quantization.qat_run import is_qat_run, load_qat_model
+    from mobile_spinenet.training.runs import load_run_model, open_run
+
+    if not is_qat_run(run_dir):
+        run = open_run(run_dir)
+        return run, load_run_model(run), False
+    if quant != "int8":
+        raise ValueError(f"{run_dir} is a QAT run: export it with --quant int8 (export its float run for {quant})")
+    return (*load_qat_model(run_dir), True)
+
+
+def sidecar_paths(out: str) -> dict:
+    stem = out[:-len(".tflite")] if out.endswith(".tflite") else out
+    return {"labels": stem + ".labels.txt", "report": stem + ".json", "rejected": stem + ".rejected.tflite"}
+
+
+def export_tflite(run_dir: str, out: str, quant: str = "int8", calib: Optional[str] = None, calib_steps: int = 100,
+                  nms: str = "tflite", max_detections: int = 100, regular_nms: bool = True,
+                  input_type: str = "float", verify: bool = True, val: Optional[str] = None,
+                  verify_images: int = 50, max_ap_drop: Optional[float] = None,
+                  progress: Callable[[str], None] = print) -> dict:
+    """Convert the run in ``run_dir`` and write ``out`` (atomically) once verification passes.
+
+    A file that fails verification is kept as ``<out>.rejected.tflite`` for inspection, ``out``
+    is left untouched, and :class:`ExportVerificationError` says why. Returns the report that is
+    also written to ``<out>.json``."""
+    from mobile_spinenet.eval.detector_eval import keras_predictor, tflite_predictor
+    from mobile_spinenet.postprocess import NMSConfig
+    from mobile_spinenet.quantization.export import ExportOptions, convert, format_op_report, op_report
+    from mobile_spinenet.quantization.interpreter import load_interpreter
+    from mobile_spinenet.quantization.qat import quantizable_model
+    from mobile_spinenet.quantization.verify import DEFAULT_MAX_AP_DROP, ExportVerificationError, verify_export
+    from mobile_spinenet.zoo import model_anchors
+
+    options = ExportOptions(quant, nms, replace(NMSConfig(), max_detections=max_detections), regular_nms,
+                            input_type).validate()
+    run, model, from_qat = _load(run_dir, quant)
+    sources = read_sources(run_dir)
+    model_id, size = run.config.model, run.image_size
+    anchors = model_anchors(model_id, size)
+    quant_name = f"{quant}-qat" if from_qat else quant
+    calibration = None
+    if from_qat:  # the model is quantization-aware already: its learned ranges are used
+        converted_model = model
+    elif quant == "int8":
+        calib_data = _dataset(calib or sources.get("train"), "--calib", run_dir, run.label_map)
+        calibration = representative_images(calib_data, size, calib_steps)
+        converted_model = quantizable_model(model_id, model, image_size=size, num_classes=run.num_classes,
+                                            activation=run.config.activation)
+    else:
+        converted_model = model
+    progress(f"converting {model_id} ({size} px, {run.num_classes} classes) to {quant_name} TFLite, nms {nms}")
+    flatbuffer = convert(converted_model, anchors, options, calibration, quantization_aware=from_qat)
+    report = {"model": model_id, "image_size": size, "quant": quant_name, "nms": nms, "regular_nms": regular_nms,
+              "input": {"type": input_type, "range": [-1.0, 1.0], "normalization": {"mean": 127.5, "std": 127.5}},
+              "labels": run.label_map.names, "ops": op_report(flatbuffer)}
+    progress(format_op_report(report["ops"]))
+
+    paths = sidecar_paths(out)
+    if verify:
+        val_data = _dataset(val or sources.get("val") or sources.get("train"), "--val", run_dir, run.label_map)
+        allowed = DEFAULT_MAX_AP_DROP[quant_name] if max_ap_drop is None else max_ap_drop
+        nms_config = options.nms_config
+        interpreter = load_interpreter(model_content=flatbuffer, builtin_kernels=quant == "int8")
+        result = verify_export(keras_predictor(model, anchors, nms_config),
+                               tflite_predictor(interpreter, anchors, size, nms_config),
+                               val_data, size, allowed, verify_images)
+        report["verification"] = result.to_dict()
+        progress(result.summary())
+        if result.problems:
+            write_atomically(paths["rejected"], flatbuffer)
+            write_json_atomically(paths["report"][:-5] + ".rejected.json", report)
+            raise ExportVerificationError(f"export of {run_dir} is broken: {'; '.join(result.problems)}. "
+                                          f"{out} was not written; the file is kept as {paths['rejected']}")
+    write_atomically(out, flatbuffer)
+    write_atomically(paths["labels"], "".join(name + "\n" for name in run.label_map.names))
+    write_json_atomically(paths["report"], report)
+    progress(f"written: {out} ({len(flatbuffer) / 1e6:.2f} MB), {paths['labels']}, {paths['report']}")
+    return report
