@@ -89,7 +89,38 @@ def convert(model: keras.Model, anchors: Optional[np.ndarray], options: ExportOp
             converter.inference_input_type = tf.uint8
     if options.nms == "tflite":
         converter.allow_custom_ops = True  # TFLite_Detection_PostProcess is a custom op every runtime ships
-    return converter.convert()
+    flatbuffer = converter.convert()
+    if options.quant == "int8":
+        flatbuffer, _ = repair_degenerate_scales(flatbuffer)
+    return flatbuffer
+
+
+DEGENERATE_SCALE = 1e-6  # an int8 activation range below 255 * 1e-6: calibration saw only one value
+
+
+def repair_degenerate_scales(flatbuffer: bytes) -> tuple[bytes, list]:
+    """Give int8 activation tensors whose calibrated range is empty (a ReLU that never fired, e.g.
+    a one-channel squeeze-excite) the scale 1/255 instead of ~1e-9; their zero point is kept, so the
+    value they hold (0) is unchanged. LiteRT 2.3's XNNPACK delegate aborts the process (double free)
+    on such scales. Returns the file and the names of the tensors changed."""
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(flatbuffer)
+    repaired = []
+    for subgraph in model.subgraphs:
+        for tensor in subgraph.tensors:
+            quantization = tensor.quantization
+            is_constant = model.buffers[tensor.buffer].data is not None
+            if (tensor.type != schema.TensorType.INT8 or is_constant or quantization is None
+                    or quantization.scale is None or len(quantization.scale) != 1):
+                continue
+            if quantization.scale[0] < DEGENERATE_SCALE:
+                quantization.scale = [1.0 / 255.0]
+                repaired.append(tensor.name.decode() if isinstance(tensor.name, bytes) else tensor.name)
+    if not repaired:
+        return flatbuffer, []
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model)), repaired
 
 
 def op_report(flatbuffer: bytes) -> dict:

@@ -20,8 +20,8 @@ def interpreter_class():
 def load_interpreter(model_path=None, model_content=None, num_threads=None, builtin_kernels: bool = False):
     """An allocated interpreter for a ``.tflite`` path or flatbuffer bytes.
 
-    ``builtin_kernels`` skips the default XNNPACK delegate (TFLite's own kernels only): slower,
-    but LiteRT 2.3's XNNPACK aborts the process on the kit's int8 detectors (docs/quantization.md)."""
+    ``builtin_kernels`` skips the default XNNPACK delegate and runs TFLite's own (reference)
+    kernels: slower, used by export verification."""
     cls = interpreter_class()
     kwargs = {}
     if builtin_kernels:

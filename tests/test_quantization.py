@@ -83,3 +83,42 @@ def test_fp32_export_with_postprocess_in_the_graph_matches_keras_detections(xxs,
     np.testing.assert_allclose(got["score"][0, :n], scores[0, :n], atol=1e-4)
     np.testing.assert_allclose(got["location"][0, 0] * 128, boxes[0, 0], atol=0.05)
     assert int(got["category"][0, 0]) == int(classes[0, 0])
+
+
+def test_dead_relu_scale_is_repaired_and_the_int8_file_runs_under_xnnpack(tmp_path):
+    import subprocess
+    import sys
+
+    from mobile_spinenet.backend import tf
+    from mobile_spinenet.quantization.export import DEGENERATE_SCALE, repair_degenerate_scales
+
+    inputs = keras.Input((16, 16, 8), batch_size=1)
+    dead = keras.layers.Conv2D(1, 1, bias_initializer=keras.initializers.Constant(-100.0), activation="relu")(inputs)
+    outputs = keras.layers.Multiply()([inputs, keras.layers.Conv2D(8, 1, activation="sigmoid")(dead)])
+    model = keras.Model(inputs, keras.layers.Conv2D(8, 3, padding="same")(outputs))
+    function = tf.function(lambda x: model(x)).get_concrete_function(tf.TensorSpec([1, 16, 16, 8], tf.float32))
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([function], model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    rng = np.random.default_rng(0)
+    converter.representative_dataset = lambda: ([rng.uniform(-1, 1, (1, 16, 16, 8)).astype("float32")]
+                                                for _ in range(4))
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    original = converter.convert()
+    repaired, names = repair_degenerate_scales(original)
+    # the dead ReLU's range was [0, 0], and so was the conv after it (zero bias on zero input)
+    assert any("Relu" in name for name in names) and len(names) == 2, names
+    scales = [float(t["quantization_parameters"]["scales"][0]) for t in
+              load_interpreter(model_content=repaired, builtin_kernels=True).get_tensor_details()
+              if len(t["quantization_parameters"]["scales"]) == 1]
+    assert min(scales) >= DEGENERATE_SCALE
+    (tmp_path / "repaired.tflite").write_bytes(repaired)
+    x = rng.uniform(-1, 1, (1, 16, 16, 8)).astype("float32")
+    np.save(tmp_path / "x.npy", x)
+    script = ("import sys, numpy as np; from mobile_spinenet.quantization.interpreter import load_interpreter, run; "
+              "x = np.load(sys.argv[2]); out = run(load_interpreter(sys.argv[1]), x); "
+              "np.save(sys.argv[3], next(iter(out.values())))")
+    child = subprocess.run([sys.executable, "-c", script, str(tmp_path / "repaired.tflite"), str(tmp_path / "x.npy"),
+                            str(tmp_path / "y.npy")], capture_output=True, text=True, timeout=120)
+    assert child.returncode == 0, child.stderr[-1000:]  # XNNPACK took the file without aborting
+    builtin = next(iter(run(load_interpreter(model_content=repaired, builtin_kernels=True), x).values()))
+    assert np.abs(np.load(tmp_path / "y.npy") - builtin).max() <= 2 * np.abs(builtin).max() / 127
