@@ -141,6 +141,36 @@ def _add_qat_parser(sub) -> None:
     qat.set_defaults(func=_cmd_qat)
 
 
+def _cmd_benchmark(args) -> int:
+    from mobile_spinenet.eval.benchmark import benchmark, format_results
+
+    try:
+        threads = [int(t) for t in args.threads.split(",")]
+    except ValueError:
+        raise ValueError(f"--threads takes comma-separated whole numbers, got {args.threads!r}") from None
+    results = benchmark(args.model, threads, args.runs, args.warmup, args.delegate, args.image)
+    print(json.dumps(results, indent=1) if args.json else format_results(args.model, results))
+    return 0
+
+
+def _add_benchmark_parser(sub) -> None:
+    bench = sub.add_parser(
+        "benchmark", help="latency, memory and end-to-end time of a .tflite file",
+        description="Run a .tflite file in the ai-edge-litert interpreter, each thread count in its own process: "
+                    "init time, first inference, median/p90/min latency, end-to-end time (decode + resize + "
+                    "inference + post-processing), peak RSS and model size. On a phone, run LiteRT's "
+                    "benchmark_model on the same file (docs/benchmarks.md).")
+    bench.add_argument("model", help="the .tflite file")
+    bench.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
+    bench.add_argument("--runs", type=int, default=100)
+    bench.add_argument("--warmup", type=int, default=10)
+    bench.add_argument("--delegate", default="xnnpack", choices=["xnnpack", "none"],
+                       help="xnnpack (the CPU default) or none (TFLite's built-in kernels)")
+    bench.add_argument("--image", help="image for the end-to-end figure (default: a demo canvas)")
+    bench.add_argument("--json", action="store_true")
+    bench.set_defaults(func=_cmd_benchmark)
+
+
 def _add_export_parser(sub) -> None:
     export = sub.add_parser(
         "export", help="export a run to TFLite (fp32, fp16, dynamic, int8), verified against Keras",
@@ -275,6 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_bench_parser(sub)
     _add_qat_parser(sub)
     _add_export_parser(sub)
+    _add_benchmark_parser(sub)
     return parser
 
 

@@ -1,0 +1,128 @@
+"""On-device-style latency benchmark of a ``.tflite`` file with the ai-edge-litert interpreter
+(what ``mobile-spinenet benchmark`` prints), as the paper's Table 4 reports it: model latency
+and an end-to-end figure (image decode + resize + inference + post-processing).
+
+Each thread count runs in a child process that imports no TensorFlow, so its peak RSS is the
+interpreter's own and a runtime that aborts is reported instead of taking the command down."""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Optional
+
+import numpy as np
+
+FIELDS = ("threads", "delegate", "init_ms", "first_inference_ms", "median_ms", "p90_ms", "min_ms",
+          "end_to_end_median_ms", "peak_rss_mb", "model_mb")
+
+
+def letterbox(image_path: str, size: int) -> np.ndarray:
+    """The kit's preprocessing without TensorFlow: RGB, long side resized to ``size`` (bilinear),
+    scaled to [-1, 1], zero-padded bottom/right to a square. Returns ``[1, size, size, 3]``."""
+    from PIL import Image
+
+    with Image.open(image_path) as image:
+        image = image.convert("RGB")
+        scale = size / max(image.size)
+        width, height = max(1, round(image.width * scale)), max(1, round(image.height * scale))
+        pixels = np.asarray(image.resize((width, height), Image.BILINEAR), np.float32) / 127.5 - 1.0
+    square = np.zeros((1, size, size, 3), np.float32)
+    square[0, :height, :width] = pixels
+    return square
+
+
+def _percentile(values, q: float) -> float:
+    return float(np.percentile(np.asarray(values), q))
+
+
+def measure(model_path: str, threads: int, runs: int, warmup: int, delegate: str, image_path: str) -> dict:
+    """Benchmark one configuration in this process (no TensorFlow import)."""
+    from mobile_spinenet.quantization.interpreter import load_interpreter, run
+
+    started = time.perf_counter()
+    interpreter = load_interpreter(model_path, num_threads=threads, builtin_kernels=delegate == "none")
+    init_ms = (time.perf_counter() - started) * 1e3
+    detail = interpreter.get_input_details()[0]
+    size = int(detail["shape"][1])
+    image = letterbox(image_path, size)
+
+    def timed(fn):
+        start = time.perf_counter()
+        fn()
+        return (time.perf_counter() - start) * 1e3
+
+    first_ms = timed(lambda: run(interpreter, image))
+    for _ in range(warmup):
+        run(interpreter, image)
+    latencies = [timed(lambda: run(interpreter, image)) for _ in range(runs)]
+    end_to_end = [timed(lambda: _end_to_end(interpreter, image_path, size)) for _ in range(max(5, runs // 5))]
+    return {"threads": threads, "delegate": delegate, "init_ms": init_ms, "first_inference_ms": first_ms,
+            "median_ms": statistics.median(latencies), "p90_ms": _percentile(latencies, 90),
+            "min_ms": min(latencies), "end_to_end_median_ms": statistics.median(end_to_end),
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+            "model_mb": os.path.getsize(model_path) / 1e6, "runs": runs, "warmup": warmup}
+
+
+def _end_to_end(interpreter, image_path: str, size: int):
+    """Decode + letterbox + inference + detections above 0.05 as a list (files with the in-graph
+    post-processing; raw-output files stop at their raw outputs)."""
+    from mobile_spinenet.quantization.interpreter import run
+
+    outputs = run(interpreter, letterbox(image_path, size))
+    if "number of detections" in outputs:
+        count = int(outputs["number of detections"][0])
+        keep = outputs["score"][0, :count] >= 0.05
+        return list(zip(outputs["location"][0, :count][keep], outputs["category"][0, :count][keep]))
+    return outputs
+
+
+def default_image(folder: str) -> str:
+    """One demo canvas (real Fashion-MNIST photos on a background) to time the end-to-end path."""
+    from mobile_spinenet.data.demo import make_split
+
+    make_split(folder, "val", 1, seed=0)
+    images = os.path.join(folder, "images")
+    return os.path.join(images, sorted(os.listdir(images))[0])
+
+
+def benchmark(model_path: str, threads=(1, 2), runs: int = 100, warmup: int = 10, delegate: str = "xnnpack",
+              image_path: Optional[str] = None) -> list:
+    """One result dict per thread count, each measured in its own child process."""
+    if not os.path.isfile(model_path):
+        raise ValueError(f"{model_path} does not exist")
+    if delegate not in ("xnnpack", "none"):
+        raise ValueError(f"--delegate must be xnnpack or none, got {delegate!r}")
+    results = []
+    with tempfile.TemporaryDirectory(prefix="benchmark-") as temp:
+        image_path = image_path or default_image(temp)
+        for count in threads:
+            args = json.dumps([model_path, count, runs, warmup, delegate, image_path])
+            child = subprocess.run([sys.executable, "-m", "mobile_spinenet.eval.benchmark", args],
+                                   capture_output=True, text=True)
+            if child.returncode != 0:
+                tail = child.stderr.strip().splitlines()[-3:]
+                raise ValueError(f"{model_path} with {count} thread(s), delegate {delegate}: the runtime failed "
+                                 f"(exit {child.returncode}): {' | '.join(tail)}")
+            results.append(json.loads(child.stdout.strip().splitlines()[-1]))
+    return results
+
+
+def format_results(model_path: str, results: list) -> str:
+    """A text table of :func:`benchmark` results."""
+    header = "| threads | delegate | init ms | first ms | median ms | p90 ms | min ms | end-to-end ms | peak RSS MB | size MB |"
+    rows = [f"| {r['threads']} | {r['delegate']} | {r['init_ms']:.1f} | {r['first_inference_ms']:.1f} | "
+            f"{r['median_ms']:.2f} | {r['p90_ms']:.2f} | {r['min_ms']:.2f} | {r['end_to_end_median_ms']:.2f} | "
+            f"{r['peak_rss_mb']:.0f} | {r['model_mb']:.2f} |" for r in results]
+    runs = results[0]["runs"] if results else 0
+    return "\n".join([f"{model_path}: {runs} timed runs after warm-up, ai-edge-litert", header,
+                      "|" + "---|" * 10] + rows)
+
+
+if __name__ == "__main__":  # the child process of benchmark()
+    print(json.dumps(measure(*json.loads(sys.argv[1]))))

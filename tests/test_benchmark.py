@@ -1,0 +1,38 @@
+"""`mobile-spinenet benchmark`: every field, in text and JSON, for each thread count."""
+import json
+
+import pytest
+
+from mobile_spinenet.backend import keras, tf
+from mobile_spinenet.cli import main
+from mobile_spinenet.eval.benchmark import FIELDS
+
+
+@pytest.fixture(scope="module")
+def tiny_tflite(tmp_path_factory):
+    inputs = keras.Input((64, 64, 3), batch_size=1)
+    model = keras.Model(inputs, keras.layers.Conv2D(8, 3, strides=2, activation="relu")(inputs))
+    function = tf.function(lambda x: model(x)).get_concrete_function(tf.TensorSpec([1, 64, 64, 3], tf.float32))
+    path = tmp_path_factory.mktemp("bench") / "tiny.tflite"
+    path.write_bytes(tf.lite.TFLiteConverter.from_concrete_functions([function], model).convert())
+    return str(path)
+
+
+def test_benchmark_prints_every_field_as_json(tiny_tflite, capsys):
+    assert main(["benchmark", tiny_tflite, "--threads", "1,2", "--runs", "5", "--warmup", "1", "--json"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert [r["threads"] for r in results] == [1, 2]
+    for result in results:
+        assert set(FIELDS) <= set(result)
+        assert 0 < result["min_ms"] <= result["median_ms"] <= result["p90_ms"]
+        assert result["end_to_end_median_ms"] > 0 and result["peak_rss_mb"] > 10 and result["model_mb"] > 0
+
+
+def test_benchmark_prints_a_text_table_and_names_bad_input(tiny_tflite, capsys):
+    assert main(["benchmark", tiny_tflite, "--threads", "1", "--runs", "3", "--delegate", "none"]) == 0
+    out = capsys.readouterr().out
+    for column in ("init ms", "first ms", "median ms", "p90 ms", "min ms", "end-to-end ms", "peak RSS MB", "size MB"):
+        assert column in out
+    assert "| 1 | none |" in out
+    assert main(["benchmark", tiny_tflite, "--threads", "one"]) == 2
+    assert "--threads takes comma-separated whole numbers, got 'one'" in capsys.readouterr().err
