@@ -171,6 +171,33 @@ def _add_benchmark_parser(sub) -> None:
     bench.set_defaults(func=_cmd_benchmark)
 
 
+def _cmd_eval(args) -> int:
+    from mobile_spinenet.eval.coco_metrics import format_metrics
+    from mobile_spinenet.eval.evaluate import evaluate_path
+    from mobile_spinenet.io_utils import write_json_atomically
+
+    _setup_logging()
+    metrics, detections = evaluate_path(args.model, args.data, args.max_images)
+    print(format_metrics(metrics))
+    if args.json:
+        write_json_atomically(args.json, detections)
+        print(f"detections (COCO results format): {args.json}")
+    return 0
+
+
+def _add_eval_parser(sub) -> None:
+    evaluate = sub.add_parser(
+        "eval", help="COCO AP of a run directory or a .tflite file (pycocotools)",
+        description="Score a training run (Keras, float or QAT) or an exported .tflite file on a COCO or VOC "
+                    "dataset with pycocotools: AP, AP50, AP75, APs/m/l, AR1/10/100 and per-class AP. Boxes are "
+                    "mapped back to original image pixels (resize and padding undone).")
+    evaluate.add_argument("model", help="run directory or .tflite file")
+    evaluate.add_argument("--data", required=True, help="COCO folder/JSON or VOC folder")
+    evaluate.add_argument("--json", help="write the detections here (COCO results format)")
+    evaluate.add_argument("--max-images", type=int, help="score only the first N images")
+    evaluate.set_defaults(func=_cmd_eval)
+
+
 def _add_export_parser(sub) -> None:
     export = sub.add_parser(
         "export", help="export a run to TFLite (fp32, fp16, dynamic, int8), verified against Keras",
@@ -306,6 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_qat_parser(sub)
     _add_export_parser(sub)
     _add_benchmark_parser(sub)
+    _add_eval_parser(sub)
     return parser
 
 

@@ -103,7 +103,7 @@ def export_tflite(run_dir: str, out: str, quant: str = "int8", calib: Optional[s
     flatbuffer = convert(converted_model, anchors, options, calibration, quantization_aware=from_qat)
     report = {"model": model_id, "image_size": size, "quant": quant_name, "nms": nms, "regular_nms": regular_nms,
               "input": {"type": input_type, "range": [-1.0, 1.0], "normalization": {"mean": 127.5, "std": 127.5}},
-              "labels": run.label_map.names, "ops": op_report(flatbuffer)}
+              "labels": run.label_map.names, "label_map": run.label_map.to_dict(), "ops": op_report(flatbuffer)}
     progress(format_op_report(report["ops"]))
 
     paths = sidecar_paths(out)

@@ -13,6 +13,7 @@ from mobile_spinenet.cli import main
 from mobile_spinenet.data.demo import make_split
 from mobile_spinenet.data.readers import read_dataset
 from mobile_spinenet.eval.detector_eval import keras_predictor, predict_dataset
+from mobile_spinenet.eval.evaluate import evaluate_path
 from mobile_spinenet.quantization.export_run import SOURCES_FILE
 from mobile_spinenet.training.config import load_config, save_config
 from mobile_spinenet.training.trainer import WEIGHTS_FILE
@@ -60,6 +61,15 @@ def test_fp32_export_is_verified_and_written_with_labels_and_report(run_dir, tmp
     assert abs(verification["ap_drop"]) <= 0.1 and verification["agreement"] > 0.95
     assert (tmp_path / "model.labels.txt").read_text().splitlines() == report["labels"] and len(report["labels"]) == 10
     assert "PASSED" in capsys.readouterr().out and out.stat().st_size > 1e6
+
+    # `mobile-spinenet eval` gives the run and its fp32 file the same COCO AP
+    data = str(run_dir.parent / "images")
+    keras_metrics, _ = evaluate_path(str(run_dir), data)
+    tflite_metrics, detections = evaluate_path(str(out), data)
+    assert keras_metrics["AP"] > 0.5 and len(detections) > 20
+    assert abs(keras_metrics["AP"] - tflite_metrics["AP"]) < 1e-3 and abs(keras_metrics["AP50"] - tflite_metrics["AP50"]) < 1e-3
+    assert main(["eval", str(out), "--data", data, "--json", str(tmp_path / "dets.json")]) == 0
+    assert "AP50" in capsys.readouterr().out and len(json.loads((tmp_path / "dets.json").read_text())) == len(detections)
 
 
 def test_rejected_export_keeps_the_previous_file_and_is_kept_aside(run_dir, tmp_path, capsys):
