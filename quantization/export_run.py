@@ -70,6 +70,7 @@ def export_tflite(run_dir: str, out: str, quant: str = "int8", calib: Optional[s
                   verify_images: int = 50, max_ap_drop: Optional[float] = None,
                   progress: Callable[[str], None] = print) -> dict:
     """Convert the run in ``run_dir`` and write ``out`` (atomically) once verification passes.
+    The file carries TFLite metadata (labels, input normalisation, output names; see :mod:`metadata`).
 
     A file that fails verification is kept as ``<out>.rejected.tflite`` for inspection, ``out``
     is left untouched, and :class:`ExportVerificationError` says why. Returns the report that is
@@ -77,7 +78,9 @@ def export_tflite(run_dir: str, out: str, quant: str = "int8", calib: Optional[s
     from mobile_spinenet.eval.detector_eval import keras_predictor, tflite_predictor
     from mobile_spinenet.postprocess import NMSConfig
     from mobile_spinenet.quantization.export import ExportOptions, convert, format_op_report, op_report
+    from mobile_spinenet import __version__
     from mobile_spinenet.quantization.interpreter import load_interpreter
+    from mobile_spinenet.quantization.metadata import attach_metadata
     from mobile_spinenet.quantization.qat import quantizable_model
     from mobile_spinenet.quantization.verify import DEFAULT_MAX_AP_DROP, ExportVerificationError, verify_export
     from mobile_spinenet.zoo import model_anchors
@@ -101,6 +104,8 @@ def export_tflite(run_dir: str, out: str, quant: str = "int8", calib: Optional[s
         converted_model = model
     progress(f"converting {model_id} ({size} px, {run.num_classes} classes) to {quant_name} TFLite, nms {nms}")
     flatbuffer = convert(converted_model, anchors, options, calibration, quantization_aware=from_qat)
+    flatbuffer = attach_metadata(flatbuffer, model_id, f"{model_id} RetinaNet detector, {size} px, {quant_name}, "
+                                 f"mobile-spinenet {__version__}", run.label_map.names, version=__version__)
     report = {"model": model_id, "image_size": size, "quant": quant_name, "nms": nms, "regular_nms": regular_nms,
               "input": {"type": input_type, "range": [-1.0, 1.0], "normalization": {"mean": 127.5, "std": 127.5}},
               "labels": run.label_map.names, "label_map": run.label_map.to_dict(), "ops": op_report(flatbuffer)}

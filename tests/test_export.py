@@ -15,6 +15,8 @@ from mobile_spinenet.data.readers import read_dataset
 from mobile_spinenet.eval.detector_eval import keras_predictor, predict_dataset
 from mobile_spinenet.eval.evaluate import evaluate_path
 from mobile_spinenet.quantization.export_run import SOURCES_FILE
+from mobile_spinenet.quantization.metadata import read_metadata
+from mobile_spinenet.quantization.postprocess_op import OUTPUT_NAMES
 from mobile_spinenet.training.config import load_config, save_config
 from mobile_spinenet.training.trainer import WEIGHTS_FILE
 from mobile_spinenet.zoo import build_model, model_anchors
@@ -61,6 +63,10 @@ def test_fp32_export_is_verified_and_written_with_labels_and_report(run_dir, tmp
     assert abs(verification["ap_drop"]) <= 0.1 and verification["agreement"] > 0.95
     assert (tmp_path / "model.labels.txt").read_text().splitlines() == report["labels"] and len(report["labels"]) == 10
     assert "PASSED" in capsys.readouterr().out and out.stat().st_size > 1e6
+    metadata = read_metadata(out.read_bytes())
+    assert metadata["labels"] == report["labels"] and metadata["name"] == "spinenet49xxs"
+    assert set(metadata["outputs"]) == set(OUTPUT_NAMES) and metadata["outputs_are_tensor_names"]
+    assert (metadata["input"], metadata["mean"], metadata["std"]) == ("image", [127.5], [127.5])
 
     # `mobile-spinenet eval` gives the run and its fp32 file the same COCO AP
     data = str(run_dir.parent / "images")
