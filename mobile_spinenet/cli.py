@@ -198,6 +198,30 @@ def _add_eval_parser(sub) -> None:
     evaluate.set_defaults(func=_cmd_eval)
 
 
+def _cmd_predict(args) -> int:
+    from mobile_spinenet.eval.predict import predict_images
+
+    _setup_logging()
+    results = predict_images(args.model, args.images, args.out, args.score_threshold)
+    for result in results:
+        found = ", ".join(f"{d['label']} {d['score']:.2f}" for d in result["detections"]) or "nothing"
+        print(f"{result['image']}: {found} -> {result['drawn']}")
+    print(f"detections: {os.path.join(args.out, 'detections.json')}")
+    return 0
+
+
+def _add_predict_parser(sub) -> None:
+    predict = sub.add_parser(
+        "predict", help="draw a model's detections on images",
+        description="Run a training run (Keras) or a .tflite file on image files; write each image with its "
+                    "boxes, labels and scores drawn, and detections.json (boxes in original-image pixels).")
+    predict.add_argument("model", help="run directory or .tflite file")
+    predict.add_argument("images", nargs="+", help="image files")
+    predict.add_argument("--out", required=True, help="output folder")
+    predict.add_argument("--score-threshold", type=float, default=0.3)
+    predict.set_defaults(func=_cmd_predict)
+
+
 def _add_export_parser(sub) -> None:
     export = sub.add_parser(
         "export", help="export a run to TFLite (fp32, fp16, dynamic, int8), verified against Keras",
@@ -334,6 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_export_parser(sub)
     _add_benchmark_parser(sub)
     _add_eval_parser(sub)
+    _add_predict_parser(sub)
     return parser
 
 

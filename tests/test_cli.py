@@ -22,7 +22,7 @@ def test_summary_bad_id_is_a_clear_error(capsys):
 
 
 @pytest.mark.parametrize("command", [[], ["models"], ["summary"], ["train"], ["data"], ["data", "demo"],
-                                     ["data", "check"], ["bench"], ["bench", "train"], ["qat"], ["export"], ["benchmark"], ["eval"]])
+                                     ["data", "check"], ["bench"], ["bench", "train"], ["qat"], ["export"], ["benchmark"], ["eval"], ["predict"]])
 def test_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(command + ["--help"])

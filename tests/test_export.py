@@ -99,3 +99,21 @@ def test_rejected_export_keeps_the_previous_file_and_is_kept_aside(run_dir, tmp_
     # fails too; test_training_slow.py shows on a trained model that only the broken one fails)
     # the file is int8 all the same: conversion alone would not have told
     assert rejected["ops"]["float_ops"] == {} and rejected["ops"]["tensor_types"]["int8"] > 500
+
+
+def test_predict_draws_the_detections_on_the_image(run_dir, tmp_path, capsys):
+    image_path = sorted((run_dir.parent / "images" / "images").iterdir())[0]
+    out = tmp_path / "drawn"
+    assert main(["predict", str(run_dir), str(image_path), "--out", str(out), "--score-threshold", "0.5"]) == 0
+    results = json.loads((out / "detections.json").read_text())
+    detections = results[0]["detections"]
+    assert detections and detections[0]["label"] in json.loads((run_dir / "label_map.json").read_text())["classes"][
+        detections[0]["class"]]["name"]
+    original = np.asarray(Image.open(image_path).convert("RGB"), np.int16)
+    drawn = np.asarray(Image.open(out / image_path.with_suffix(".jpg").name), np.int16)
+    assert drawn.shape == original.shape
+    x1, y1, x2, y2 = (int(round(v)) for v in detections[0]["box_xyxy"])
+    edge = drawn[min(y1, original.shape[0] - 1), x1:x2 + 1] - original[min(y1, original.shape[0] - 1), x1:x2 + 1]
+    assert np.abs(edge).max() > 60  # the box's top edge is painted over the image
+    assert main(["predict", str(run_dir), str(tmp_path / "nope.jpg"), "--out", str(out)]) == 2
+    assert "nope.jpg does not exist" in capsys.readouterr().err
