@@ -61,10 +61,23 @@ class DropBlock(keras.layers.Layer):
 
 @_register
 class HardSigmoid(keras.layers.Layer):
-    """relu6(x + 3) / 6: MobileNetV3's gate. (Scaled by 1/6, not 1.6667.)"""
+    """relu6(x + 3) / 6: MobileNetV3's gate. (Scaled by 1/6, not 1.6667.)
+
+    ``quantize_inner`` (set on quantization-aware copies) fake-quantizes relu6(x + 3) on its exact
+    range [0, 6], so the converter makes its ADD and MUL int8 too, not just the layer's output."""
+
+    def __init__(self, quantize_inner: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.quantize_inner = bool(quantize_inner)
 
     def call(self, inputs):
-        return tf.nn.relu6(inputs + 3.0) * (1.0 / 6.0)
+        gate = tf.nn.relu6(inputs + 3.0)
+        if self.quantize_inner:
+            gate = tf.quantization.fake_quant_with_min_max_args(gate, 0.0, 6.0, num_bits=8)
+        return gate * (1.0 / 6.0)
+
+    def get_config(self):
+        return {**super().get_config(), "quantize_inner": self.quantize_inner}
 
 
 @_register

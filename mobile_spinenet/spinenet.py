@@ -119,7 +119,9 @@ def build_spinenet(inputs, config: SpineNetConfig, ops: Ops) -> dict[int, object
                 if block.consumers == 0 and block.level == spec.level and block.tensor.shape[-1] == channels:
                     parents.append(block.tensor)
                     block.consumers += 1
-        x = keras.layers.Add(name=f"block{index}_fuse")(parents) if len(parents) > 1 else parents[0]
+        x = parents[0]
+        for k, other in enumerate(parents[1:]):  # two inputs per Add: an int8 graph gets no float partial sums
+            x = keras.layers.Add(name=f"block{index}_fuse" + (f"{k + 1}" if k else ""))([x, other])
         x = ops.act(x, name=f"block{index}_fuse_act")
         drop_path = config.stochastic_depth * (i + 1) / num_blocks
         x = _block_group(x, ops, config, spec.block_fn, filters, 1, drop_path, f"block{index}")

@@ -122,3 +122,35 @@ def test_dead_relu_scale_is_repaired_and_the_int8_file_runs_under_xnnpack(tmp_pa
     assert child.returncode == 0, child.stderr[-1000:]  # XNNPACK took the file without aborting
     builtin = next(iter(run(load_interpreter(model_content=repaired, builtin_kernels=True), x).values()))
     assert np.abs(np.load(tmp_path / "y.npy") - builtin).max() <= 2 * np.abs(builtin).max() / 127
+
+
+@pytest.mark.parametrize("model_id", ["spinenet49xxs", "spinenet49", "mnv3_large_ssdlite"])
+def test_every_add_has_two_inputs(model_id):
+    """A three-input Add converts to two ADDs whose partial sum has no QAT quantizer (float)."""
+    model = build_model(model_id, image_size=128, num_classes=3)
+    widths = {layer.name: len(layer.input) for layer in model.layers if isinstance(layer, keras.layers.Add)}
+    assert widths and max(widths.values()) == 2, {k: v for k, v in widths.items() if v != 2}
+
+
+def test_qat_int8_of_hard_sigmoid_squeeze_excite_and_fusion_computes_nothing_in_float():
+    from mobile_spinenet.blocks import Ops, squeeze_excite
+    from mobile_spinenet.quantization.export import op_report
+    from mobile_spinenet.backend import tf
+
+    inputs = keras.Input((16, 16, 8), batch_size=1)
+    ops = Ops(activation="hard_swish")
+    x = ops.conv_bn(inputs, 8, 3, name="stem")
+    se = squeeze_excite(x, ops, 4, gate="hard_sigmoid", name="se")
+    fused = keras.layers.Add(name="fuse")([keras.layers.Add(name="fuse0")([x, se]), inputs])
+    qat = quantize_aware(keras.Model(inputs, keras.layers.Conv2D(4, 1, name="out")(fused)))
+    assert any(getattr(layer, "layer", None).__class__ is HardSigmoid and layer.layer.quantize_inner
+               for layer in qat.layers)
+    rng = np.random.default_rng(0)
+    calibrate_ranges(qat, [rng.uniform(-1, 1, (1, 16, 16, 8)).astype("float32") for _ in range(4)])
+    function = tf.function(lambda image: qat(image, training=False)).get_concrete_function(
+        tf.TensorSpec([1, 16, 16, 8], tf.float32))
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([function], qat)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    report = op_report(converter.convert())
+    assert report["ops"].get("MUL", 0) >= 1 and report["ops"].get("ADD", 0) >= 2, report["ops"]
+    assert report["float_ops"] == {}, report["float_ops"]
