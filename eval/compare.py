@@ -1,0 +1,256 @@
+"""``mobile-spinenet compare``: train several detectors with one recipe and one time budget,
+QAT-tune them, export verified int8 TFLite files, benchmark them, and write the report.
+
+Every model gets the same wall-clock budget for float training (a short throughput probe turns
+the budget into epochs, so a cheap model trains for more epochs: a compute-matched comparison),
+then QAT for a fixed share of its float epochs. Each finished stage is recorded in
+``OUT/results/<model>.json``; running the command again resumes at the first missing stage."""
+from __future__ import annotations
+
+import math
+import os
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+from mobile_spinenet.io_utils import write_json_atomically
+
+DEFAULT_MODELS = ("spinenet49xxs", "spinenet49xs", "spinenet49s_mobile", "spinenet49_mobile",
+                  "mnv3_small_ssdlite", "mnv3_large_ssdlite")
+EXTRA_EXPORTS = ("ptq", "fp32")  # optional exports next to the QAT int8 file
+
+
+@dataclass
+class CompareOptions:
+    data: str  # a folder with train/ and val/ (the demo layout), or the training set when val is given
+    out: str
+    models: tuple = DEFAULT_MODELS
+    budget_minutes: float = 5.0  # float training wall-clock per model
+    val: Optional[str] = None
+    image_size: int = 256
+    recipe: str = "cpu_demo"
+    qat_share: float = 0.125  # QAT epochs as a share of the float epochs
+    threads: tuple = (1, 2)
+    bench_runs: int = 50
+    extra_exports: tuple = ()
+    runs_from: Optional[str] = None  # a folder of existing runs (<model>/ and <model>-qat/) to reuse
+    verify_images: Optional[int] = None  # None: the whole val set
+    show_progress: bool = True
+    minutes: dict = field(default_factory=dict)
+
+    def validate(self) -> "CompareOptions":
+        from mobile_spinenet.zoo import get_model_info
+
+        for model in self.models:
+            get_model_info(model)  # clear error for unknown ids
+        if len(set(self.models)) != len(self.models):
+            raise ValueError(f"--models lists a model twice: {','.join(self.models)}")
+        if self.budget_minutes <= 0:
+            raise ValueError(f"--budget must be positive minutes, got {self.budget_minutes}")
+        unknown = set(self.extra_exports) - set(EXTRA_EXPORTS)
+        if unknown:
+            raise ValueError(f"--extra-exports takes {', '.join(EXTRA_EXPORTS)}; got {', '.join(sorted(unknown))}")
+        return self
+
+
+def data_folders(data: str, val: Optional[str]) -> tuple[str, str]:
+    """``(train, val)``: ``data`` and ``val``, or ``data/train`` and ``data/val``."""
+    if val:
+        return data, val
+    train, val = os.path.join(data, "train"), os.path.join(data, "val")
+    if not (os.path.isdir(train) and os.path.isdir(val)):
+        raise ValueError(f"--data {data} has no train/ and val/ folders; pass the training set as --data "
+                         f"and the validation set as --val")
+    return train, val
+
+
+def plan_epochs(budget_s: float, images_per_s: float, train_images: int, per_epoch_overhead_s: float) -> float:
+    """Epochs that fit ``budget_s`` at the probed throughput (two decimals, at least 0.1)."""
+    epoch_s = train_images / images_per_s + per_epoch_overhead_s
+    return max(0.1, math.floor(100 * budget_s / epoch_s) / 100)
+
+
+class ModelResult:
+    """The recorded stages of one model (``OUT/results/<model>.json``), saved after each stage."""
+
+    def __init__(self, path: str, model: str):
+        import json
+
+        self.path = path
+        self.data = {"model": model, "minutes": {}}
+        if os.path.isfile(path):
+            with open(path) as f:
+                self.data = json.load(f)
+
+    def has(self, stage: str) -> bool:
+        return stage in self.data
+
+    def __getitem__(self, stage: str):
+        return self.data[stage]
+
+    @contextmanager
+    def stage(self, name: str):
+        started = time.perf_counter()
+        yield
+        self.data["minutes"][name] = round((time.perf_counter() - started) / 60, 2)
+        write_json_atomically(self.path, self.data)
+
+    def record(self, stage: str, value) -> None:
+        self.data[stage] = value
+        write_json_atomically(self.path, self.data)
+
+
+def _train_float(model: str, options: CompareOptions, train_dir: str, val_dir: str, run_dir: str, progress) -> dict:
+    from mobile_spinenet.data.pipeline import steps_per_epoch
+    from mobile_spinenet.data.readers import read_dataset
+    from mobile_spinenet.quantization.export_run import record_sources
+    from mobile_spinenet.training.bench import bench_train
+    from mobile_spinenet.training.config import load_config
+    from mobile_spinenet.training.runs import open_run
+    from mobile_spinenet.training.trainer import Trainer
+
+    train = read_dataset(train_dir)
+    probe = None
+    if os.path.isfile(os.path.join(run_dir, "config.yaml")):  # an interrupted run: keep its planned epochs
+        config = open_run(run_dir).config
+    else:
+        recipe = load_config(model, options.recipe, {"image_size": options.image_size})
+        batches = steps_per_epoch(train, recipe.batch_size)
+        warmup = min(2, batches - 1)  # the first step traces the graph: never time it when there is a choice
+        probe = bench_train(model, options.image_size, recipe.batch_size, steps=min(6, batches - warmup),
+                            warmup=warmup, data=train_dir)
+        overhead = recipe.precise_bn_images / (3 * probe["images_per_s"]) + 2.0  # BN re-estimate, checkpoint
+        epochs = plan_epochs(60 * options.budget_minutes, probe["images_per_s"], len(train), overhead)
+        config = load_config(model, options.recipe, {"image_size": options.image_size, "epochs": epochs,
+                                                     "warmup_epochs": min(recipe.warmup_epochs, epochs / 4)})
+        progress(f"{model}: {probe['images_per_s']:.1f} training images/s -> {epochs:g} epochs in "
+                 f"{options.budget_minutes:g} min")
+    trainer = Trainer(config, train, run_dir, show_progress=options.show_progress)
+    record_sources(run_dir, train_dir, val_dir)
+    trainer.fit(resume=True)
+    return {"run": run_dir, "epochs": config.epochs, "steps": trainer.total_steps, "batch_size": config.batch_size,
+            "images_per_s": probe["images_per_s"] if probe else None}
+
+
+def _keras_ap(run_dir: str, val_dir: str) -> dict:
+    from mobile_spinenet.data.readers import read_dataset
+    from mobile_spinenet.eval.detector_eval import evaluate_predictor, keras_predictor
+    from mobile_spinenet.training.runs import load_run_model, open_run
+    from mobile_spinenet.zoo import model_anchors
+
+    run = open_run(run_dir)
+    val = read_dataset(val_dir, label_map=run.label_map)
+    predict = keras_predictor(load_run_model(run), model_anchors(run.config.model, run.image_size))
+    metrics, _ = evaluate_predictor(predict, val, run.image_size)
+    return {"AP": 100 * metrics["AP"], "AP50": 100 * metrics["AP50"], "images": len(val)}
+
+
+def _export(run_dir: str, path: str, quant: str, val_dir: str, verify_images: int, progress) -> dict:
+    """Export and verify; a rejected file is recorded (and benchmarked) as rejected, not fatal."""
+    import json
+
+    from mobile_spinenet.quantization.export_run import export_tflite, sidecar_paths
+    from mobile_spinenet.quantization.verify import ExportVerificationError
+
+    try:
+        report = export_tflite(run_dir, path, quant, val=val_dir, verify_images=verify_images, progress=progress)
+        file, message = path, None
+    except ExportVerificationError as error:
+        file, message = sidecar_paths(path)["rejected"], str(error)
+        with open(sidecar_paths(path)["report"][:-5] + ".rejected.json") as f:
+            report = json.load(f)
+        progress(f"REJECTED: {message}")
+    check = report["verification"]
+    return {"file": file, "quant": report["quant"], "mb": os.path.getsize(file) / 1e6, "passed": check["passed"],
+            "keras_AP": check["keras_ap"], "tflite_AP": check["tflite_ap"], "keras_AP50": check["keras_ap50"],
+            "tflite_AP50": check["tflite_ap50"], "agreement": check["agreement"], "images": check["images"],
+            "float_ops": report["ops"].get("float_ops", {}), "rejected_because": message}
+
+
+def _counts(model: str, image_size: int, num_classes: int) -> dict:
+    from mobile_spinenet.summary import measure
+
+    counts = measure(model, image_size=image_size, num_classes=num_classes)
+    return {"params": counts.params, "multiply_adds": counts.multiply_adds}
+
+
+def compare_model(model: str, options: CompareOptions, train_dir: str, val_dir: str,
+                  progress: Callable[[str], None] = print) -> dict:
+    """Run (or resume) every stage of one model; returns its recorded results."""
+    from mobile_spinenet.backend import keras
+    from mobile_spinenet.data.readers import read_dataset
+    from mobile_spinenet.eval.benchmark import benchmark
+    from mobile_spinenet.quantization.qat_run import qat
+    from mobile_spinenet.training.runs import open_run
+
+    out = options.out
+    result = ModelResult(os.path.join(out, "results", f"{model}.json"), model)
+    float_dir, qat_dir = os.path.join(out, "runs", model), os.path.join(out, "runs", f"{model}-qat")
+    if options.runs_from and os.path.isfile(os.path.join(options.runs_from, model, "run.json")):
+        float_dir = os.path.join(options.runs_from, model)
+        if os.path.isfile(os.path.join(options.runs_from, f"{model}-qat", "run.json")):
+            qat_dir = os.path.join(options.runs_from, f"{model}-qat")
+    verify_images = options.verify_images or len(read_dataset(val_dir))
+
+    if not result.has("training"):
+        if os.path.isfile(os.path.join(float_dir, "run.json")):
+            run = open_run(float_dir)
+            result.record("training", {"run": float_dir, "epochs": run.config.epochs, "reused": True,
+                                       "batch_size": run.config.batch_size})
+        else:
+            progress(f"== {model}: float training, {options.budget_minutes:g} min budget -> {float_dir}")
+            with result.stage("train"):
+                training = _train_float(model, options, train_dir, val_dir, float_dir, progress)
+            result.record("training", training)
+        keras.backend.clear_session()
+    if not result.has("float"):
+        progress(f"== {model}: Keras float AP on {val_dir}")
+        with result.stage("float_eval"):
+            result.record("float", _keras_ap(float_dir, val_dir))
+    if not result.has("qat"):
+        epochs = max(0.25, round(options.qat_share * result["training"]["epochs"], 2))
+        if not os.path.isfile(os.path.join(qat_dir, "run.json")):
+            progress(f"== {model}: quantization-aware training, {epochs:g} epochs -> {qat_dir}")
+            with result.stage("qat"):
+                qat(float_dir, train_dir, qat_dir, epochs, resume=True, show_progress=options.show_progress)
+        result.record("qat", {"run": qat_dir, "epochs": open_run(qat_dir).config.epochs})
+        keras.backend.clear_session()
+    exports = {"int8": (qat_dir, "int8", f"{model}_qat_int8.tflite"),
+               "ptq": (float_dir, "int8", f"{model}_ptq_int8.tflite"),
+               "fp32": (float_dir, "fp32", f"{model}_fp32.tflite")}
+    for name in ("int8",) + tuple(options.extra_exports):
+        if not result.has(name):
+            source, quant, file = exports[name]
+            progress(f"== {model}: export {name} TFLite, verified on {verify_images} val images")
+            with result.stage(f"export_{name}"):
+                result.record(name, _export(source, os.path.join(out, "exports", file), quant, val_dir,
+                                            verify_images, progress))
+            keras.backend.clear_session()
+    if not result.has("benchmark"):
+        progress(f"== {model}: benchmark {result['int8']['file']}, threads {options.threads}")
+        with result.stage("benchmark"):
+            result.record("benchmark", benchmark(result["int8"]["file"], options.threads, options.bench_runs, 5))
+    if not result.has("counts"):
+        run = open_run(float_dir)
+        result.record("counts", {**_counts(model, run.image_size, run.num_classes), "image_size": run.image_size,
+                                 "num_classes": run.num_classes})
+        keras.backend.clear_session()
+    return result.data
+
+
+def compare(options: CompareOptions, progress: Callable[[str], None] = print) -> str:
+    """Compare ``options.models``; writes ``OUT/report.md`` (+ ``report.json`` and plots) and returns its path."""
+    from mobile_spinenet.eval.compare_report import write_report
+
+    options.validate()
+    train_dir, val_dir = data_folders(options.data, options.val)
+    started = time.perf_counter()
+    results = []
+    for model in options.models:
+        results.append(compare_model(model, options, train_dir, val_dir, progress))
+    settings = {"data": os.path.abspath(train_dir), "val": os.path.abspath(val_dir),
+                "budget_minutes": options.budget_minutes, "image_size": options.image_size, "recipe": options.recipe,
+                "qat_share": options.qat_share, "threads": list(options.threads), "bench_runs": options.bench_runs,
+                "minutes_this_call": round((time.perf_counter() - started) / 60, 1)}
+    return write_report(options.out, results, settings)

@@ -1,0 +1,184 @@
+"""The comparison report of ``mobile-spinenet compare``: one markdown table (with the paper's
+Table 9 as reference rows), the SpineNet vs MobileNetV3-SSDLite latency-per-multiply-add ratios,
+two plots (AP vs multiply-adds, AP vs int8 latency) and ``report.json`` with every figure."""
+from __future__ import annotations
+
+import io
+import os
+from typing import Optional
+
+from mobile_spinenet.io_utils import write_atomically, write_json_atomically
+
+# Table 9's like-for-like pairs: SpineNet and the MobileNetV3-SSDLite of about the same multiply-adds.
+PAIRS = (("spinenet49xxs", "mnv3_small_ssdlite"), ("spinenet49xs", "mnv3_large_ssdlite"))
+
+
+def _latency(result: dict, threads: int) -> Optional[float]:
+    for entry in result["benchmark"]:
+        if entry["threads"] == threads:
+            return entry["median_ms"]
+    return None
+
+
+def table_rows(results: list, threads: tuple) -> list:
+    """One flat dict per model with the report's columns (AP in points, 0..100)."""
+    rows = []
+    for r in results:
+        madds_b = r["counts"]["multiply_adds"] / 1e9
+        latency = {t: _latency(r, t) for t in threads}
+        first = latency[threads[0]]
+        rows.append({
+            "model": r["model"], "image_size": r["counts"]["image_size"], "params_m": r["counts"]["params"] / 1e6,
+            "multiply_adds_b": madds_b, "float_ap": r["float"]["AP"], "float_ap50": r["float"]["AP50"],
+            "int8_ap": r["int8"]["tflite_AP"], "int8_ap50": r["int8"]["tflite_AP50"], "int8_passed": r["int8"]["passed"],
+            "ptq_ap": r["ptq"]["tflite_AP"] if "ptq" in r else None, "ptq_mb": r["ptq"]["mb"] if "ptq" in r else None,
+            "fp32_mb": r["fp32"]["mb"] if "fp32" in r else None, "qat_keras_ap": r["int8"]["keras_AP"],
+            "int8_mb": r["int8"]["mb"], "latency_ms": latency,
+            "ap_per_ms": r["int8"]["tflite_AP"] / first if first else None,
+            "ms_per_gmac": {t: (v / madds_b if v else None) for t, v in latency.items()},
+            "train_epochs": r["training"]["epochs"], "qat_epochs": r["qat"]["epochs"], "minutes": r.get("minutes", {}),
+        })
+    return rows
+
+
+def pair_ratios(rows: list, threads: tuple) -> list:
+    """For each Table 9 pair present: SpineNet's int8 ms per multiply-add over SSDLite's, per thread count."""
+    by_model = {row["model"]: row for row in rows}
+    ratios = []
+    for spine, ssd in PAIRS:
+        if spine in by_model and ssd in by_model:
+            a, b = by_model[spine], by_model[ssd]
+            ratios.append({"spinenet": spine, "ssdlite": ssd, "multiply_add_ratio": a["multiply_adds_b"] / b["multiply_adds_b"],
+                           "latency_ratio": {t: a["latency_ms"][t] / b["latency_ms"][t] for t in threads},
+                           "ms_per_gmac_ratio": {t: a["ms_per_gmac"][t] / b["ms_per_gmac"][t] for t in threads}})
+    return ratios
+
+
+def _fmt(value, digits: int = 2) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def markdown(rows: list, ratios: list, settings: dict) -> str:
+    from mobile_spinenet.paper import TABLE_9
+
+    threads = tuple(settings["threads"])
+    t_cols = " | ".join(f"int8 ms, {t} thr" for t in threads)
+    lines = [
+        "# SpineNet vs MobileNetV3-SSDLite",
+        "",
+        f"Data: `{settings['data']}` (train), `{settings['val']}` (val). Every model: recipe `{settings['recipe']}` at "
+        f"{settings['image_size']} px, {settings['budget_minutes']:g} min of float training (a throughput probe turns "
+        f"it into epochs), QAT for {settings['qat_share']:g} of its float epochs, int8 TFLite from the QAT model with "
+        f"`TFLite_Detection_PostProcess` in the graph, verified against Keras. AP: COCO AP (pycocotools) in points on "
+        f"the val set; int8 AP is the exported file's. Latency: median of {settings['bench_runs']} runs, ai-edge-litert "
+        f"with XNNPACK, this machine. AP per ms uses the {threads[0]}-thread latency.",
+        "",
+        f"| model | input | params M | multiply-adds B | float AP | int8 AP | int8 MB | {t_cols} | AP per ms | epochs (QAT) |",
+        "|" + "---|" * (9 + len(threads)),
+    ]
+    for row in rows:
+        flag = "" if row["int8_passed"] else " (rejected)"
+        latency = " | ".join(_fmt(row["latency_ms"][t]) for t in threads)
+        lines.append(f"| {row['model']} | {row['image_size']} | {row['params_m']:.2f} | {row['multiply_adds_b']:.3f} | "
+                     f"{row['float_ap']:.2f} | {row['int8_ap']:.2f}{flag} | {row['int8_mb']:.2f} | {latency} | "
+                     f"{_fmt(row['ap_per_ms'], 3)} | {row['train_epochs']:g} ({row['qat_epochs']:g}) |")
+    blank = " | ".join("–" for _ in threads)
+    for ref in TABLE_9:
+        if ref.model_id in {row["model"] for row in rows}:
+            lines.append(f"| *paper Table 9: {ref.model_id}* | {ref.image_size} | {ref.params_m:.2f} | "
+                         f"{ref.multiply_adds_b:.2f} | *{ref.ap:.1f} COCO* | – | – | {blank} | – | – |")
+    lines += ["", "Reference rows: the paper's COCO test-dev figures (80 classes, its input sizes), for scale; the "
+              "rows above them are this run (demo data, its classes and input size).", ""]
+    if ratios:
+        lines += ["## Latency per multiply-add: SpineNet / MobileNetV3-SSDLite (int8, XNNPACK)", "",
+                  "| pair | multiply-add ratio | " + " | ".join(f"latency ratio {t} thr" for t in threads) + " | "
+                  + " | ".join(f"ms-per-multiply-add ratio {t} thr" for t in threads) + " |",
+                  "|" + "---|" * (2 + 2 * len(threads))]
+        for ratio in ratios:
+            lines.append(f"| {ratio['spinenet']} / {ratio['ssdlite']} | {ratio['multiply_add_ratio']:.2f} | "
+                         + " | ".join(f"{ratio['latency_ratio'][t]:.2f}" for t in threads) + " | "
+                         + " | ".join(f"**{ratio['ms_per_gmac_ratio'][t]:.2f}**" for t in threads) + " |")
+        lines += ["", "A ms-per-multiply-add ratio above 1 means each SpineNet multiply-add costs more time on this "
+                  "CPU than an SSDLite one (resampling, many small feature maps, the deeper head).", ""]
+    lines += ["## Where the time went (minutes)", "", "| model | " + " | ".join(STAGES) + " |",
+              "|" + "---|" * (1 + len(STAGES))]
+    for row in rows:
+        lines.append(f"| {row['model']} | " + " | ".join(_fmt(row["minutes"].get(s), 1) for s in STAGES) + " |")
+    lines += ["", "– : reused from an earlier call or an existing run.", "",
+              "![AP vs multiply-adds](ap_vs_multiply_adds.png)", "", "![AP vs int8 latency](ap_vs_latency.png)", ""]
+    return "\n".join(lines)
+
+
+STAGES = ("train", "float_eval", "qat", "export_int8", "export_ptq", "export_fp32", "benchmark")
+
+
+def _png(figure) -> bytes:
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    figure.tight_layout()
+    figure.savefig(buffer, format="png", dpi=90)
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def _scatter(axis, xs, ys, names, **style):
+    axis.scatter(xs, ys, **style)
+    for x, y, name in zip(xs, ys, names):
+        axis.annotate(name, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+
+
+def _family(model: str) -> str:
+    return "MobileNetV3-SSDLite" if "ssdlite" in model else "SpineNet"
+
+
+def plots(rows: list, threads: tuple) -> dict:
+    """``{file name: png bytes}``: AP vs multiply-adds (this run and Table 9), AP vs int8 latency."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from mobile_spinenet.paper import TABLE_9
+
+    colors = {"SpineNet": "tab:red", "MobileNetV3-SSDLite": "tab:blue"}
+    figure, (ours, paper) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for family, color in colors.items():
+        mine = [r for r in rows if _family(r["model"]) == family]
+        _scatter(ours, [r["multiply_adds_b"] for r in mine], [r["int8_ap"] for r in mine], [r["model"] for r in mine],
+                 color=color, label=f"{family}, int8")
+        ours.scatter([r["multiply_adds_b"] for r in mine], [r["float_ap"] for r in mine], color=color, marker="x",
+                     label=f"{family}, float")
+        refs = [r for r in TABLE_9 if _family(r.model_id) == family]
+        _scatter(paper, [r.multiply_adds_b for r in refs], [r.ap for r in refs], [r.model_id for r in refs],
+                 color=color, label=family)
+    ours.set(title="this run (demo data)", xlabel="multiply-adds (B)", ylabel="AP")
+    paper.set(title="paper Table 9 (COCO test-dev)", xlabel="multiply-adds (B)", ylabel="AP")
+    ours.legend(fontsize=8)
+    paper.legend(fontsize=8)
+    files = {"ap_vs_multiply_adds.png": _png(figure)}
+
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    for family, color in colors.items():
+        mine = [r for r in rows if _family(r["model"]) == family]
+        for t, marker in zip(threads, "os^D"):
+            _scatter(axis, [r["latency_ms"][t] for r in mine], [r["int8_ap"] for r in mine],
+                     [r["model"] for r in mine] if t == threads[0] else [""] * len(mine),
+                     color=color, marker=marker, label=f"{family}, {t} thread(s)")
+    axis.set(title="int8 AP vs latency (ai-edge-litert, XNNPACK)", xlabel="median latency (ms)", ylabel="int8 AP")
+    axis.legend(fontsize=8)
+    files["ap_vs_latency.png"] = _png(figure)
+    return files
+
+
+def write_report(out: str, results: list, settings: dict) -> str:
+    """Write ``report.md``, ``report.json`` and the plots into ``out``; returns the report's path."""
+    threads = tuple(settings["threads"])
+    rows = table_rows(results, threads)
+    ratios = pair_ratios(rows, threads)
+    for name, png in plots(rows, threads).items():
+        write_atomically(os.path.join(out, name), png)
+    write_json_atomically(os.path.join(out, "report.json"), {"settings": settings, "rows": rows, "ratios": ratios,
+                                                            "results": results})
+    path = os.path.join(out, "report.md")
+    write_atomically(path, markdown(rows, ratios, settings))
+    return path

@@ -1,0 +1,44 @@
+"""`mobile-spinenet data demo|check`."""
+from __future__ import annotations
+
+from mobile_spinenet.commands.common import setup_logging
+
+
+def _cmd_data_demo(args) -> int:
+    from mobile_spinenet.data.demo import make_demo_dataset
+
+    folders = make_demo_dataset(args.out, args.seed, args.train_images, args.val_images, progress=print)
+    print(f"train: {folders['train']}\nval:   {folders['val']}")
+    return 0
+
+
+def _cmd_data_check(args) -> int:
+    from mobile_spinenet.data.readers import read_dataset
+
+    setup_logging()
+    dataset = read_dataset(args.data, full_check=True if args.full else None)
+    boxes = sum(len(r.boxes) for r in dataset.records)
+    print(f"{args.data}: {len(dataset)} usable images, {boxes} boxes, {dataset.label_map.num_classes} classes")
+    print(dataset.issues.summary())
+    return 0
+
+
+def add_data_parser(sub) -> None:
+    data = sub.add_parser("data", help="demo data and dataset checks",
+                          description="Make the bundled demo dataset or check a dataset.")
+    data_sub = data.add_subparsers(dest="data_command", metavar="DATA_COMMAND", required=True)
+    demo = data_sub.add_parser("demo", help="write the Fashion-MNIST demo dataset (COCO format)",
+                               description="Paste bundled Fashion-MNIST glyphs onto canvases and write "
+                                           "OUT/train and OUT/val as COCO (annotations.json + images/).")
+    demo.add_argument("--out", required=True)
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--train-images", type=int, default=800)
+    demo.add_argument("--val-images", type=int, default=200)
+    demo.set_defaults(func=_cmd_data_demo)
+    check = data_sub.add_parser("check", help="read a dataset and report bad input",
+                                description="Read a COCO or VOC dataset as training would and list "
+                                            "what is skipped or fixed.")
+    check.add_argument("data")
+    check.add_argument("--full", action="store_true", help="decode every image (default: up to 5000)")
+    check.set_defaults(func=_cmd_data_check)
+

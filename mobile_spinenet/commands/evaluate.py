@@ -1,0 +1,136 @@
+"""`mobile-spinenet benchmark`, `eval`, `predict` and `compare`."""
+from __future__ import annotations
+
+import json
+import os
+
+from mobile_spinenet.commands.common import setup_logging
+
+
+def _cmd_benchmark(args) -> int:
+    from mobile_spinenet.eval.benchmark import benchmark, format_results
+
+    try:
+        threads = [int(t) for t in args.threads.split(",")]
+    except ValueError:
+        raise ValueError(f"--threads takes comma-separated whole numbers, got {args.threads!r}") from None
+    results = benchmark(args.model, threads, args.runs, args.warmup, args.delegate, args.image)
+    print(json.dumps(results, indent=1) if args.json else format_results(args.model, results))
+    return 0
+
+
+def add_benchmark_parser(sub) -> None:
+    bench = sub.add_parser(
+        "benchmark", help="latency, memory and end-to-end time of a .tflite file",
+        description="Run a .tflite file in the ai-edge-litert interpreter, each thread count in its own process: "
+                    "init time, first inference, median/p90/min latency, end-to-end time (decode + resize + "
+                    "inference + post-processing), peak RSS and model size. On a phone, run LiteRT's "
+                    "benchmark_model on the same file (docs/benchmarks.md).")
+    bench.add_argument("model", help="the .tflite file")
+    bench.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
+    bench.add_argument("--runs", type=int, default=100)
+    bench.add_argument("--warmup", type=int, default=10)
+    bench.add_argument("--delegate", default="xnnpack", choices=["xnnpack", "none"],
+                       help="xnnpack (the CPU default) or none (TFLite's built-in kernels)")
+    bench.add_argument("--image", help="image for the end-to-end figure (default: a demo canvas)")
+    bench.add_argument("--json", action="store_true")
+    bench.set_defaults(func=_cmd_benchmark)
+
+
+def _cmd_eval(args) -> int:
+    from mobile_spinenet.eval.coco_metrics import format_metrics
+    from mobile_spinenet.eval.evaluate import evaluate_path
+    from mobile_spinenet.io_utils import write_json_atomically
+
+    setup_logging()
+    metrics, detections = evaluate_path(args.model, args.data, args.max_images)
+    print(format_metrics(metrics))
+    if args.json:
+        write_json_atomically(args.json, detections)
+        print(f"detections (COCO results format): {args.json}")
+    return 0
+
+
+def add_eval_parser(sub) -> None:
+    evaluate = sub.add_parser(
+        "eval", help="COCO AP of a run directory or a .tflite file (pycocotools)",
+        description="Score a training run (Keras, float or QAT) or an exported .tflite file on a COCO or VOC "
+                    "dataset with pycocotools: AP, AP50, AP75, APs/m/l, AR1/10/100 and per-class AP. Boxes are "
+                    "mapped back to original image pixels (resize and padding undone).")
+    evaluate.add_argument("model", help="run directory or .tflite file")
+    evaluate.add_argument("--data", required=True, help="COCO folder/JSON or VOC folder")
+    evaluate.add_argument("--json", help="write the detections here (COCO results format)")
+    evaluate.add_argument("--max-images", type=int, help="score only the first N images")
+    evaluate.set_defaults(func=_cmd_eval)
+
+
+def _cmd_predict(args) -> int:
+    from mobile_spinenet.eval.predict import predict_images
+
+    setup_logging()
+    results = predict_images(args.model, args.images, args.out, args.score_threshold)
+    for result in results:
+        found = ", ".join(f"{d['label']} {d['score']:.2f}" for d in result["detections"]) or "nothing"
+        print(f"{result['image']}: {found} -> {result['drawn']}")
+    print(f"detections: {os.path.join(args.out, 'detections.json')}")
+    return 0
+
+
+def add_predict_parser(sub) -> None:
+    predict = sub.add_parser(
+        "predict", help="draw a model's detections on images",
+        description="Run a training run (Keras) or a .tflite file on image files; write each image with its "
+                    "boxes, labels and scores drawn, and detections.json (boxes in original-image pixels).")
+    predict.add_argument("model", help="run directory or .tflite file")
+    predict.add_argument("images", nargs="+", help="image files")
+    predict.add_argument("--out", required=True, help="output folder")
+    predict.add_argument("--score-threshold", type=float, default=0.3)
+    predict.set_defaults(func=_cmd_predict)
+
+
+
+def _cmd_compare(args) -> int:
+    from mobile_spinenet.eval.compare import CompareOptions, compare
+
+    setup_logging()
+    try:
+        threads = tuple(int(t) for t in args.threads.split(","))
+    except ValueError:
+        raise ValueError(f"--threads takes comma-separated whole numbers, got {args.threads!r}") from None
+    options = CompareOptions(args.data, args.out, tuple(m for m in args.models.split(",") if m), args.budget,
+                             args.val, args.image_size, args.recipe, args.qat_share, threads, args.runs,
+                             tuple(e for e in args.extra_exports.split(",") if e), args.runs_from, args.verify_images,
+                             show_progress=not args.no_progress)
+    report = compare(options, progress=lambda message: print(message, flush=True))
+    print(open(report).read())
+    print(f"report: {report} (report.json, ap_vs_multiply_adds.png, ap_vs_latency.png beside it)")
+    return 0
+
+
+def add_compare_parser(sub) -> None:
+    from mobile_spinenet.eval.compare import DEFAULT_MODELS
+
+    compare = sub.add_parser(
+        "compare", help="train, QAT, export, evaluate and benchmark several models; write a report",
+        description="Give every model the same recipe and the same float-training time budget, QAT-tune it, "
+                    "export a verified int8 TFLite file, score Keras and TFLite AP, benchmark the file at each "
+                    "thread count, and write OUT/report.md (table with the paper's Table 9 as reference rows, "
+                    "SpineNet vs MobileNetV3-SSDLite latency per multiply-add, plots of AP vs multiply-adds and AP "
+                    "vs latency). Finished stages are recorded in OUT/results/; rerun the command to resume.")
+    compare.add_argument("--data", required=True, help="a folder with train/ and val/ (e.g. `data demo` output), "
+                         "or the training set when --val is given")
+    compare.add_argument("--val", help="validation set (default: DATA/val)")
+    compare.add_argument("--models", default=",".join(DEFAULT_MODELS), help="comma-separated model ids")
+    compare.add_argument("--budget", type=float, default=5.0, help="minutes of float training per model (default 5)")
+    compare.add_argument("--out", required=True, help="report folder (runs/, exports/, results/, report.md)")
+    compare.add_argument("--image-size", type=int, default=256, help="input size of every model (default 256)")
+    compare.add_argument("--recipe", default="cpu_demo", help="training recipe (bundled name or YAML file)")
+    compare.add_argument("--qat-share", type=float, default=0.125, help="QAT epochs as a share of the float epochs")
+    compare.add_argument("--threads", default="1,2", help="benchmark thread counts (default 1,2)")
+    compare.add_argument("--runs", type=int, default=50, help="timed benchmark runs (default 50)")
+    compare.add_argument("--extra-exports", default="", help="also export and score: ptq (int8 from the float "
+                         "model), fp32; comma-separated")
+    compare.add_argument("--runs-from", help="reuse runs in this folder (<model>/ and <model>-qat/) instead of training")
+    compare.add_argument("--verify-images", type=int, help="val images scored per export (default: all)")
+    compare.add_argument("--no-progress", action="store_true")
+    compare.set_defaults(func=_cmd_compare)

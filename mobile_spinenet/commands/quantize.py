@@ -1,0 +1,72 @@
+"""`mobile-spinenet qat` and `export`."""
+from __future__ import annotations
+
+from mobile_spinenet.commands.common import setup_logging
+
+
+def _cmd_qat(args) -> int:
+    from mobile_spinenet.quantization.qat_run import qat
+
+    setup_logging()
+    row = qat(args.from_run, args.data, args.out, args.epochs, args.lr, args.batch, args.val, args.resume,
+              show_progress=not args.no_progress)
+    summary = ", ".join(f"{k} {row[k]:.4f}" for k in ("loss", "val_AP", "val_AP50") if k in row)
+    print(f"done: {summary}\nQAT directory: {args.out} (export it with `mobile-spinenet export {args.out} "
+          f"--quant int8 --out model.tflite`)")
+    return 0
+
+
+def add_qat_parser(sub) -> None:
+    qat = sub.add_parser(
+        "qat", help="fine-tune a trained run quantization-aware (tfmot)",
+        description="Rebuild a trained float run in its quantizable form (head unrolled per level), annotate it "
+                    "with tensorflow-model-optimization, calibrate the quantizer ranges on a few images, and "
+                    "fine-tune it with the run's recipe at a low learning rate. Same progress, checkpoints, "
+                    "metrics and --resume as training.")
+    qat.add_argument("--from", dest="from_run", required=True, help="the trained float run directory")
+    qat.add_argument("--data", required=True, help="training set (COCO folder/JSON or VOC folder)")
+    qat.add_argument("--val", help="validation set, scored after every epoch")
+    qat.add_argument("--out", required=True, help="QAT directory")
+    qat.add_argument("--epochs", type=float, default=1.0)
+    qat.add_argument("--lr", type=float, help="base learning rate (default: a tenth of the float run's)")
+    qat.add_argument("--batch", type=int, help="global batch size (default: the float run's)")
+    qat.add_argument("--resume", action="store_true", help="continue the QAT run in --out")
+    qat.add_argument("--no-progress", action="store_true")
+    qat.set_defaults(func=_cmd_qat)
+
+
+def _cmd_export(args) -> int:
+    from mobile_spinenet.quantization.export_run import export_tflite
+
+    setup_logging()
+    export_tflite(args.run, args.out, args.quant, args.calib, args.calib_steps, args.nms, args.max_detections,
+                  not args.fast_nms, args.input_type, not args.no_verify, args.val, args.verify_images,
+                  args.max_ap_drop)
+    return 0
+
+
+def add_export_parser(sub) -> None:
+    export = sub.add_parser(
+        "export", help="export a run to TFLite (fp32, fp16, dynamic, int8), verified against Keras",
+        description="Convert a training run to a .tflite file with TFLite_Detection_PostProcess in the graph "
+                    "(outputs location, category, score, number of detections) or raw outputs, run it next "
+                    "to the Keras model on validation images, and write it only when its AP holds "
+                    "(a broken file is kept as OUT.rejected.tflite and the command fails).")
+    export.add_argument("run", help="training run directory")
+    export.add_argument("--out", required=True, help="the .tflite file to write (labels and a JSON report beside it)")
+    export.add_argument("--quant", default="int8", choices=["fp32", "fp16", "dynamic", "int8"])
+    export.add_argument("--calib", help="calibration images for int8 (default: the run's training data)")
+    export.add_argument("--calib-steps", type=int, default=100, help="calibration images (default 100)")
+    export.add_argument("--nms", default="tflite", choices=["tflite", "none"])
+    export.add_argument("--fast-nms", action="store_true", help="class-agnostic NMS of the op (faster on device); "
+                        "default: per-class NMS, as evaluation does")
+    export.add_argument("--max-detections", type=int, default=100)
+    export.add_argument("--input-type", default="float", choices=["float", "uint8"],
+                        help="int8 only: uint8 takes raw pixels")
+    export.add_argument("--val", help="verification images (default: the run's val data, else its training data)")
+    export.add_argument("--verify-images", type=int, default=50)
+    export.add_argument("--max-ap-drop", type=float, help="AP points the file may lose against Keras "
+                        "(default: 0.1 fp32/fp16, 1.0 dynamic, 2.0 int8)")
+    export.add_argument("--no-verify", action="store_true", help="skip verification (not recommended)")
+    export.set_defaults(func=_cmd_export)
+

@@ -1,0 +1,105 @@
+"""`mobile-spinenet train` and `bench train`."""
+from __future__ import annotations
+
+import json
+import os
+
+from mobile_spinenet.commands.common import setup_logging
+
+
+def _train_overrides(args) -> dict:
+    names = ("image_size", "epochs", "batch_size", "learning_rate", "warmup_epochs", "schedule", "strategy",
+             "tpu", "seed", "checkpoint_every_steps", "val_max_images", "activation", "weight_decay")
+    overrides = {name: getattr(args, name) for name in names}
+    if args.jitter:
+        overrides["jitter"] = [float(v) for v in args.jitter.split(",")]
+    for flag in ("mixed_precision", "deterministic"):
+        if getattr(args, flag):
+            overrides[flag] = True
+    return overrides
+
+
+def _cmd_train(args) -> int:
+    from mobile_spinenet.data.readers import read_dataset
+    from mobile_spinenet.training.config import load_config
+    from mobile_spinenet.training.runs import open_run
+    from mobile_spinenet.quantization.export_run import record_sources
+    from mobile_spinenet.training.trainer import Trainer
+
+    setup_logging()
+    if args.resume and os.path.isfile(os.path.join(args.out, "config.yaml")):
+        config = open_run(args.out).config  # the run's own recipe; flags may not change it mid-run
+    else:
+        config = load_config(args.model, args.config, _train_overrides(args))
+    train = read_dataset(args.data)
+    val = read_dataset(args.val, label_map=train.label_map) if args.val else None
+    trainer = Trainer(config, train, args.out, val, show_progress=not args.no_progress)
+    record_sources(args.out, args.data, args.val)
+    print(f"training {config.model} at {trainer.image_size} px on {len(train)} images: "
+          f"{trainer.total_steps} steps of {config.batch_size} ({trainer.steps_per_epoch}/epoch), "
+          f"{trainer.replicas} replica(s), base lr {config.resolved_learning_rate():g} -> {args.out}", flush=True)
+    row = trainer.fit(resume=args.resume)
+    summary = ", ".join(f"{k} {row[k]:.4f}" for k in ("loss", "val_AP", "val_AP50") if k in row)
+    print(f"done: {summary}\nrun directory: {args.out} (model.weights.h5, metrics.csv, curves.png, tensorboard/)")
+    return 0
+
+
+def add_train_parser(sub) -> None:
+    train = sub.add_parser(
+        "train", help="train a detector on COCO / VOC data",
+        description="Train a model id with the paper's recipe (its YAML in mobile_spinenet/configs), "
+                    "overridden by --config and then by flags. Writes config.yaml, label_map.json, "
+                    "checkpoints/, steps.csv, metrics.csv, curves.png, tensorboard/ and model.weights.h5.")
+    train.add_argument("--model", help="model id (see `mobile-spinenet models`)")
+    train.add_argument("--data", required=True, help="training set: COCO folder/JSON or Pascal VOC folder")
+    train.add_argument("--val", help="validation set, scored with pycocotools after every epoch")
+    train.add_argument("--out", required=True, help="run directory")
+    train.add_argument("--config", help="YAML file of TrainConfig fields (over the model's own), or a bundled "
+                       "recipe name: cpu_demo")
+    train.add_argument("--image-size", type=int)
+    train.add_argument("--epochs", type=float)
+    train.add_argument("--batch", dest="batch_size", type=int, help="global batch size")
+    train.add_argument("--lr", dest="learning_rate", type=float, help="base learning rate "
+                       "(default: 0.08 per 64 images)")
+    train.add_argument("--warmup-epochs", type=float)
+    train.add_argument("--weight-decay", type=float)
+    train.add_argument("--schedule", choices=["step", "cosine"])
+    train.add_argument("--jitter", help="scale jitter range as MIN,MAX (paper: 0.4,1.6)")
+    train.add_argument("--activation", help="override the model's activation (e.g. hard_swish)")
+    train.add_argument("--strategy", choices=["default", "mirrored", "multiworker", "tpu"])
+    train.add_argument("--tpu", help="TPU name or address for --strategy tpu")
+    train.add_argument("--mixed-precision", action="store_true")
+    train.add_argument("--deterministic", action="store_true", help="deterministic TF ops (slower)")
+    train.add_argument("--seed", type=int)
+    train.add_argument("--checkpoint-every", dest="checkpoint_every_steps", type=int, help="steps")
+    train.add_argument("--val-max-images", type=int, help="score only the first N val images")
+    train.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.set_defaults(func=_cmd_train)
+
+
+def _cmd_bench_train(args) -> int:
+    from mobile_spinenet.training.bench import bench_train, format_bench
+
+    result = bench_train(args.model, args.image_size, args.batch, args.steps, args.warmup, args.data, args.strategy)
+    print(json.dumps(result, indent=1) if args.json else format_bench(result))
+    return 0
+
+
+def add_bench_parser(sub) -> None:
+    bench = sub.add_parser("bench", help="training-speed benchmarks",
+                           description="Benchmarks that print numbers.")
+    bench_sub = bench.add_subparsers(dest="bench_command", metavar="BENCH_COMMAND", required=True)
+    train = bench_sub.add_parser("train", help="images/s of a training step and input-wait share",
+                                 description="Time training steps on demo data (or --data) and report the "
+                                             "share of time spent waiting on the input pipeline.")
+    train.add_argument("--model", required=True)
+    train.add_argument("--image-size", type=int)
+    train.add_argument("--batch", type=int, default=8)
+    train.add_argument("--steps", type=int, default=20)
+    train.add_argument("--warmup", type=int, default=3)
+    train.add_argument("--data")
+    train.add_argument("--strategy", default="default", choices=["default", "mirrored"])
+    train.add_argument("--json", action="store_true")
+    train.set_defaults(func=_cmd_bench_train)
+

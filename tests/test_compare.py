@@ -1,0 +1,73 @@
+"""The comparison report: epochs from a time budget, the table, the latency-per-multiply-add
+ratios and the plots (the end-to-end `compare` run is in tests/test_compare_slow.py)."""
+import json
+
+import pytest
+
+from mobile_spinenet.eval.compare import CompareOptions, ModelResult, data_folders, plan_epochs
+from mobile_spinenet.eval.compare_report import pair_ratios, table_rows, write_report
+
+
+def _result(model, madds, ms1, ms2, float_ap, int8_ap, passed=True):
+    return {"model": model, "minutes": {"train": 1.0},
+            "training": {"epochs": 4.0}, "qat": {"epochs": 0.5}, "float": {"AP": float_ap, "AP50": 2 * float_ap},
+            "int8": {"tflite_AP": int8_ap, "tflite_AP50": 2 * int8_ap, "keras_AP": float_ap, "passed": passed,
+                     "mb": 1.5},
+            "benchmark": [{"threads": 1, "median_ms": ms1}, {"threads": 2, "median_ms": ms2}],
+            "counts": {"params": 1_000_000, "multiply_adds": madds, "image_size": 256, "num_classes": 10}}
+
+
+RESULTS = [_result("spinenet49xs", 0.4e9, 8.0, 5.0, 3.0, 2.5), _result("mnv3_large_ssdlite", 0.2e9, 2.0, 1.25, 2.0, 1.0),
+           _result("spinenet49xxs", 0.15e9, 3.0, 2.0, 1.0, 0.9, passed=False)]
+SETTINGS = {"data": "d/train", "val": "d/val", "budget_minutes": 2.0, "image_size": 256, "recipe": "cpu_demo",
+            "qat_share": 0.125, "threads": [1, 2], "bench_runs": 50}
+
+
+def test_plan_epochs_fits_the_budget():
+    # 800 images at 40 images/s = 20 s per epoch, plus 5 s overhead: 120 s hold 4.8 epochs
+    assert plan_epochs(120, 40.0, 800, 5.0) == pytest.approx(4.8)
+    assert plan_epochs(1, 40.0, 800, 5.0) == 0.1  # never zero
+
+
+def test_latency_per_multiply_add_ratio_of_the_table9_pair():
+    rows = table_rows(RESULTS, (1, 2))
+    (ratio,) = pair_ratios(rows, (1, 2))  # spinenet49xxs has no SSDLite partner here
+    assert (ratio["spinenet"], ratio["ssdlite"]) == ("spinenet49xs", "mnv3_large_ssdlite")
+    assert ratio["multiply_add_ratio"] == pytest.approx(2.0)
+    assert ratio["latency_ratio"][1] == pytest.approx(4.0)
+    assert ratio["ms_per_gmac_ratio"][1] == pytest.approx(2.0)  # (8 ms / 0.4 B) / (2 ms / 0.2 B)
+    assert rows[0]["ap_per_ms"] == pytest.approx(2.5 / 8.0)
+
+
+def test_report_has_the_table_reference_rows_ratio_and_plots(tmp_path):
+    path = write_report(str(tmp_path), RESULTS, SETTINGS)
+    text = open(path).read()
+    assert "| spinenet49xs | 256 | 1.00 | 0.400 | 3.00 | 2.50 | 1.50 | 8.00 | 5.00 | 0.312 |" in text
+    assert "*paper Table 9: spinenet49xs* | 384 | 1.01 | 0.52 | *23.7 COCO*" in text
+    assert "*paper Table 9: mnv3_small_ssdlite*" not in text  # only the compared models' rows
+    assert "0.90 (rejected)" in text
+    assert "| spinenet49xs / mnv3_large_ssdlite | 2.00 | 4.00 | 4.00 | **2.00** | **2.00** |" in text
+    for name in ("ap_vs_multiply_adds.png", "ap_vs_latency.png"):
+        assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
+    assert json.loads((tmp_path / "report.json").read_text())["ratios"][0]["ssdlite"] == "mnv3_large_ssdlite"
+
+
+def test_model_result_resumes_from_its_file(tmp_path):
+    path = str(tmp_path / "results" / "m.json")
+    first = ModelResult(path, "m")
+    with first.stage("train"):
+        pass
+    first.record("training", {"epochs": 3})
+    again = ModelResult(path, "m")
+    assert again.has("training") and not again.has("qat") and "train" in again["minutes"]
+
+
+def test_bad_options_name_the_flag(tmp_path):
+    with pytest.raises(ValueError, match="no train/ and val/"):
+        data_folders(str(tmp_path), None)
+    with pytest.raises(ValueError, match="twice"):
+        CompareOptions("d", "o", ("spinenet49xs", "spinenet49xs")).validate()
+    with pytest.raises(ValueError, match="unknown|model"):
+        CompareOptions("d", "o", ("spinenet4",)).validate()
+    with pytest.raises(ValueError, match="--extra-exports"):
+        CompareOptions("d", "o", ("spinenet49xs",), extra_exports=("int4",)).validate()
