@@ -52,6 +52,12 @@ def tflite_predictor(interpreter, anchors: np.ndarray, image_size: int, nms: NMS
     return predict
 
 
+def to_original_pixels(boxes: np.ndarray, scale: float, width: int, height: int) -> np.ndarray:
+    """Undo the letterbox: model-pixel (ymin, xmin, ymax, xmax) boxes to original-image pixels,
+    clipped to the image (the preprocessing pads bottom/right, so there is no offset)."""
+    return np.clip(boxes / scale, 0, [height, width, height, width])
+
+
 def predict_dataset(predict: Predictor, dataset: DetectionDataset, image_size: int, batch_size: int = 8,
                     max_images: Optional[int] = None, progress=None) -> list[dict]:
     """COCO-format detections of ``predict`` on ``dataset`` (boxes in original-image pixels)."""
@@ -66,8 +72,7 @@ def predict_dataset(predict: Predictor, dataset: DetectionDataset, image_size: i
         for b, image_id in enumerate(image_ids.numpy()):
             n = int(counts[b])
             width, height = sizes[int(image_id)]
-            original = boxes[b, :n] / float(scales[b])
-            original = np.clip(original, 0, [height, width, height, width])
+            original = to_original_pixels(boxes[b, :n], float(scales[b]), width, height)
             detections += boxes_to_coco(int(image_id), original, scores[b, :n], classes[b, :n], class_to_category)
         if progress:
             progress(len(image_ids))

@@ -6,8 +6,6 @@ import io
 import os
 from typing import Sequence
 
-import numpy as np
-
 from mobile_spinenet.eval.benchmark import letterbox
 from mobile_spinenet.io_utils import write_atomically, write_json_atomically
 
@@ -20,6 +18,7 @@ def predict_images(model: str, images: Sequence[str], out_dir: str, score_thresh
     ``out_dir/detections.json``; returns the detections (one dict per image)."""
     from PIL import Image, ImageDraw
 
+    from mobile_spinenet.eval.detector_eval import to_original_pixels
     from mobile_spinenet.eval.evaluate import load_detector
 
     detector = load_detector(model)
@@ -37,7 +36,7 @@ def predict_images(model: str, images: Sequence[str], out_dir: str, score_thresh
         boxes, scores, classes, counts = detector.predict(letterbox(path, detector.image_size))
         n = int(counts[0])
         keep = scores[0, :n] >= score_threshold
-        original = np.clip(boxes[0, :n][keep] / scale, 0, [image.height, image.width] * 2)
+        original = to_original_pixels(boxes[0, :n][keep], scale, image.width, image.height)
         detections = []
         draw = ImageDraw.Draw(image)
         for (ymin, xmin, ymax, xmax), score, cls in zip(original, scores[0, :n][keep], classes[0, :n][keep]):

@@ -67,6 +67,10 @@ def test_fp32_export_is_verified_and_written_with_labels_and_report(run_dir, tmp
     assert metadata["labels"] == report["labels"] and metadata["name"] == "spinenet49xxs"
     assert set(metadata["outputs"]) == set(OUTPUT_NAMES) and metadata["outputs_are_tensor_names"]
     assert (metadata["input"], metadata["mean"], metadata["std"]) == ("image", [127.5], [127.5])
+    (tmp_path / "model.labels.txt").unlink()  # android-assets takes the labels from the metadata
+    assert main(["android-assets", str(out), "--assets", str(tmp_path / "assets")]) == 0
+    assert (tmp_path / "assets" / "model.labels.txt").read_text().splitlines() == report["labels"]
+    assert sorted(os.listdir(tmp_path / "assets")) == ["model.labels.txt", "model.tflite"]  # no anchors needed
 
     # `mobile-spinenet eval` gives the run and its fp32 file the same COCO AP
     data = str(run_dir.parent / "images")
@@ -117,3 +121,24 @@ def test_predict_draws_the_detections_on_the_image(run_dir, tmp_path, capsys):
     assert np.abs(edge).max() > 60  # the box's top edge is painted over the image
     assert main(["predict", str(run_dir), str(tmp_path / "nope.jpg"), "--out", str(out)]) == 2
     assert "nope.jpg does not exist" in capsys.readouterr().err
+
+
+def test_android_assets_copies_model_labels_and_raw_anchors(run_dir, tmp_path, capsys):
+    from mobile_spinenet.quantization.interpreter import load_interpreter
+
+    raw = tmp_path / "raw.tflite"
+    assert main(["export", str(run_dir), "--quant", "fp32", "--nms", "none", "--no-verify", "--out", str(raw)]) == 0
+    assets = tmp_path / "assets"
+    assert main(["android-assets", str(raw), "--assets", str(assets), "--name", "demo.tflite"]) == 0
+    assert (assets / "demo.tflite").read_bytes() == raw.read_bytes()
+    labels = (assets / "demo.labels.txt").read_text().splitlines()
+    assert labels == json.loads((tmp_path / "raw.json").read_text())["labels"] and len(labels) == 10
+    # one anchor line per raw output row, equal to the kit's anchors (what the Java core decodes against)
+    anchors = np.loadtxt(assets / "demo.anchors.txt")
+    rows = {d["name"]: d["shape"] for d in load_interpreter(str(raw)).get_output_details()}["boxes"][1]
+    np.testing.assert_allclose(anchors, model_anchors("spinenet49xxs", SIZE), rtol=1e-5)
+    assert anchors.shape == (rows, 4)
+    (tmp_path / "raw.json").unlink()  # without the export report the anchors cannot be known
+    assert main(["android-assets", str(raw), "--assets", str(assets)]) == 2
+    assert "raw.json, which is missing" in capsys.readouterr().err
+    assert main(["android-assets", str(tmp_path / "missing.tflite"), "--assets", str(assets)]) == 2

@@ -70,3 +70,24 @@ def add_export_parser(sub) -> None:
     export.add_argument("--no-verify", action="store_true", help="skip verification (not recommended)")
     export.set_defaults(func=_cmd_export)
 
+
+
+def _cmd_android_assets(args) -> int:
+    from mobile_spinenet.quantization.android_assets import copy_to_android_assets
+
+    for path in copy_to_android_assets(args.model, args.assets, args.name):
+        print(f"written: {path}")
+    print("rebuild the app (android_demo/README.md); it lists every .tflite in its assets")
+    return 0
+
+
+def add_android_assets_parser(sub) -> None:
+    assets = sub.add_parser(
+        "android-assets", help="copy an exported .tflite and its labels into the Android demo",
+        description="Copy MODEL.tflite into the Android demo's assets with its labels (from the file's TFLite "
+                    "metadata) and, for raw-output files (--nms none), its anchors; the app finds outputs by "
+                    "tensor name.")
+    assets.add_argument("model", help="a .tflite file written by `mobile-spinenet export`")
+    assets.add_argument("--assets", help="assets folder (default: android_demo/app/src/main/assets of this checkout)")
+    assets.add_argument("--name", help="file name in the assets (default: the model's)")
+    assets.set_defaults(func=_cmd_android_assets)
