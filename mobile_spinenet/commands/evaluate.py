@@ -4,16 +4,13 @@ from __future__ import annotations
 import json
 import os
 
-from mobile_spinenet.commands.common import setup_logging
+from mobile_spinenet.commands.common import parse_ints, setup_logging
 
 
 def _cmd_benchmark(args) -> int:
     from mobile_spinenet.eval.benchmark import benchmark, format_results
 
-    try:
-        threads = [int(t) for t in args.threads.split(",")]
-    except ValueError:
-        raise ValueError(f"--threads takes comma-separated whole numbers, got {args.threads!r}") from None
+    threads = parse_ints(args.threads, "--threads")
     results = benchmark(args.model, threads, args.runs, args.warmup, args.delegate, args.image)
     print(json.dumps(results, indent=1) if args.json else format_results(args.model, results))
     return 0
@@ -93,10 +90,7 @@ def _cmd_compare(args) -> int:
     from mobile_spinenet.eval.compare import CompareOptions, compare
 
     setup_logging()
-    try:
-        threads = tuple(int(t) for t in args.threads.split(","))
-    except ValueError:
-        raise ValueError(f"--threads takes comma-separated whole numbers, got {args.threads!r}") from None
+    threads = parse_ints(args.threads, "--threads")
     options = CompareOptions(args.data, args.out, tuple(m for m in args.models.split(",") if m), args.budget,
                              args.val, args.image_size, args.recipe, args.qat_share, threads, args.runs,
                              tuple(e for e in args.extra_exports.split(",") if e), args.runs_from, args.verify_images,
