@@ -72,13 +72,16 @@ def _iou(a, b) -> float:
 
 
 def detection_agreement(reference: list, candidate: list, min_score: float = CONFIDENT_SCORE):
-    """``(count, agreement, score_error)``: of the reference detections with score >= ``min_score``,
+    """``(count, agreement, score_error)``: of the reference detections with score >= ``min_score``
+    (and a box of non-zero area),
     the share that ``candidate`` also has (same image and category, IoU >= 0.5, each candidate
     used once), and the mean absolute score difference of those matches."""
     by_key = {}
     for det in candidate:
         by_key.setdefault((det["image_id"], det["category_id"]), []).append(det)
-    confident = sorted((d for d in reference if d["score"] >= min_score), key=lambda d: -d["score"])
+    # a box clipped to zero width or height has IoU 0 even with its exact twin: it is no evidence either way
+    confident = sorted((d for d in reference if d["score"] >= min_score and d["bbox"][2] > 0 and d["bbox"][3] > 0),
+                       key=lambda d: -d["score"])
     used, errors = set(), []
     for det in confident:
         best, best_iou = None, 0.5
