@@ -1,8 +1,8 @@
 """``mobile-spinenet compare``: train several detectors with one recipe and one time budget,
 QAT-tune them, export verified int8 TFLite files, benchmark them, and write the report.
 
-Every model gets the same wall-clock budget for float training (a short throughput probe turns
-the budget into epochs, so a cheap model trains for more epochs: a compute-matched comparison),
+Every model gets the same wall-clock budget for its float-training stage (a short throughput probe
+turns the budget into epochs, so a cheap model trains for more epochs: a compute-matched comparison),
 then QAT for a fixed share of its float epochs. Each finished stage is recorded in
 ``OUT/results/<model>.json``; running the command again resumes at the first missing stage."""
 from __future__ import annotations
@@ -116,12 +116,15 @@ def _train_float(model: str, options: CompareOptions, train_dir: str, val_dir: s
         config = open_run(run_dir).config
     else:
         recipe = load_config(model, options.recipe, {"image_size": options.image_size})
+        started = time.perf_counter()
         batches = steps_per_epoch(train, recipe.batch_size)
         warmup = min(2, batches - 1)  # the first step traces the graph: never time it when there is a choice
         probe = bench_train(model, options.image_size, recipe.batch_size, steps=min(6, batches - warmup),
                             warmup=warmup, data=train_dir)
         overhead = recipe.precise_bn_images / (3 * probe["images_per_s"]) + 2.0  # BN re-estimate, checkpoint
-        epochs = plan_epochs(60 * options.budget_minutes, probe["images_per_s"], len(train), overhead)
+        # the budget covers the whole stage: the probe, and the trainer's own build and first trace (~ the probe's)
+        seconds = max(0.1 * 60 * options.budget_minutes, 60 * options.budget_minutes - 2 * (time.perf_counter() - started))
+        epochs = plan_epochs(seconds, probe["images_per_s"], len(train), overhead)
         config = load_config(model, options.recipe, {"image_size": options.image_size, "epochs": epochs,
                                                      "warmup_epochs": min(recipe.warmup_epochs, epochs / 4)})
         progress(f"{model}: {probe['images_per_s']:.1f} training images/s -> {epochs:g} epochs in "
