@@ -100,11 +100,12 @@ def markdown(rows: list, ratios: list, settings: dict) -> str:
                          + " | ".join(f"**{ratio['ms_per_gmac_ratio'][t]:.2f}**" for t in threads) + " |")
         lines += ["", "A ms-per-multiply-add ratio above 1 means each SpineNet multiply-add costs more time on this "
                   "CPU than an SSDLite one (resampling, many small feature maps, the deeper head).", ""]
-    lines += ["## Where the time went (minutes)", "", "| model | " + " | ".join(STAGES) + " |",
-              "|" + "---|" * (1 + len(STAGES))]
+    stages = [s for s in STAGES if any(s in row["minutes"] for row in rows)]
+    lines += ["## Where the time went (minutes)", "", "| model | " + " | ".join(stages) + " |",
+              "|" + "---|" * (1 + len(stages))]
     for row in rows:
-        lines.append(f"| {row['model']} | " + " | ".join(_fmt(row["minutes"].get(s), 1) for s in STAGES) + " |")
-    lines += ["", "– : reused from an earlier call or an existing run.", "",
+        lines.append(f"| {row['model']} | " + " | ".join(_fmt(row["minutes"].get(s), 1) for s in stages) + " |")
+    lines += ["", "– : not run by `compare` (an existing run was reused).", "",
               "![AP vs multiply-adds](ap_vs_multiply_adds.png)", "", "![AP vs int8 latency](ap_vs_latency.png)", ""]
     return "\n".join(lines)
 
