@@ -11,7 +11,7 @@ import math
 import os
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Optional
 
 from mobile_spinenet.io_utils import write_json_atomically
@@ -37,7 +37,6 @@ class CompareOptions:
     runs_from: Optional[str] = None  # a folder of existing runs (<model>/ and <model>-qat/) to reuse
     verify_images: Optional[int] = None  # None: the whole val set
     show_progress: bool = True
-    minutes: dict = field(default_factory=dict)
 
     def validate(self) -> "CompareOptions":
         from mobile_spinenet.zoo import get_model_info
@@ -161,7 +160,7 @@ def _export(run_dir: str, path: str, quant: str, val_dir: str, verify_images: in
         file, message = path, None
     except ExportVerificationError as error:
         file, message = sidecar_paths(path)["rejected"], str(error)
-        with open(sidecar_paths(path)["report"][:-5] + ".rejected.json") as f:
+        with open(sidecar_paths(path)["rejected_report"]) as f:
             report = json.load(f)
         progress(f"REJECTED: {message}")
     check = report["verification"]

@@ -61,7 +61,8 @@ def _load(run_dir: str, quant: str):
 
 def sidecar_paths(out: str) -> dict:
     stem = out[:-len(".tflite")] if out.endswith(".tflite") else out
-    return {"labels": stem + ".labels.txt", "report": stem + ".json", "rejected": stem + ".rejected.tflite"}
+    return {"labels": stem + ".labels.txt", "report": stem + ".json", "rejected": stem + ".rejected.tflite",
+            "rejected_report": stem + ".rejected.json"}
 
 
 def export_tflite(run_dir: str, out: str, quant: str = "int8", calib: Optional[str] = None, calib_steps: int = 100,
@@ -124,7 +125,7 @@ def export_tflite(run_dir: str, out: str, quant: str = "int8", calib: Optional[s
         progress(result.summary())
         if result.problems:
             write_atomically(paths["rejected"], flatbuffer)
-            write_json_atomically(paths["report"][:-5] + ".rejected.json", report)
+            write_json_atomically(paths["rejected_report"], report)
             raise ExportVerificationError(f"export of {run_dir} is broken: {'; '.join(result.problems)}. "
                                           f"{out} was not written; the file is kept as {paths['rejected']}")
     write_atomically(out, flatbuffer)
