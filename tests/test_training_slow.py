@@ -39,7 +39,7 @@ def test_training_spinenet49xxs_on_demo_data_lifts_val_ap(trained):
     baseline, _ = evaluate_predictor(keras_predictor(untrained, model_anchors("spinenet49xxs", 256)), val, 256)
     print(f"val AP untrained {baseline['AP']:.4f} / trained {trained['val_AP']:.4f}; "
           f"AP50 {baseline['AP50']:.4f} / {trained['val_AP50']:.4f}")
-    # Runs of this recipe measured AP50 0.050, 0.059 and 0.049 (CPU float sums are not deterministic,
+    # Runs of this recipe measured AP50 0.050, 0.059, 0.049, 0.044 and 0.035 (CPU float sums are not deterministic,
     # docs/training.md); an untrained model scores 0.000. The bound sits below that spread.
     assert trained["val_AP50"] > 0.03
     assert trained["val_AP"] > 10 * baseline["AP"] + 0.01
