@@ -136,16 +136,10 @@ def _train_float(model: str, options: CompareOptions, train_dir: str, val_dir: s
 
 
 def _keras_ap(run_dir: str, val_dir: str) -> dict:
-    from mobile_spinenet.data.readers import read_dataset
-    from mobile_spinenet.eval.detector_eval import evaluate_predictor, keras_predictor
-    from mobile_spinenet.training.runs import load_run_model, open_run
-    from mobile_spinenet.zoo import model_anchors
+    from mobile_spinenet.eval.evaluate import evaluate_path
 
-    run = open_run(run_dir)
-    val = read_dataset(val_dir, label_map=run.label_map)
-    predict = keras_predictor(load_run_model(run), model_anchors(run.config.model, run.image_size))
-    metrics, _ = evaluate_predictor(predict, val, run.image_size)
-    return {"AP": 100 * metrics["AP"], "AP50": 100 * metrics["AP50"], "images": len(val)}
+    metrics, _ = evaluate_path(run_dir, val_dir)
+    return {"AP": 100 * metrics["AP"], "AP50": 100 * metrics["AP50"]}
 
 
 def _export(run_dir: str, path: str, quant: str, val_dir: str, verify_images: int, progress) -> dict:
@@ -177,11 +171,10 @@ def _counts(model: str, image_size: int, num_classes: int) -> dict:
     return {"params": counts.params, "multiply_adds": counts.multiply_adds}
 
 
-def compare_model(model: str, options: CompareOptions, train_dir: str, val_dir: str,
+def compare_model(model: str, options: CompareOptions, train_dir: str, val_dir: str, verify_images: int,
                   progress: Callable[[str], None] = print) -> dict:
     """Run (or resume) every stage of one model; returns its recorded results."""
     from mobile_spinenet.backend import keras
-    from mobile_spinenet.data.readers import read_dataset
     from mobile_spinenet.eval.benchmark import benchmark
     from mobile_spinenet.quantization.qat_run import qat
     from mobile_spinenet.training.runs import open_run
@@ -193,7 +186,6 @@ def compare_model(model: str, options: CompareOptions, train_dir: str, val_dir: 
         float_dir = os.path.join(options.runs_from, model)
         if os.path.isfile(os.path.join(options.runs_from, f"{model}-qat", "run.json")):
             qat_dir = os.path.join(options.runs_from, f"{model}-qat")
-    verify_images = options.verify_images or len(read_dataset(val_dir))
 
     if not result.has("training"):
         if os.path.isfile(os.path.join(float_dir, "run.json")):
@@ -243,14 +235,16 @@ def compare_model(model: str, options: CompareOptions, train_dir: str, val_dir: 
 
 def compare(options: CompareOptions, progress: Callable[[str], None] = print) -> str:
     """Compare ``options.models``; writes ``OUT/report.md`` (+ ``report.json`` and plots) and returns its path."""
+    from mobile_spinenet.data.readers import read_dataset
     from mobile_spinenet.eval.compare_report import write_report
 
     options.validate()
     train_dir, val_dir = data_folders(options.data, options.val)
+    verify_images = options.verify_images or len(read_dataset(val_dir))  # default: the whole val set
     started = time.perf_counter()
     results = []
     for model in options.models:
-        results.append(compare_model(model, options, train_dir, val_dir, progress))
+        results.append(compare_model(model, options, train_dir, val_dir, verify_images, progress))
     settings = {"data": os.path.abspath(train_dir), "val": os.path.abspath(val_dir),
                 "budget_minutes": options.budget_minutes, "image_size": options.image_size, "recipe": options.recipe,
                 "qat_share": options.qat_share, "threads": list(options.threads), "bench_runs": options.bench_runs,
