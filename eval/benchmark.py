@@ -43,7 +43,7 @@ def _percentile(values, q: float) -> float:
 
 def measure(model_path: str, threads: int, runs: int, warmup: int, delegate: str, image_path: str) -> dict:
     """Benchmark one configuration in this process (no TensorFlow import)."""
-    from mobile_spinenet.quantization.interpreter import load_interpreter, run
+    from mobile_spinenet.quantization.interpreter import delegation, load_interpreter, run
 
     started = time.perf_counter()
     interpreter = load_interpreter(model_path, num_threads=threads, builtin_kernels=delegate == "none")
@@ -66,7 +66,8 @@ def measure(model_path: str, threads: int, runs: int, warmup: int, delegate: str
             "median_ms": statistics.median(latencies), "p90_ms": _percentile(latencies, 90),
             "min_ms": min(latencies), "end_to_end_median_ms": statistics.median(end_to_end),
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-            "model_mb": os.path.getsize(model_path) / 1e6, "runs": runs, "warmup": warmup}
+            "model_mb": os.path.getsize(model_path) / 1e6, "runs": runs, "warmup": warmup,
+            **({"delegation": delegation(interpreter)} if delegate == "xnnpack" else {})}
 
 
 def _end_to_end(interpreter, image_path: str, size: int):
@@ -120,8 +121,17 @@ def format_results(model_path: str, results: list) -> str:
             f"{r['median_ms']:.2f} | {r['p90_ms']:.2f} | {r['min_ms']:.2f} | {r['end_to_end_median_ms']:.2f} | "
             f"{r['peak_rss_mb']:.0f} | {r['model_mb']:.2f} |" for r in results]
     runs = results[0]["runs"] if results else 0
-    return "\n".join([f"{model_path}: {runs} timed runs after warm-up, ai-edge-litert", header,
-                      "|" + "---|" * 10] + rows)
+    lines = [f"{model_path}: {runs} timed runs after warm-up, ai-edge-litert", header, "|" + "---|" * 10] + rows
+    delegated = next((r["delegation"] for r in results if "delegation" in r), None)
+    if delegated:
+        lines.append(describe_delegation(delegated))
+    return "\n".join(lines)
+
+
+def describe_delegation(delegated: dict) -> str:
+    """One line: XNNPACK partitions and the ops left to the builtin kernels."""
+    outside = ", ".join(f"{name} x{count}" for name, count in delegated["outside"].items()) or "none"
+    return f"XNNPACK: {delegated['partitions']} partition(s); ops left to the builtin kernels: {outside}"
 
 
 if __name__ == "__main__":  # the child process of benchmark()

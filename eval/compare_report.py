@@ -36,6 +36,7 @@ def table_rows(results: list, threads: tuple) -> list:
             "int8_mb": r["int8"]["mb"], "latency_ms": latency,
             "ap_per_ms": r["int8"]["tflite_AP"] / first if first else None,
             "ms_per_gmac": {t: (v / madds_b if v else None) for t, v in latency.items()},
+            "delegation": next((e["delegation"] for e in r["benchmark"] if "delegation" in e), None),
             "train_epochs": r["training"]["epochs"], "qat_epochs": r["qat"]["epochs"], "minutes": r.get("minutes", {}),
         })
     return rows
@@ -100,6 +101,14 @@ def markdown(rows: list, ratios: list, settings: dict) -> str:
                          + " | ".join(f"**{ratio['ms_per_gmac_ratio'][t]:.2f}**" for t in threads) + " |")
         lines += ["", "A ms-per-multiply-add ratio above 1 means each SpineNet multiply-add costs more time on this "
                   "CPU than an SSDLite one (resampling, many small feature maps, the deeper head).", ""]
+    delegated = [row for row in rows if row["delegation"]]
+    if delegated:
+        from mobile_spinenet.eval.benchmark import describe_delegation
+
+        lines += ["## What XNNPACK takes (int8 files)", "",
+                  "Ops left to the builtin kernels split the graph into more delegate partitions and run on one "
+                  "thread; `TFLite_Detection_PostProcess` always stays there.", ""]
+        lines += [f"- {row['model']}: {describe_delegation(row['delegation'])}" for row in delegated] + [""]
     stages = [s for s in STAGES if any(s in row["minutes"] for row in rows)]
     lines += ["## Where the time went (minutes)", "", "| model | " + " | ".join(stages) + " |",
               "|" + "---|" * (1 + len(stages))]

@@ -46,3 +46,27 @@ def run(interpreter, image) -> dict:
     interpreter.set_tensor(detail["index"], image.astype(detail["dtype"]))
     interpreter.invoke()
     return {d["name"]: interpreter.get_tensor(d["index"]) for d in interpreter.get_output_details()}
+
+
+def delegation(interpreter) -> dict:
+    """How the default delegate (XNNPACK) took an allocated interpreter's graph.
+
+    ``partitions`` counts the DELEGATE nodes; ``outside`` is a histogram of the ops left to the
+    builtin kernels, found by walking back from the graph outputs and the partitions' inputs
+    through tensors no partition produces. Each op outside splits the graph and runs on one thread."""
+    ops = interpreter._get_ops_details()  # the public API lists no nodes; this is what it uses
+    partitions = [op for op in ops if op["op_name"] == "DELEGATE"]
+    delegated = {t for op in partitions for t in op["outputs"]}
+    producer = {t: op for op in ops if op["op_name"] != "DELEGATE" for t in op["outputs"]}
+    wanted = {t for op in partitions for t in op["inputs"]} | {d["index"] for d in interpreter.get_output_details()}
+    frontier = [producer[t] for t in wanted - delegated if t in producer]
+    outside = {}
+    while frontier:
+        op = frontier.pop()
+        if op["index"] not in outside:
+            outside[op["index"]] = op["op_name"]
+            frontier += [producer[t] for t in op["inputs"] if t not in delegated and t in producer]
+    histogram = {}
+    for name in outside.values():
+        histogram[name] = histogram.get(name, 0) + 1
+    return {"partitions": len(partitions), "outside": dict(sorted(histogram.items()))}

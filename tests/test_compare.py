@@ -19,6 +19,7 @@ def _result(model, madds, ms1, ms2, float_ap, int8_ap, passed=True):
 
 RESULTS = [_result("spinenet49xs", 0.4e9, 8.0, 5.0, 3.0, 2.5), _result("mnv3_large_ssdlite", 0.2e9, 2.0, 1.25, 2.0, 1.0),
            _result("spinenet49xxs", 0.15e9, 3.0, 2.0, 1.0, 0.9, passed=False)]
+RESULTS[1]["benchmark"][0]["delegation"] = {"partitions": 3, "outside": {"HARD_SWISH": 2, "TFLite_Detection_PostProcess": 1}}
 SETTINGS = {"data": "d/train", "val": "d/val", "budget_minutes": 2.0, "image_size": 256, "recipe": "cpu_demo",
             "qat_share": 0.125, "threads": [1, 2], "bench_runs": 50}
 
@@ -46,6 +47,8 @@ def test_report_has_the_table_reference_rows_ratio_and_plots(tmp_path):
     assert "*paper Table 9: spinenet49xs* | 384 | 1.01 | 0.52 | *23.7 COCO*" in text
     assert "*paper Table 9: mnv3_small_ssdlite*" not in text  # only the compared models' rows
     assert "0.90 (rejected)" in text
+    assert ("- mnv3_large_ssdlite: XNNPACK: 3 partition(s); ops left to the builtin kernels: HARD_SWISH x2, "
+            "TFLite_Detection_PostProcess x1") in text
     assert "| spinenet49xs / mnv3_large_ssdlite | 2.00 | 4.00 | 4.00 | **2.00** | **2.00** |" in text
     for name in ("ap_vs_multiply_adds.png", "ap_vs_latency.png"):
         assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
