@@ -59,33 +59,49 @@ class DropBlock(keras.layers.Layer):
         return {**super().get_config(), "keep_prob": self.keep_prob, "block_size": self.block_size}
 
 
-@_register
-class HardSigmoid(keras.layers.Layer):
-    """relu6(x + 3) / 6: MobileNetV3's gate. (Scaled by 1/6, not 1.6667.)
+def _hard_sigmoid(inputs, quantize_inner: bool):
+    """relu6(x + 3) / 6; with ``quantize_inner`` relu6(x + 3) is fake-quantized on [0, 6]."""
+    gate = tf.nn.relu6(inputs + 3.0)
+    if quantize_inner:
+        gate = tf.quantization.fake_quant_with_min_max_args(gate, 0.0, 6.0, num_bits=8)
+    return gate * (1.0 / 6.0)
 
-    ``quantize_inner`` (set on quantization-aware copies) fake-quantizes relu6(x + 3) on its exact
-    range [0, 6], so the converter makes its ADD and MUL int8 too, not just the layer's output."""
+
+class HardActivation(keras.layers.Layer):
+    """MobileNetV3's hard activations; ``quantize_inner`` is set on quantization-aware copies."""
 
     def __init__(self, quantize_inner: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.quantize_inner = bool(quantize_inner)
-
-    def call(self, inputs):
-        gate = tf.nn.relu6(inputs + 3.0)
-        if self.quantize_inner:
-            gate = tf.quantization.fake_quant_with_min_max_args(gate, 0.0, 6.0, num_bits=8)
-        return gate * (1.0 / 6.0)
 
     def get_config(self):
         return {**super().get_config(), "quantize_inner": self.quantize_inner}
 
 
 @_register
-class HardSwish(keras.layers.Layer):
-    """x * relu6(x + 3) / 6, lowered to TFLite's HARD_SWISH."""
+class HardSigmoid(HardActivation):
+    """relu6(x + 3) / 6: MobileNetV3's gate. (Scaled by 1/6, not 1.6667.)
+
+    ``quantize_inner`` fake-quantizes relu6(x + 3) on its exact range [0, 6], so the converter
+    makes its ADD and MUL int8 too, not just the layer's output."""
 
     def call(self, inputs):
-        return inputs * tf.nn.relu6(inputs + 3.0) * (1.0 / 6.0)
+        return _hard_sigmoid(inputs, self.quantize_inner)
+
+
+@_register
+class HardSwish(HardActivation):
+    """x * relu6(x + 3) / 6. Float, it converts to TFLite's HARD_SWISH.
+
+    ``quantize_inner`` (quantization-aware copies) also fake-quantizes the gate on [0, 1], so an
+    int8 file computes it as ADD (relu6 fused), MUL, MUL instead: XNNPACK (LiteRT 2.3) does not take
+    int8 HARD_SWISH, and every one left to the builtin kernels made MobileNetV3-SSDLite ~4x slower."""
+
+    def call(self, inputs):
+        gate = _hard_sigmoid(inputs, self.quantize_inner)
+        if self.quantize_inner:
+            gate = tf.quantization.fake_quant_with_min_max_args(gate, 0.0, 1.0, num_bits=8)
+        return inputs * gate
 
 
 CUSTOM_OBJECTS = {cls.__name__: cls for cls in (StochasticDepth, DropBlock, HardSigmoid, HardSwish)}

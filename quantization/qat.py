@@ -7,8 +7,9 @@ quantizer on the output, no weights), so the whole graph converts to int8:
 
 * ``Multiply`` (every squeeze-excite), ``Average`` (the classification head);
 * the kit's ``HardSwish`` / ``HardSigmoid`` / ``StochasticDepth`` / ``DropBlock`` layers
-  (``HardSigmoid`` also fake-quantizes its inner relu6(x + 3) on [0, 6], so its ADD and MUL
-  convert to int8 as well).
+  (``HardSigmoid`` and ``HardSwish`` also fake-quantize their inner relu6(x + 3) on [0, 6], and
+  ``HardSwish`` its gate on [0, 1], so they convert to int8 ADD and MUL: XNNPACK takes those,
+  not int8 HARD_SWISH).
 
 Every ``Add`` the builders make has two inputs: a three-input Add converts to two ADDs whose
 partial sum has no quantizer and stays float.
@@ -30,7 +31,7 @@ from __future__ import annotations
 import re
 
 from mobile_spinenet.backend import keras, tf
-from mobile_spinenet.layers import CUSTOM_OBJECTS, HardSigmoid
+from mobile_spinenet.layers import CUSTOM_OBJECTS, HardActivation
 
 import tensorflow_model_optimization as tfmot  # noqa: E402  (after the backend sets legacy Keras)
 from tensorflow_model_optimization.python.core.quantization.keras.default_8bit.default_8bit_quantize_registry import (  # noqa: E402,E501
@@ -79,8 +80,8 @@ def _feeds_output_concat(layer) -> bool:
 
 def _annotate(layer):
     """The QuantizeConfig a layer needs beyond tfmot's defaults (none: the layer itself)."""
-    if isinstance(layer, HardSigmoid) and not layer.quantize_inner:  # a copy: the float model stays float
-        layer = HardSigmoid.from_config({**layer.get_config(), "quantize_inner": True})
+    if isinstance(layer, HardActivation) and not layer.quantize_inner:  # a copy: the float model stays float
+        layer = type(layer).from_config({**layer.get_config(), "quantize_inner": True})
     if isinstance(layer, OUTPUT_ONLY_LAYERS):
         return _quantize.quantize_annotate_layer(layer, OutputOnlyQuantizeConfig())
     if type(layer) is keras.layers.Conv2D and _feeds_output_concat(layer):

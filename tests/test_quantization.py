@@ -7,7 +7,7 @@ from conftest import randomize_batch_norm, spread_predictions
 from mobile_spinenet.backend import keras
 from mobile_spinenet.layers import HardSigmoid
 from mobile_spinenet.postprocess import detect
-from mobile_spinenet.quantization.export import ExportOptions, convert
+from mobile_spinenet.quantization.export import ExportOptions, convert, op_report
 from mobile_spinenet.quantization.interpreter import load_interpreter, run
 from mobile_spinenet.quantization.postprocess_op import OUTPUT_NAMES
 from mobile_spinenet.quantization.qat import calibrate_ranges, quantizable_model, quantize_aware
@@ -133,9 +133,8 @@ def test_every_add_has_two_inputs(model_id):
 
 
 def test_qat_int8_of_hard_sigmoid_squeeze_excite_and_fusion_computes_nothing_in_float():
-    from mobile_spinenet.blocks import Ops, squeeze_excite
-    from mobile_spinenet.quantization.export import op_report
     from mobile_spinenet.backend import tf
+    from mobile_spinenet.blocks import Ops, squeeze_excite
 
     inputs = keras.Input((16, 16, 8), batch_size=1)
     ops = Ops(activation="hard_swish")
@@ -154,3 +153,31 @@ def test_qat_int8_of_hard_sigmoid_squeeze_excite_and_fusion_computes_nothing_in_
     report = op_report(converter.convert())
     assert report["ops"].get("MUL", 0) >= 1 and report["ops"].get("ADD", 0) >= 2, report["ops"]
     assert report["float_ops"] == {}, report["float_ops"]
+    assert "HARD_SWISH" not in report["ops"], report["ops"]  # XNNPACK does not take it in int8
+
+
+def test_quantize_inner_hard_swish_stays_within_int8_steps_of_the_float_one():
+    from mobile_spinenet.layers import HardSwish
+
+    x = np.linspace(-5, 5, 1001, dtype="float32")
+    want = HardSwish()(x).numpy()
+    np.testing.assert_allclose(want, x * np.clip(x + 3, 0, 6) / 6, atol=1e-6)
+    got = HardSwish(quantize_inner=True)(x).numpy()
+    assert np.abs(got - want).max() <= 5 * 0.5 / 255  # |x| <= 5 times half a step of the [0, 1] gate
+
+
+def test_xnnpack_takes_every_op_of_a_qat_int8_ssdlite_but_the_six_input_concat_and_postprocess():
+    """int8 HARD_SWISH is not an XNNPACK op: 18 of them split MobileNetV3-Small-SSDLite into 20 partitions
+    and ran single-threaded (4x its latency); the QAT copy computes hard-swish as ADD and MULs."""
+    from mobile_spinenet.quantization.interpreter import delegation
+
+    keras.utils.set_random_seed(0)
+    model = build_model("mnv3_small_ssdlite", image_size=128, num_classes=5)
+    qat = quantize_aware(quantizable_model("mnv3_small_ssdlite", model, image_size=128, num_classes=5))
+    calibrate_ranges(qat, [np.random.default_rng(0).uniform(-1, 1, (2, 128, 128, 3)).astype("float32")])
+    flatbuffer = convert(qat, model_anchors("mnv3_small_ssdlite", 128), ExportOptions("int8"), quantization_aware=True)
+    report = op_report(flatbuffer)
+    assert "HARD_SWISH" not in report["ops"] and report["float_ops"] == {}, report
+    # XNNPACK concatenates at most five int8 inputs; SSDLite's six levels are joined by the builtin kernel
+    assert delegation(load_interpreter(model_content=flatbuffer)) == {
+        "partitions": 2, "outside": {"CONCATENATION": 2, "TFLite_Detection_PostProcess": 1}}
