@@ -26,6 +26,7 @@ def test_benchmark_prints_every_field_as_json(tiny_tflite, capsys):
         assert set(FIELDS) <= set(result)
         assert 0 < result["min_ms"] <= result["median_ms"] <= result["p90_ms"]
         assert result["end_to_end_median_ms"] > 0 and result["peak_rss_mb"] > 10 and result["model_mb"] > 0
+        assert result["delegation"] == {"partitions": 1, "outside": {}}  # XNNPACK takes conv + relu
 
 
 def test_benchmark_prints_a_text_table_and_names_bad_input(tiny_tflite, capsys):
@@ -33,6 +34,19 @@ def test_benchmark_prints_a_text_table_and_names_bad_input(tiny_tflite, capsys):
     out = capsys.readouterr().out
     for column in ("init ms", "first ms", "median ms", "p90 ms", "min ms", "end-to-end ms", "peak RSS MB", "size MB"):
         assert column in out
-    assert "| 1 | none |" in out
+    assert "| 1 | none |" in out and "XNNPACK:" not in out
+    assert main(["benchmark", tiny_tflite, "--threads", "1", "--runs", "3"]) == 0
+    assert "XNNPACK: 1 partition(s); ops left to the builtin kernels: none" in capsys.readouterr().out
     assert main(["benchmark", tiny_tflite, "--threads", "one"]) == 2
     assert "--threads takes comma-separated whole numbers, got 'one'" in capsys.readouterr().err
+
+
+def test_bench_activations_exports_the_qat_way_and_times_each_activation(capsys):
+    assert main(["bench", "activations", "--models", "spinenet49xxs", "--activations", "hard_swish", "--image-size",
+                 "128", "--threads", "1", "--runs", "3", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert (row["model"], row["activation"]) == ("spinenet49xxs", "hard_swish") and row["median_ms"]["1"] > 0
+    # hard-swish is int8 ADD/MUL that XNNPACK takes; SpineNet's nearest upsampling stays outside it
+    assert row["delegation"]["outside"] == {"RESIZE_NEAREST_NEIGHBOR": 5, "TFLite_Detection_PostProcess": 1}
+    assert main(["bench", "activations", "--activations", "gelu"]) == 2
+    assert "--activations: unknown gelu" in capsys.readouterr().err

@@ -22,7 +22,7 @@ def test_summary_bad_id_is_a_clear_error(capsys):
 
 
 @pytest.mark.parametrize("command", [[], ["models"], ["summary"], ["train"], ["data"], ["data", "demo"],
-                                     ["data", "check"], ["bench"], ["bench", "train"], ["qat"], ["export"], ["benchmark"], ["eval"], ["predict"], ["compare"],
+                                     ["data", "check"], ["bench"], ["bench", "train"], ["bench", "activations"], ["qat"], ["export"], ["benchmark"], ["eval"], ["predict"], ["compare"],
                                      ["android-assets"]])
 def test_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:

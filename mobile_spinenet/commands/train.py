@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import os
 
-from mobile_spinenet.commands.common import setup_logging
+from mobile_spinenet.commands.common import parse_ints, setup_logging
 
 
 def _train_overrides(args) -> dict:
@@ -86,8 +86,17 @@ def _cmd_bench_train(args) -> int:
     return 0
 
 
+def _cmd_bench_activations(args) -> int:
+    from mobile_spinenet.eval.activation_bench import bench_activations, format_activation_bench
+
+    rows = bench_activations(args.models.split(","), args.activations.split(","), args.image_size,
+                             parse_ints(args.threads, "--threads"), args.runs)
+    print(json.dumps(rows, indent=1) if args.json else format_activation_bench(rows))
+    return 0
+
+
 def add_bench_parser(sub) -> None:
-    bench = sub.add_parser("bench", help="training-speed benchmarks",
+    bench = sub.add_parser("bench", help="training-speed and activation-latency benchmarks",
                            description="Benchmarks that print numbers.")
     bench_sub = bench.add_subparsers(dest="bench_command", metavar="BENCH_COMMAND", required=True)
     train = bench_sub.add_parser("train", help="images/s of a training step and input-wait share",
@@ -102,4 +111,16 @@ def add_bench_parser(sub) -> None:
     train.add_argument("--strategy", default="default", choices=["default", "mirrored"])
     train.add_argument("--json", action="store_true")
     train.set_defaults(func=_cmd_bench_train)
+    activations = bench_sub.add_parser(
+        "activations", help="int8 latency of models built with different activations",
+        description="Build each model untrained with each activation, export it the QAT way to int8 TFLite "
+                    "(post-processing in the graph) and time it with ai-edge-litert/XNNPACK; also lists the ops "
+                    "XNNPACK leaves to the builtin kernels. Weights do not change int8 latency.")
+    activations.add_argument("--models", default="spinenet49xxs,spinenet49xs", help="comma-separated model ids")
+    activations.add_argument("--activations", default="swish,hard_swish,relu", help="comma-separated activations")
+    activations.add_argument("--image-size", type=int, default=256)
+    activations.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
+    activations.add_argument("--runs", type=int, default=50, help="timed runs per file (default 50)")
+    activations.add_argument("--json", action="store_true")
+    activations.set_defaults(func=_cmd_bench_activations)
 

@@ -1,0 +1,66 @@
+"""``mobile-spinenet bench activations``: int8 latency of one model built with different
+activations (the brief's "measure both before choosing the mobile activation").
+
+Each (model, activation) is built untrained, made quantization-aware, calibrated on random images
+and converted to int8 with the in-graph post-processing, exactly as a QAT run exports it; then
+:func:`mobile_spinenet.eval.benchmark.benchmark` times it and reports what XNNPACK took. Weights
+do not change int8 latency, so no training is needed; accuracy is another question (docs)."""
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Sequence
+
+import numpy as np
+
+
+def int8_file(model_id: str, activation: str, image_size: int, path: str, num_classes: int = 10) -> None:
+    """Write the QAT-path int8 ``.tflite`` of an untrained ``model_id`` built with ``activation``."""
+    from mobile_spinenet.quantization.export import ExportOptions, convert
+    from mobile_spinenet.quantization.qat import calibrate_ranges, quantizable_model, quantize_aware
+    from mobile_spinenet.zoo import build_model, model_anchors
+
+    build = {"image_size": image_size, "num_classes": num_classes, "activation": activation}
+    qat = quantize_aware(quantizable_model(model_id, build_model(model_id, **build), **build))
+    rng = np.random.default_rng(0)
+    calibrate_ranges(qat, [rng.uniform(-1, 1, (2, image_size, image_size, 3)).astype("float32") for _ in range(2)])
+    flatbuffer = convert(qat, model_anchors(model_id, image_size), ExportOptions("int8"), quantization_aware=True)
+    with open(path, "wb") as f:
+        f.write(flatbuffer)
+
+
+def bench_activations(model_ids: Sequence[str], activations: Sequence[str], image_size: int = 256,
+                      threads=(1, 2), runs: int = 50) -> list:
+    """One row per (model, activation): latency medians per thread count and XNNPACK's partitions."""
+    from mobile_spinenet.blocks import ACTIVATIONS
+    from mobile_spinenet.eval.benchmark import benchmark
+
+    unknown = [a for a in activations if a not in ACTIVATIONS]
+    if unknown:
+        raise ValueError(f"--activations: unknown {', '.join(unknown)}; choose from {', '.join(ACTIVATIONS)}")
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-activations-") as temp:
+        for model_id in model_ids:
+            for activation in activations:
+                path = os.path.join(temp, f"{model_id}_{activation}.tflite")
+                int8_file(model_id, activation, image_size, path)
+                results = benchmark(path, threads=threads, runs=runs)
+                rows.append({"model": model_id, "activation": activation, "image_size": image_size,
+                             "mb": os.path.getsize(path) / 1e6,
+                             "median_ms": {r["threads"]: r["median_ms"] for r in results},
+                             "delegation": results[0]["delegation"]})
+    return rows
+
+
+def format_activation_bench(rows: list) -> str:
+    """A markdown table of :func:`bench_activations` rows."""
+    from mobile_spinenet.eval.benchmark import describe_delegation
+
+    threads = list(rows[0]["median_ms"]) if rows else []
+    lines = ["| model | activation | int8 MB | " + " | ".join(f"ms, {t} thr" for t in threads) + " | XNNPACK |",
+             "|" + "---|" * (4 + len(threads))]
+    for row in rows:
+        lines.append(f"| {row['model']} | {row['activation']} | {row['mb']:.2f} | "
+                     + " | ".join(f"{row['median_ms'][t]:.2f}" for t in threads)
+                     + f" | {describe_delegation(row['delegation']).removeprefix('XNNPACK: ')} |")
+    return "\n".join(lines)
