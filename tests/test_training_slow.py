@@ -39,19 +39,26 @@ def test_training_spinenet49xxs_on_demo_data_lifts_val_ap(trained):
     baseline, _ = evaluate_predictor(keras_predictor(untrained, model_anchors("spinenet49xxs", 256)), val, 256)
     print(f"val AP untrained {baseline['AP']:.4f} / trained {trained['val_AP']:.4f}; "
           f"AP50 {baseline['AP50']:.4f} / {trained['val_AP50']:.4f}")
-    # Runs of this recipe measured AP50 0.050, 0.059, 0.049, 0.044 and 0.035 (CPU float sums are not deterministic,
-    # docs/training.md); an untrained model scores 0.000. The bound sits below that spread.
-    assert trained["val_AP50"] > 0.03
-    assert trained["val_AP"] > 10 * baseline["AP"] + 0.01
+    # Seven runs of this recipe measured AP 0.0097-0.0252 and AP50 0.0295-0.059 (CPU training is not bit-reproducible
+    # here and the runs diverge, docs/training.md); an untrained model scores 0.000, the dead-head bug gave AP50 0.010.
+    # The bounds sit at half (AP) and two thirds (AP50) of the worst run.
+    assert trained["val_AP50"] > 0.02
+    assert trained["val_AP"] > 10 * baseline["AP"] + 0.005
 
 
-def test_int8_export_of_the_trained_model_passes_and_a_grey_calibration_is_caught(trained, tmp_path):
+def test_qat_int8_export_of_the_trained_model_passes_and_a_grey_calibrated_ptq_is_caught(trained, tmp_path):
+    """The shipping path (QAT, then int8 with the learned ranges) passes verification with high agreement;
+    PTQ calibrated on grey images is rejected. (Plain PTQ of this briefly trained model sits at the edge of
+    the 50% agreement rule, 44-100% over runs, docs/quantization.md, so it is not the 'good' case here.)"""
     from PIL import Image
 
     from mobile_spinenet.cli import main
 
     run, folders = trained
-    assert main(["export", str(run), "--quant", "int8", "--calib-steps", "64", "--out", str(tmp_path / "ok.tflite")]) == 0
+    qat_dir = tmp_path / "qat"
+    assert main(["qat", "--from", str(run), "--data", folders["train"], "--epochs", "0.25",
+                 "--out", str(qat_dir), "--no-progress"]) == 0
+    assert main(["export", str(qat_dir), "--quant", "int8", "--out", str(tmp_path / "ok.tflite")]) == 0
     good = json.loads((tmp_path / "ok.json").read_text())["verification"]
     grey = tmp_path / "grey"
     source = json.loads(open(os.path.join(folders["val"], "annotations.json")).read())
@@ -62,7 +69,7 @@ def test_int8_export_of_the_trained_model_passes_and_a_grey_calibration_is_caugh
     assert main(["export", str(run), "--quant", "int8", "--calib", str(grey), "--calib-steps", "64",
                  "--out", str(tmp_path / "bad.tflite")]) == 2
     bad = json.loads((tmp_path / "bad.rejected.json").read_text())["verification"]
-    print(f"int8 verification: good agreement {good['agreement']:.2f} drop {good['ap_drop']:.2f}; "
-          f"grey calibration agreement {bad['agreement']:.2f} drop {bad['ap_drop']:.2f}")
+    print(f"int8 verification: QAT agreement {good['agreement']:.2f} drop {good['ap_drop']:.2f}; "
+          f"grey-calibrated PTQ agreement {bad['agreement']:.2f} drop {bad['ap_drop']:.2f}")
     assert good["passed"] and good["agreement"] >= 0.8
     assert not bad["passed"] and bad["agreement"] < 0.2

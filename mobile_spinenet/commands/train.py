@@ -69,7 +69,8 @@ def add_train_parser(sub) -> None:
     train.add_argument("--strategy", choices=["default", "mirrored", "multiworker", "tpu"])
     train.add_argument("--tpu", help="TPU name or address for --strategy tpu")
     train.add_argument("--mixed-precision", action="store_true")
-    train.add_argument("--deterministic", action="store_true", help="deterministic TF ops (slower)")
+    train.add_argument("--deterministic", action="store_true",
+                       help="TF op determinism (slower); on CPU runs still differ in the last bits (docs/training.md)")
     train.add_argument("--seed", type=int)
     train.add_argument("--checkpoint-every", dest="checkpoint_every_steps", type=int, help="steps")
     train.add_argument("--val-max-images", type=int, help="score only the first N val images")
