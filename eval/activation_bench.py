@@ -30,26 +30,27 @@ def int8_file(model_id: str, activation: str, image_size: int, path: str, num_cl
 
 
 def bench_activations(model_ids: Sequence[str], activations: Sequence[str], image_size: int = 256,
-                      threads=(1, 2), runs: int = 50) -> list:
-    """One row per (model, activation): latency medians per thread count and XNNPACK's partitions."""
+                      threads=(1, 2), runs: int = 50, rounds: int = 3) -> list:
+    """One row per (model, activation): latency medians per thread count and XNNPACK's partitions.
+    All files are built first, then timed together in ``rounds`` interleaved passes."""
     from mobile_spinenet.blocks import ACTIVATIONS
-    from mobile_spinenet.eval.benchmark import benchmark
+    from mobile_spinenet.eval.benchmark import benchmark_interleaved
 
     unknown = [a for a in activations if a not in ACTIVATIONS]
     if unknown:
         raise ValueError(f"--activations: unknown {', '.join(unknown)}; choose from {', '.join(ACTIVATIONS)}")
-    rows = []
+    pairs = [(model_id, activation) for model_id in model_ids for activation in activations]
     with tempfile.TemporaryDirectory(prefix="bench-activations-") as temp:
-        for model_id in model_ids:
-            for activation in activations:
-                path = os.path.join(temp, f"{model_id}_{activation}.tflite")
-                int8_file(model_id, activation, image_size, path)
-                results = benchmark(path, threads=threads, runs=runs)
-                rows.append({"model": model_id, "activation": activation, "image_size": image_size,
-                             "mb": os.path.getsize(path) / 1e6,
-                             "median_ms": {r["threads"]: r["median_ms"] for r in results},
-                             "delegation": results[0]["delegation"]})
-    return rows
+        paths = [os.path.join(temp, f"{model_id}_{activation}.tflite") for model_id, activation in pairs]
+        for (model_id, activation), path in zip(pairs, paths):
+            int8_file(model_id, activation, image_size, path)
+        measured = benchmark_interleaved(paths, threads, runs, 5, rounds)
+        return [{"model": model_id, "activation": activation, "image_size": image_size,
+                 "mb": os.path.getsize(path) / 1e6,
+                 "median_ms": {entry["threads"]: entry["median_ms"] for entry in measured[path]},
+                 "round_medians_ms": {entry["threads"]: entry["round_medians_ms"] for entry in measured[path]},
+                 "delegation": measured[path][0]["delegation"]}
+                for (model_id, activation), path in zip(pairs, paths)]
 
 
 def format_activation_bench(rows: list) -> str:

@@ -114,6 +114,29 @@ def benchmark(model_path: str, threads=(1, 2), runs: int = 100, warmup: int = 10
     return results
 
 
+def benchmark_interleaved(paths: list, threads=(1, 2), runs: int = 50, warmup: int = 5, rounds: int = 3,
+                          image_path: Optional[str] = None) -> dict:
+    """Benchmark several files in ``rounds`` round-robin passes, so that the machine's drift over
+    minutes (it moved one file's median by 40% within an hour here) falls on every file alike.
+
+    Returns ``{path: [entry per thread count]}``: each entry is that of the round with the median
+    latency, with every round's median in ``round_medians_ms``."""
+    measured = {path: {count: [] for count in threads} for path in paths}
+    with tempfile.TemporaryDirectory(prefix="benchmark-") as temp:
+        image_path = image_path or default_image(temp)
+        for _ in range(rounds):
+            for path in paths:
+                for entry in benchmark(path, threads, runs, warmup, image_path=image_path):
+                    measured[path][entry["threads"]].append(entry)
+    chosen = {}
+    for path, by_threads in measured.items():
+        chosen[path] = []
+        for count, entries in by_threads.items():
+            middle = sorted(entries, key=lambda e: e["median_ms"])[len(entries) // 2]
+            chosen[path].append({**middle, "rounds": rounds, "round_medians_ms": [e["median_ms"] for e in entries]})
+    return chosen
+
+
 def format_results(model_path: str, results: list) -> str:
     """A text table of :func:`benchmark` results."""
     header = "| threads | delegate | init ms | first ms | median ms | p90 ms | min ms | end-to-end ms | peak RSS MB | size MB |"

@@ -33,6 +33,7 @@ class CompareOptions:
     qat_share: float = 0.125  # QAT epochs as a share of the float epochs
     threads: tuple = (1, 2)
     bench_runs: int = 50
+    bench_rounds: int = 3  # interleaved passes over all int8 files, after every model is exported
     extra_exports: tuple = ()
     runs_from: Optional[str] = None  # a folder of existing runs (<model>/ and <model>-qat/) to reuse
     verify_images: Optional[int] = None  # None: the whole val set
@@ -45,6 +46,8 @@ class CompareOptions:
             get_model_info(model)  # clear error for unknown ids
         if len(set(self.models)) != len(self.models):
             raise ValueError(f"--models lists a model twice: {','.join(self.models)}")
+        if self.bench_rounds < 1 or self.bench_runs < 1:
+            raise ValueError(f"--rounds and --runs must be at least 1, got {self.bench_rounds} and {self.bench_runs}")
         if self.budget_minutes <= 0:
             raise ValueError(f"--budget must be positive minutes, got {self.budget_minutes}")
         unknown = set(self.extra_exports) - set(EXTRA_EXPORTS)
@@ -175,7 +178,6 @@ def compare_model(model: str, options: CompareOptions, train_dir: str, val_dir: 
                   progress: Callable[[str], None] = print) -> dict:
     """Run (or resume) every stage of one model; returns its recorded results."""
     from mobile_spinenet.backend import keras
-    from mobile_spinenet.eval.benchmark import benchmark
     from mobile_spinenet.quantization.qat_run import qat
     from mobile_spinenet.training.runs import open_run
 
@@ -221,16 +223,31 @@ def compare_model(model: str, options: CompareOptions, train_dir: str, val_dir: 
                 result.record(name, _export(source, os.path.join(out, "exports", file), quant, val_dir,
                                             verify_images, progress))
             keras.backend.clear_session()
-    if not result.has("benchmark"):
-        progress(f"== {model}: benchmark {result['int8']['file']}, threads {options.threads}")
-        with result.stage("benchmark"):
-            result.record("benchmark", benchmark(result["int8"]["file"], options.threads, options.bench_runs, 5))
     if not result.has("counts"):
         run = open_run(float_dir)
         result.record("counts", {**_counts(model, run.image_size, run.num_classes), "image_size": run.image_size,
                                  "num_classes": run.num_classes})
         keras.backend.clear_session()
-    return result.data
+    return result
+
+
+def benchmark_all(results: list, options: CompareOptions, progress: Callable[[str], None] = print) -> None:
+    """Time every int8 file not yet timed, all in one interleaved benchmark (``bench_rounds`` passes),
+    so the latency ratios come from one stretch of time on the machine."""
+    from mobile_spinenet.eval.benchmark import benchmark_interleaved
+
+    pending = [result for result in results if not result.has("benchmark")]
+    if not pending:
+        return
+    files = [result["int8"]["file"] for result in pending]
+    progress(f"== benchmark: {len(files)} int8 file(s), threads {options.threads}, {options.bench_rounds} "
+             f"interleaved round(s) of {options.bench_runs} runs")
+    started = time.perf_counter()
+    measured = benchmark_interleaved(files, options.threads, options.bench_runs, 5, options.bench_rounds)
+    minutes = (time.perf_counter() - started) / 60 / len(pending)
+    for result, file in zip(pending, files):
+        result.data["minutes"]["benchmark"] = round(minutes, 2)
+        result.record("benchmark", measured[file])
 
 
 def compare(options: CompareOptions, progress: Callable[[str], None] = print) -> str:
@@ -242,11 +259,12 @@ def compare(options: CompareOptions, progress: Callable[[str], None] = print) ->
     train_dir, val_dir = data_folders(options.data, options.val)
     verify_images = options.verify_images or len(read_dataset(val_dir))  # default: the whole val set
     started = time.perf_counter()
-    results = []
-    for model in options.models:
-        results.append(compare_model(model, options, train_dir, val_dir, verify_images, progress))
+    results = [compare_model(model, options, train_dir, val_dir, verify_images, progress) for model in options.models]
+    benchmark_all(results, options, progress)
+    results = [result.data for result in results]
     settings = {"data": os.path.abspath(train_dir), "val": os.path.abspath(val_dir),
                 "budget_minutes": options.budget_minutes, "image_size": options.image_size, "recipe": options.recipe,
                 "qat_share": options.qat_share, "threads": list(options.threads), "bench_runs": options.bench_runs,
+                "bench_rounds": options.bench_rounds,
                 "minutes_this_call": round((time.perf_counter() - started) / 60, 1)}
     return write_report(options.out, results, settings)

@@ -72,7 +72,8 @@ def markdown(rows: list, ratios: list, settings: dict) -> str:
         f"it into epochs), QAT for {settings['qat_share']:g} of its float epochs, int8 TFLite from the QAT model with "
         f"`TFLite_Detection_PostProcess` in the graph, verified against Keras. AP: COCO AP (pycocotools) in points on "
         f"the val set; int8 AP is the exported file's. Latency: median of {settings['bench_runs']} runs, ai-edge-litert "
-        f"with XNNPACK, this machine. AP per ms uses the {threads[0]}-thread latency.",
+        f"with XNNPACK, this machine, all files timed together in {settings.get('bench_rounds', 1)} interleaved "
+        f"round(s) (the median round is shown). AP per ms uses the {threads[0]}-thread latency.",
         "",
         f"| model | input | params M | multiply-adds B | float AP | int8 AP | int8 MB | {t_cols} | AP per ms | epochs (QAT) |",
         "|" + "---|" * (9 + len(threads)),

@@ -41,11 +41,28 @@ def test_benchmark_prints_a_text_table_and_names_bad_input(tiny_tflite, capsys):
     assert "--threads takes comma-separated whole numbers, got 'one'" in capsys.readouterr().err
 
 
+def test_interleaved_benchmark_keeps_every_round_and_reports_the_median_one(tiny_tflite, tmp_path):
+    import shutil
+
+    from mobile_spinenet.eval.benchmark import benchmark_interleaved
+
+    other = str(tmp_path / "other.tflite")
+    shutil.copy(tiny_tflite, other)
+    measured = benchmark_interleaved([tiny_tflite, other], threads=(1, 2), runs=3, warmup=1, rounds=3)
+    assert set(measured) == {tiny_tflite, other}
+    for entries in measured.values():
+        assert [e["threads"] for e in entries] == [1, 2]
+        for entry in entries:
+            assert entry["rounds"] == 3 and len(entry["round_medians_ms"]) == 3
+            assert entry["median_ms"] == sorted(entry["round_medians_ms"])[1]
+
+
 def test_bench_activations_exports_the_qat_way_and_times_each_activation(capsys):
     assert main(["bench", "activations", "--models", "spinenet49xxs", "--activations", "hard_swish", "--image-size",
-                 "128", "--threads", "1", "--runs", "3", "--json"]) == 0
+                 "128", "--threads", "1", "--runs", "3", "--rounds", "2", "--json"]) == 0
     (row,) = json.loads(capsys.readouterr().out)
     assert (row["model"], row["activation"]) == ("spinenet49xxs", "hard_swish") and row["median_ms"]["1"] > 0
+    assert len(row["round_medians_ms"]["1"]) == 2
     # hard-swish is int8 ADD/MUL that XNNPACK takes; SpineNet's nearest upsampling stays outside it
     assert row["delegation"]["outside"] == {"RESIZE_NEAREST_NEIGHBOR": 5, "TFLite_Detection_PostProcess": 1}
     assert main(["bench", "activations", "--activations", "gelu"]) == 2

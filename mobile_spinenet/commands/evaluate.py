@@ -94,7 +94,7 @@ def _cmd_compare(args) -> int:
     options = CompareOptions(args.data, args.out, tuple(m for m in args.models.split(",") if m), args.budget,
                              args.val, args.image_size, args.recipe, args.qat_share, threads, args.runs,
                              tuple(e for e in args.extra_exports.split(",") if e), args.runs_from, args.verify_images,
-                             show_progress=not args.no_progress)
+                             show_progress=not args.no_progress, bench_rounds=args.rounds)
     report = compare(options, progress=lambda message: print(message, flush=True))
     print(open(report).read())
     print(f"report: {report} (report.json, ap_vs_multiply_adds.png, ap_vs_latency.png beside it)")
@@ -122,6 +122,8 @@ def add_compare_parser(sub) -> None:
     compare.add_argument("--qat-share", type=float, default=0.125, help="QAT epochs as a share of the float epochs")
     compare.add_argument("--threads", default="1,2", help="benchmark thread counts (default 1,2)")
     compare.add_argument("--runs", type=int, default=50, help="timed benchmark runs (default 50)")
+    compare.add_argument("--rounds", type=int, default=3,
+                         help="interleaved benchmark passes over all int8 files; the median round counts (default 3)")
     compare.add_argument("--extra-exports", default="", help="also export and score: ptq (int8 from the float "
                          "model), fp32; comma-separated")
     compare.add_argument("--runs-from", help="reuse runs in this folder (<model>/ and <model>-qat/) instead of training")

@@ -91,7 +91,7 @@ def _cmd_bench_activations(args) -> int:
     from mobile_spinenet.eval.activation_bench import bench_activations, format_activation_bench
 
     rows = bench_activations(args.models.split(","), args.activations.split(","), args.image_size,
-                             parse_ints(args.threads, "--threads"), args.runs)
+                             parse_ints(args.threads, "--threads"), args.runs, args.rounds)
     print(json.dumps(rows, indent=1) if args.json else format_activation_bench(rows))
     return 0
 
@@ -121,7 +121,9 @@ def add_bench_parser(sub) -> None:
     activations.add_argument("--activations", default="swish,hard_swish,relu", help="comma-separated activations")
     activations.add_argument("--image-size", type=int, default=256)
     activations.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
-    activations.add_argument("--runs", type=int, default=50, help="timed runs per file (default 50)")
+    activations.add_argument("--runs", type=int, default=50, help="timed runs per file and round (default 50)")
+    activations.add_argument("--rounds", type=int, default=3,
+                             help="interleaved passes over all files; the median round counts (default 3)")
     activations.add_argument("--json", action="store_true")
     activations.set_defaults(func=_cmd_bench_activations)
 
