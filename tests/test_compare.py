@@ -74,3 +74,23 @@ def test_bad_options_name_the_flag(tmp_path):
         CompareOptions("d", "o", ("spinenet4",)).validate()
     with pytest.raises(ValueError, match="--extra-exports"):
         CompareOptions("d", "o", ("spinenet49xs",), extra_exports=("int4",)).validate()
+
+
+def test_compare_command_passes_every_flag_to_its_options(tmp_path, capsys, monkeypatch):
+    import mobile_spinenet.eval.compare as compare_module
+    from mobile_spinenet.cli import main
+
+    assert main(["compare", "--data", "d", "--out", "o", "--rounds", "0"]) == 2  # validated before anything runs
+    assert "--rounds and --runs must be at least 1, got 0 and 50" in capsys.readouterr().err
+    seen, report = {}, tmp_path / "report.md"
+    report.write_text("the report")
+    monkeypatch.setattr(compare_module, "compare", lambda options, progress: seen.setdefault("options", options) and str(report))
+    assert main(["compare", "--data", "d", "--val", "v", "--out", "o", "--models", "spinenet49xxs", "--budget", "1.5",
+                 "--image-size", "128", "--qat-share", "0.5", "--threads", "1", "--runs", "7", "--rounds", "2",
+                 "--extra-exports", "ptq", "--runs-from", "r", "--verify-images", "9", "--no-progress"]) == 0
+    options = seen["options"]
+    assert (options.data, options.val, options.out, options.models, options.budget_minutes, options.image_size) == \
+        ("d", "v", "o", ("spinenet49xxs",), 1.5, 128)
+    assert (options.qat_share, options.threads, options.bench_runs, options.bench_rounds, options.extra_exports) == \
+        (0.5, (1,), 7, 2, ("ptq",))
+    assert (options.runs_from, options.verify_images, options.show_progress) == ("r", 9, False)

@@ -91,10 +91,11 @@ def _cmd_compare(args) -> int:
 
     setup_logging()
     threads = parse_ints(args.threads, "--threads")
-    options = CompareOptions(args.data, args.out, tuple(m for m in args.models.split(",") if m), args.budget,
-                             args.val, args.image_size, args.recipe, args.qat_share, threads, args.runs,
-                             tuple(e for e in args.extra_exports.split(",") if e), args.runs_from, args.verify_images,
-                             show_progress=not args.no_progress, bench_rounds=args.rounds)
+    options = CompareOptions(
+        data=args.data, out=args.out, models=tuple(m for m in args.models.split(",") if m), budget_minutes=args.budget,
+        val=args.val, image_size=args.image_size, recipe=args.recipe, qat_share=args.qat_share, threads=threads,
+        bench_runs=args.runs, bench_rounds=args.rounds, extra_exports=tuple(e for e in args.extra_exports.split(",") if e),
+        runs_from=args.runs_from, verify_images=args.verify_images, show_progress=not args.no_progress)
     report = compare(options, progress=lambda message: print(message, flush=True))
     print(open(report).read())
     print(f"report: {report} (report.json, ap_vs_multiply_adds.png, ap_vs_latency.png beside it)")
