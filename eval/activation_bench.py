@@ -2,7 +2,9 @@
 activations (the brief's "measure both before choosing the mobile activation").
 
 Each (model, activation) is built untrained, made quantization-aware, calibrated on random images
-and converted to int8 with the in-graph post-processing, exactly as a QAT run exports it; then
+and converted to int8 as a QAT run exports it, with raw outputs (``--nms none``): the in-graph
+post-processing's time depends on how many anchors an untrained model scores above 0.05 (one
+random ReLU model took 4x the time of the others in it), not on the activation; then
 :func:`mobile_spinenet.eval.benchmark.benchmark` times it and reports what XNNPACK took. Weights
 do not change int8 latency, so no training is needed; accuracy is another question (docs)."""
 from __future__ import annotations
@@ -15,7 +17,7 @@ import numpy as np
 
 
 def int8_file(model_id: str, activation: str, image_size: int, path: str, num_classes: int = 10) -> None:
-    """Write the QAT-path int8 ``.tflite`` of an untrained ``model_id`` built with ``activation``."""
+    """Write the QAT-path int8 ``.tflite`` (raw outputs) of an untrained ``model_id`` built with ``activation``."""
     from mobile_spinenet.quantization.export import ExportOptions, convert
     from mobile_spinenet.quantization.qat import calibrate_ranges, quantizable_model, quantize_aware
     from mobile_spinenet.zoo import build_model, model_anchors
@@ -24,7 +26,8 @@ def int8_file(model_id: str, activation: str, image_size: int, path: str, num_cl
     qat = quantize_aware(quantizable_model(model_id, build_model(model_id, **build), **build))
     rng = np.random.default_rng(0)
     calibrate_ranges(qat, [rng.uniform(-1, 1, (2, image_size, image_size, 3)).astype("float32") for _ in range(2)])
-    flatbuffer = convert(qat, model_anchors(model_id, image_size), ExportOptions("int8"), quantization_aware=True)
+    flatbuffer = convert(qat, model_anchors(model_id, image_size), ExportOptions("int8", nms="none"),
+                         quantization_aware=True)
     with open(path, "wb") as f:
         f.write(flatbuffer)
 

@@ -117,7 +117,7 @@ def benchmark(model_path: str, threads=(1, 2), runs: int = 100, warmup: int = 10
 def benchmark_interleaved(paths: list, threads=(1, 2), runs: int = 50, warmup: int = 5, rounds: int = 3,
                           image_path: Optional[str] = None) -> dict:
     """Benchmark several files in ``rounds`` round-robin passes, so that the machine's drift over
-    minutes (it moved one file's median by 40% within an hour here) falls on every file alike.
+    minutes (it moved one file's median by 10-16% within an hour here) falls on every file alike.
 
     Returns ``{path: [entry per thread count]}``: each entry is that of the round with the median
     latency, with every round's median in ``round_medians_ms``."""

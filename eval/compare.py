@@ -178,6 +178,7 @@ def compare_model(model: str, options: CompareOptions, train_dir: str, val_dir: 
                   progress: Callable[[str], None] = print) -> dict:
     """Run (or resume) every stage of one model; returns its recorded results."""
     from mobile_spinenet.backend import keras
+    from mobile_spinenet.quantization.export_run import export_tflite
     from mobile_spinenet.quantization.qat_run import qat
     from mobile_spinenet.training.runs import open_run
 
@@ -223,6 +224,13 @@ def compare_model(model: str, options: CompareOptions, train_dir: str, val_dir: 
                 result.record(name, _export(source, os.path.join(out, "exports", file), quant, val_dir,
                                             verify_images, progress))
             keras.backend.clear_session()
+    if not result.has("int8_raw"):  # the same QAT model without the post-processing: the network's own latency
+        path = os.path.join(out, "exports", f"{model}_qat_int8_raw.tflite")
+        progress(f"== {model}: export int8 TFLite with raw outputs (--nms none), for the network's latency")
+        with result.stage("export_raw"):
+            export_tflite(qat_dir, path, "int8", nms="none", verify=False, progress=progress)
+        result.record("int8_raw", {"file": path, "mb": os.path.getsize(path) / 1e6})
+        keras.backend.clear_session()
     if not result.has("counts"):
         run = open_run(float_dir)
         result.record("counts", {**_counts(model, run.image_size, run.num_classes), "image_size": run.image_size,
@@ -240,14 +248,17 @@ def benchmark_all(results: list, options: CompareOptions, progress: Callable[[st
     if not pending:
         return
     files = [result["int8"]["file"] for result in pending]
-    progress(f"== benchmark: {len(files)} int8 file(s), threads {options.threads}, {options.bench_rounds} "
-             f"interleaved round(s) of {options.bench_runs} runs")
+    raw_files = [result["int8_raw"]["file"] for result in pending if result.has("int8_raw")]
+    progress(f"== benchmark: {len(files)} int8 file(s) with post-processing and {len(raw_files)} without, threads "
+             f"{options.threads}, {options.bench_rounds} interleaved round(s) of {options.bench_runs} runs")
     started = time.perf_counter()
-    measured = benchmark_interleaved(files, options.threads, options.bench_runs, 5, options.bench_rounds)
+    measured = benchmark_interleaved(files + raw_files, options.threads, options.bench_runs, 5, options.bench_rounds)
     minutes = (time.perf_counter() - started) / 60 / len(pending)
-    for result, file in zip(pending, files):
+    for result in pending:
         result.data["minutes"]["benchmark"] = round(minutes, 2)
-        result.record("benchmark", measured[file])
+        if result.has("int8_raw"):
+            result.record("benchmark_raw", measured[result["int8_raw"]["file"]])
+        result.record("benchmark", measured[result["int8"]["file"]])
 
 
 def compare(options: CompareOptions, progress: Callable[[str], None] = print) -> str:

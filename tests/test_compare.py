@@ -19,6 +19,8 @@ def _result(model, madds, ms1, ms2, float_ap, int8_ap, passed=True):
 
 RESULTS = [_result("spinenet49xs", 0.4e9, 8.0, 5.0, 3.0, 2.5), _result("mnv3_large_ssdlite", 0.2e9, 2.0, 1.25, 2.0, 1.0),
            _result("spinenet49xxs", 0.15e9, 3.0, 2.0, 1.0, 0.9, passed=False)]
+RESULTS[0]["benchmark_raw"] = [{"threads": 1, "median_ms": 6.0}, {"threads": 2, "median_ms": 4.0}]
+RESULTS[1]["benchmark_raw"] = [{"threads": 1, "median_ms": 1.0}, {"threads": 2, "median_ms": 0.5}]
 RESULTS[1]["benchmark"][0]["delegation"] = {"partitions": 3, "outside": {"HARD_SWISH": 2, "TFLite_Detection_PostProcess": 1}}
 SETTINGS = {"data": "d/train", "val": "d/val", "budget_minutes": 2.0, "image_size": 256, "recipe": "cpu_demo",
             "qat_share": 0.125, "threads": [1, 2], "bench_runs": 50}
@@ -43,13 +45,15 @@ def test_latency_per_multiply_add_ratio_of_the_table9_pair():
 def test_report_has_the_table_reference_rows_ratio_and_plots(tmp_path):
     path = write_report(str(tmp_path), RESULTS, SETTINGS)
     text = open(path).read()
-    assert "| spinenet49xs | 256 | 1.00 | 0.400 | 3.00 | 2.50 | 1.50 | 8.00 | 5.00 | 0.312 |" in text
+    assert "| spinenet49xs | 256 | 1.00 | 0.400 | 3.00 | 2.50 | 1.50 | 8.00 | 5.00 | 6.00 | 4.00 | 0.312 |" in text
+    assert "| 3.00 | 2.00 | – | – | 0.300 |" in text  # spinenet49xxs: no raw-output file was timed
     assert "*paper Table 9: spinenet49xs* | 384 | 1.01 | 0.52 | *23.7 COCO*" in text
     assert "*paper Table 9: mnv3_small_ssdlite*" not in text  # only the compared models' rows
     assert "0.90 (rejected)" in text
     assert ("- mnv3_large_ssdlite: XNNPACK: 3 partition(s); ops left to the builtin kernels: HARD_SWISH x2, "
             "TFLite_Detection_PostProcess x1") in text
-    assert "| spinenet49xs / mnv3_large_ssdlite | 2.00 | 4.00 | 4.00 | **2.00** | **2.00** |" in text
+    # network-only: (6 ms / 0.4 B) / (1 ms / 0.2 B) = 3 at 1 thread, (4 / 0.4) / (0.5 / 0.2) = 4 at 2
+    assert "| spinenet49xs / mnv3_large_ssdlite | 2.00 | 4.00 | 4.00 | 2.00 | 2.00 | **3.00** | **4.00** |" in text
     for name in ("ap_vs_multiply_adds.png", "ap_vs_latency.png"):
         assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
     assert json.loads((tmp_path / "report.json").read_text())["ratios"][0]["ssdlite"] == "mnv3_large_ssdlite"
