@@ -176,7 +176,8 @@ def _counts(model: str, image_size: int, num_classes: int) -> dict:
 
 def compare_model(model: str, options: CompareOptions, train_dir: str, val_dir: str, verify_images: int,
                   progress: Callable[[str], None] = print) -> dict:
-    """Run (or resume) every stage of one model; returns its recorded results."""
+    """Run (or resume) every stage of one model up to the benchmark (:func:`benchmark_all` times all
+    models together); returns its :class:`ModelResult`."""
     from mobile_spinenet.backend import keras
     from mobile_spinenet.quantization.export_run import export_tflite
     from mobile_spinenet.quantization.qat_run import qat
