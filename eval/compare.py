@@ -175,7 +175,7 @@ def _counts(model: str, image_size: int, num_classes: int) -> dict:
 
 
 def compare_model(model: str, options: CompareOptions, train_dir: str, val_dir: str, verify_images: int,
-                  progress: Callable[[str], None] = print) -> dict:
+                  progress: Callable[[str], None] = print) -> ModelResult:
     """Run (or resume) every stage of one model up to the benchmark (:func:`benchmark_all` times all
     models together); returns its :class:`ModelResult`."""
     from mobile_spinenet.backend import keras
