@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+from collections import Counter
 
 
 def interpreter_class():
@@ -66,7 +67,4 @@ def delegation(interpreter) -> dict:
         if op["index"] not in outside:
             outside[op["index"]] = op["op_name"]
             frontier += [producer[t] for t in op["inputs"] if t not in delegated and t in producer]
-    histogram = {}
-    for name in outside.values():
-        histogram[name] = histogram.get(name, 0) + 1
-    return {"partitions": len(partitions), "outside": dict(sorted(histogram.items()))}
+    return {"partitions": len(partitions), "outside": dict(sorted(Counter(outside.values()).items()))}

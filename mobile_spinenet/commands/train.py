@@ -115,7 +115,7 @@ def add_bench_parser(sub) -> None:
     activations = bench_sub.add_parser(
         "activations", help="int8 latency of models built with different activations",
         description="Build each model untrained with each activation, export it the QAT way to int8 TFLite "
-                    "(post-processing in the graph) and time it with ai-edge-litert/XNNPACK; also lists the ops "
+                    "with raw outputs (--nms none: the network alone) and time it with ai-edge-litert/XNNPACK; also lists the ops "
                     "XNNPACK leaves to the builtin kernels. Weights do not change int8 latency.")
     activations.add_argument("--models", default="spinenet49xxs,spinenet49xs", help="comma-separated model ids")
     activations.add_argument("--activations", default="swish,hard_swish,relu", help="comma-separated activations")
