@@ -18,23 +18,10 @@ from typing import Optional
 
 import numpy as np
 
+from mobile_spinenet.data.images import letterbox  # noqa: F401  (the one preprocessing)
+
 FIELDS = ("threads", "delegate", "init_ms", "first_inference_ms", "median_ms", "p90_ms", "min_ms",
           "end_to_end_median_ms", "peak_rss_mb", "model_mb")
-
-
-def letterbox(image_path: str, size: int) -> np.ndarray:
-    """The kit's preprocessing without TensorFlow: RGB, long side resized to ``size`` (bilinear),
-    scaled to [-1, 1], zero-padded bottom/right to a square. Returns ``[1, size, size, 3]``."""
-    from PIL import Image
-
-    with Image.open(image_path) as image:
-        image = image.convert("RGB")
-        scale = size / max(image.size)
-        width, height = max(1, round(image.width * scale)), max(1, round(image.height * scale))
-        pixels = np.asarray(image.resize((width, height), Image.BILINEAR), np.float32) / 127.5 - 1.0
-    square = np.zeros((1, size, size, 3), np.float32)
-    square[0, :height, :width] = pixels
-    return square
 
 
 def _percentile(values, q: float) -> float:
@@ -92,13 +79,24 @@ def default_image(folder: str) -> str:
     return os.path.join(images, sorted(os.listdir(images))[0])
 
 
-def benchmark(model_path: str, threads=(1, 2), runs: int = 100, warmup: int = 10, delegate: str = "xnnpack",
-              image_path: Optional[str] = None) -> list:
-    """One result dict per thread count, each measured in its own child process."""
+def check_benchmark_args(model_path: str, threads, runs: int, warmup: int, delegate: str) -> None:
+    """Clear errors for what the child process would otherwise die on."""
     if not os.path.isfile(model_path):
         raise ValueError(f"{model_path} does not exist")
     if delegate not in ("xnnpack", "none"):
         raise ValueError(f"--delegate must be xnnpack or none, got {delegate!r}")
+    if not threads or any(int(t) < 1 for t in threads):
+        raise ValueError(f"--threads takes thread counts of 1 or more, got {','.join(map(str, threads)) or 'none'}")
+    if runs < 1:
+        raise ValueError(f"--runs must be at least 1, got {runs}")
+    if warmup < 0:
+        raise ValueError(f"--warmup must be 0 or more, got {warmup}")
+
+
+def benchmark(model_path: str, threads=(1, 2), runs: int = 100, warmup: int = 10, delegate: str = "xnnpack",
+              image_path: Optional[str] = None) -> list:
+    """One result dict per thread count, each measured in its own child process."""
+    check_benchmark_args(model_path, threads, runs, warmup, delegate)
     results = []
     with tempfile.TemporaryDirectory(prefix="benchmark-") as temp:
         image_path = image_path or default_image(temp)
@@ -106,11 +104,16 @@ def benchmark(model_path: str, threads=(1, 2), runs: int = 100, warmup: int = 10
             args = json.dumps([model_path, count, runs, warmup, delegate, image_path])
             child = subprocess.run([sys.executable, "-m", "mobile_spinenet.eval.benchmark", args],
                                    capture_output=True, text=True)
-            if child.returncode != 0:
-                tail = child.stderr.strip().splitlines()[-3:]
+            last = (child.stdout.strip().splitlines() or ["{}"])[-1]
+            try:
+                result = json.loads(last)
+            except json.JSONDecodeError:
+                result = {}
+            if child.returncode != 0 or "error" in result:
+                reason = result.get("error") or " | ".join(child.stderr.strip().splitlines()[-2:]) or "no message"
                 raise ValueError(f"{model_path} with {count} thread(s), delegate {delegate}: the runtime failed "
-                                 f"(exit {child.returncode}): {' | '.join(tail)}")
-            results.append(json.loads(child.stdout.strip().splitlines()[-1]))
+                                 f"(exit {child.returncode}): {reason}")
+            results.append(result)
     return results
 
 
@@ -157,5 +160,15 @@ def describe_delegation(delegated: dict) -> str:
     return f"XNNPACK: {delegated['partitions']} partition(s); ops left to the builtin kernels: {outside}"
 
 
-if __name__ == "__main__":  # the child process of benchmark()
-    print(json.dumps(measure(*json.loads(sys.argv[1]))))
+def _child(argument: str) -> int:
+    """The child process of :func:`benchmark`: one JSON line, the result or ``{"error": ...}``."""
+    try:
+        print(json.dumps(measure(*json.loads(argument))))
+        return 0
+    except Exception as error:  # reported by the parent as one line
+        print(json.dumps({"error": str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__}))
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(_child(sys.argv[1]))

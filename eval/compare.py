@@ -40,7 +40,7 @@ class CompareOptions:
     show_progress: bool = True
 
     def validate(self) -> "CompareOptions":
-        from mobile_spinenet.zoo import get_model_info
+        from mobile_spinenet.registry import get_model_info
 
         for model in self.models:
             get_model_info(model)  # clear error for unknown ids
@@ -106,10 +106,9 @@ class ModelResult:
 def _train_float(model: str, options: CompareOptions, train_dir: str, val_dir: str, run_dir: str, progress) -> dict:
     from mobile_spinenet.data.pipeline import steps_per_epoch
     from mobile_spinenet.data.readers import read_dataset
-    from mobile_spinenet.quantization.export_run import record_sources
     from mobile_spinenet.training.bench import bench_train
     from mobile_spinenet.training.config import load_config
-    from mobile_spinenet.training.runs import open_run
+    from mobile_spinenet.training.runs import open_run, sources_record
     from mobile_spinenet.training.trainer import Trainer
 
     train = read_dataset(train_dir)
@@ -131,8 +130,8 @@ def _train_float(model: str, options: CompareOptions, train_dir: str, val_dir: s
                                                      "warmup_epochs": min(recipe.warmup_epochs, epochs / 4)})
         progress(f"{model}: {probe['images_per_s']:.1f} training images/s -> {epochs:g} epochs in "
                  f"{options.budget_minutes:g} min")
-    trainer = Trainer(config, train, run_dir, show_progress=options.show_progress)
-    record_sources(run_dir, train_dir, val_dir)
+    trainer = Trainer(config, train, run_dir, show_progress=options.show_progress,
+                      records=sources_record(train_dir, val_dir))
     trainer.fit(resume=True)
     return {"run": run_dir, "epochs": config.epochs, "steps": trainer.total_steps, "batch_size": config.batch_size,
             "images_per_s": probe["images_per_s"] if probe else None}

@@ -6,11 +6,32 @@ import io
 import os
 from typing import Sequence
 
-from mobile_spinenet.eval.benchmark import letterbox
+from mobile_spinenet.data.images import decode_rgb, letterbox_pixels
 from mobile_spinenet.io_utils import write_atomically, write_json_atomically
 
 PALETTE = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180),
            (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128)]
+
+
+def output_names(images: Sequence[str]) -> list:
+    """A distinct drawn-file name per input: its base name, with ``-2``, ``-3`` ... where two
+    inputs share one (``a/cat.jpg`` and ``b/cat.png`` give ``cat.jpg`` and ``cat-2.jpg``)."""
+    names, taken = [], set()
+    for path in images:
+        stem = os.path.splitext(os.path.basename(path))[0]
+        name, k = f"{stem}.jpg", 1
+        while name in taken:
+            k += 1
+            name = f"{stem}-{k}.jpg"
+        taken.add(name)
+        names.append(name)
+    return names
+
+
+def check_images(images: Sequence[str]) -> None:
+    for path in images:
+        if not os.path.isfile(path):
+            raise ValueError(f"{path} does not exist")
 
 
 def predict_images(model: str, images: Sequence[str], out_dir: str, score_threshold: float = 0.3) -> list:
@@ -21,19 +42,17 @@ def predict_images(model: str, images: Sequence[str], out_dir: str, score_thresh
     from mobile_spinenet.eval.detector_eval import to_original_pixels
     from mobile_spinenet.eval.evaluate import load_detector
 
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ValueError(f"--out {out_dir} is an existing file, not a folder")
+    check_images(images)
     detector = load_detector(model)
     names = detector.label_map.names if detector.label_map else None
     results = []
-    for path in images:
-        if not os.path.isfile(path):
-            raise ValueError(f"{path} does not exist")
-        try:
-            with Image.open(path) as opened:
-                image = opened.convert("RGB")
-        except OSError as error:
-            raise ValueError(f"{path} is not a readable image ({error})") from None
-        scale = detector.image_size / max(image.size)
-        boxes, scores, classes, counts = detector.predict(letterbox(path, detector.image_size))
+    for path, drawn_name in zip(images, output_names(images)):
+        pixels = decode_rgb(path)
+        square, scale = letterbox_pixels(pixels, detector.image_size)
+        image = Image.fromarray(pixels)
+        boxes, scores, classes, counts = detector.predict(square)
         n = int(counts[0])
         keep = scores[0, :n] >= score_threshold
         original = to_original_pixels(boxes[0, :n][keep], scale, image.width, image.height)
@@ -48,8 +67,19 @@ def predict_images(model: str, images: Sequence[str], out_dir: str, score_thresh
                                "box_xyxy": [round(float(v), 1) for v in (xmin, ymin, xmax, ymax)]})
         encoded = io.BytesIO()
         image.save(encoded, format="JPEG", quality=92)
-        name = os.path.splitext(os.path.basename(path))[0] + ".jpg"
-        write_atomically(os.path.join(out_dir, name), encoded.getvalue())
-        results.append({"image": path, "drawn": os.path.join(out_dir, name), "detections": detections})
+        write_atomically(os.path.join(out_dir, drawn_name), encoded.getvalue())
+        results.append({"image": path, "drawn": os.path.join(out_dir, drawn_name), "detections": detections})
     write_json_atomically(os.path.join(out_dir, "detections.json"), results)
     return results
+
+
+def summarize(result: dict, top: int = 3) -> str:
+    """One console line per image: the count per label and the ``top`` best detections."""
+    from collections import Counter
+
+    found = result["detections"]
+    if not found:
+        return f"{result['image']}: nothing above the threshold -> {result['drawn']}"
+    counts = ", ".join(f"{n} {label}" for label, n in Counter(d["label"] for d in found).most_common())
+    best = ", ".join(f"{d['label']} {d['score']:.2f}" for d in sorted(found, key=lambda d: -d["score"])[:top])
+    return f"{result['image']}: {len(found)} detections ({counts}); best: {best} -> {result['drawn']}"

@@ -9,7 +9,7 @@ from mobile_spinenet.commands import data, evaluate, quantize, train
 
 
 def _cmd_models(args) -> int:
-    from mobile_spinenet.zoo import MODELS
+    from mobile_spinenet.registry import MODELS
 
     print(f"{'model id':20s} {'input':>5s}  description")
     for info in MODELS.values():
@@ -83,6 +83,9 @@ def main(argv=None) -> int:
     except ValueError as error:  # bad ids, sizes, specs: one clear line, no traceback
         print(f"mobile-spinenet {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # disk full, no permission: the file and the reason, no traceback
+        print(f"mobile-spinenet {args.command}: error: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ hard-codes one. Tables come from Du et al., CVPR 2020 (Fig. 3d, App. A, Table 7)
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
 NUM_STEM_BLOCKS = 2
@@ -143,3 +143,30 @@ def validate_spec(spec: Sequence[BlockSpec], family: str, min_level: int = 3,
     if missing:
         raise BlockSpecError(f"missing output level(s) {missing}: a detector needs one output "
                              f"block for each level {min_level}..{max_level}")
+
+
+# Block "filters" per level; a bottleneck block outputs 4x its filters.
+BOTTLENECK_FILTERS = {2: 64, 3: 128, 4: 256, 5: 256, 6: 256, 7: 256}
+MBCONV_FILTERS = {0: 8, 1: 16, 2: 24, 3: 40, 4: 80, 5: 112, 6: 112, 7: 112}
+BOTTLENECK_STEM_FILTERS = 64
+
+
+@dataclass(frozen=True)
+class SpineNetConfig:
+    """Everything that tells one SpineNet apart from another."""
+
+    family: str  # "bottleneck" or "mbconv"
+    filter_scale: float = 1.0
+    endpoint_filters: int = 256
+    resample_alpha: float = 0.5
+    block_repeats: int = 1
+    spec: Sequence[BlockSpec] = field(default=SPINENET_49)
+    min_level: int = 3
+    max_level: int = 7
+    expand_ratio: int = 6
+    se_ratio: float = 0.2
+    stochastic_depth: float = 0.0
+
+    def filters(self, level: int) -> int:
+        table = BOTTLENECK_FILTERS if self.family == "bottleneck" else MBCONV_FILTERS
+        return int(table[level] * self.filter_scale)

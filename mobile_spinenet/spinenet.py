@@ -6,40 +6,13 @@ resampling; the scale-permuted network is built by reading a block spec.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Sequence
+from dataclasses import dataclass
 
 from mobile_spinenet.backend import keras
 from mobile_spinenet.blocks import Ops, bottleneck_block, mbconv_block, residual_block
 from mobile_spinenet.resample import resample_bottleneck, resample_mobile
-from mobile_spinenet.specs import SPINENET_49, BlockSpec, validate_spec
-
-# Block "filters" per level; a bottleneck block outputs 4x its filters.
-BOTTLENECK_FILTERS = {2: 64, 3: 128, 4: 256, 5: 256, 6: 256, 7: 256}
-MBCONV_FILTERS = {0: 8, 1: 16, 2: 24, 3: 40, 4: 80, 5: 112, 6: 112, 7: 112}
-BOTTLENECK_STEM_FILTERS = 64
-
-
-@dataclass(frozen=True)
-class SpineNetConfig:
-    """Everything that tells one SpineNet apart from another."""
-
-    family: str  # "bottleneck" or "mbconv"
-    filter_scale: float = 1.0
-    endpoint_filters: int = 256
-    resample_alpha: float = 0.5
-    block_repeats: int = 1
-    spec: Sequence[BlockSpec] = field(default=SPINENET_49)
-    min_level: int = 3
-    max_level: int = 7
-    expand_ratio: int = 6
-    se_ratio: float = 0.2
-    stochastic_depth: float = 0.0
-
-    def filters(self, level: int) -> int:
-        table = BOTTLENECK_FILTERS if self.family == "bottleneck" else MBCONV_FILTERS
-        return int(table[level] * self.filter_scale)
-
+from mobile_spinenet.specs import (BOTTLENECK_FILTERS, BOTTLENECK_STEM_FILTERS, MBCONV_FILTERS,  # noqa: F401
+                                   SpineNetConfig, validate_spec)
 
 @dataclass
 class _Block:

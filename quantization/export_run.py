@@ -9,22 +9,7 @@ from typing import Callable, Optional
 
 from mobile_spinenet.io_utils import write_atomically, write_json_atomically
 
-SOURCES_FILE = "sources.json"  # the data a run was trained on, written by `mobile-spinenet train`
-
-
-def read_sources(run_dir: str) -> dict:
-    """``{"train": path, "val": path or None}`` of a run, or ``{}`` when it did not record them."""
-    path = os.path.join(run_dir, SOURCES_FILE)
-    if not os.path.isfile(path):
-        return {}
-    with open(path) as f:
-        return json.load(f)
-
-
-def record_sources(run_dir: str, train: str, val: Optional[str]) -> None:
-    """Remember the data a run was trained on (export calibrates and verifies with it)."""
-    write_json_atomically(os.path.join(run_dir, SOURCES_FILE),
-                          {"train": os.path.abspath(train), "val": os.path.abspath(val) if val else None})
+from mobile_spinenet.training.runs import SOURCES_FILE, read_sources  # noqa: F401  (the run owns them)
 
 
 def _dataset(path: Optional[str], what: str, run_dir: str, label_map):
@@ -59,6 +44,12 @@ def _load(run_dir: str, quant: str):
     return (*load_qat_model(run_dir), True)
 
 
+def check_export_out(out: str) -> None:
+    """Checked before converting (which takes minutes): ``out`` must be a file path."""
+    if os.path.isdir(out):
+        raise ValueError(f"--out {out} is a directory; give the .tflite file to write (e.g. {os.path.join(out, 'model.tflite')})")
+
+
 def sidecar_paths(out: str) -> dict:
     stem = out[:-len(".tflite")] if out.endswith(".tflite") else out
     return {"labels": stem + ".labels.txt", "report": stem + ".json", "rejected": stem + ".rejected.tflite",
@@ -76,6 +67,7 @@ def export_tflite(run_dir: str, out: str, quant: str = "int8", calib: Optional[s
     A file that fails verification is kept as ``<out>.rejected.tflite`` for inspection, ``out``
     is left untouched, and :class:`ExportVerificationError` says why. Returns the report that is
     also written to ``<out>.json``."""
+    check_export_out(out)  # before the imports and the minutes of conversion
     from mobile_spinenet.eval.detector_eval import keras_predictor, tflite_predictor
     from mobile_spinenet.postprocess import NMSConfig
     from mobile_spinenet.quantization.export import ExportOptions, convert, format_op_report, op_report

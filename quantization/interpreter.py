@@ -1,6 +1,7 @@
 """The TFLite interpreter: ai-edge-litert first, then tflite-runtime, then TensorFlow's."""
 from __future__ import annotations
 
+import os
 import sys
 from collections import Counter
 
@@ -28,8 +29,15 @@ def load_interpreter(model_path=None, model_content=None, num_threads=None, buil
     if builtin_kernels:
         resolver = sys.modules[cls.__module__].OpResolverType
         kwargs["experimental_op_resolver_type"] = resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-    interpreter = cls(model_path=model_path, model_content=model_content, num_threads=num_threads, **kwargs)
-    interpreter.allocate_tensors()
+    what = model_path or "the converted model"
+    if model_path is not None and not os.path.isfile(model_path):
+        raise ValueError(f"{model_path} does not exist")
+    try:
+        interpreter = cls(model_path=model_path, model_content=model_content, num_threads=num_threads, **kwargs)
+        interpreter.allocate_tensors()
+    except (ValueError, RuntimeError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"{what} is not a loadable .tflite file: {reason}") from None
     return interpreter
 
 

@@ -11,7 +11,6 @@ from dataclasses import replace
 from typing import Optional
 
 from mobile_spinenet.io_utils import write_json_atomically
-from mobile_spinenet.quantization.export_run import record_sources
 
 QAT_FILE = "qat.json"
 CALIBRATION_IMAGES = 32
@@ -55,7 +54,7 @@ def qat(from_run: str, data: str, out: str, epochs: float = 1.0, learning_rate: 
     warm-up; everything else (loss, augmentation, BN) is the float run's recipe."""
     from mobile_spinenet.data.pipeline import eval_dataset
     from mobile_spinenet.data.readers import read_dataset
-    from mobile_spinenet.training.runs import open_run
+    from mobile_spinenet.training.runs import open_run, sources_record
     from mobile_spinenet.training.trainer import Trainer
 
     run = open_run(from_run)
@@ -74,7 +73,6 @@ def qat(from_run: str, data: str, out: str, epochs: float = 1.0, learning_rate: 
         batches = (images for images, _, _ in eval_dataset(train, run.image_size, 8, train.records[:CALIBRATION_IMAGES]))
         return build_qat_model(run, calibration=batches)
 
-    trainer = Trainer(config, train, out, val_data, model_fn=model_fn, show_progress=show_progress)
-    write_json_atomically(os.path.join(out, QAT_FILE), {"from": os.path.abspath(from_run)})
-    record_sources(out, data, val)
+    records = {QAT_FILE: {"from": os.path.abspath(from_run)}, **sources_record(data, val)}
+    trainer = Trainer(config, train, out, val_data, model_fn=model_fn, show_progress=show_progress, records=records)
     return trainer.fit(resume=resume)

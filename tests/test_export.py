@@ -121,6 +121,17 @@ def test_predict_draws_the_detections_on_the_image(run_dir, tmp_path, capsys):
     assert np.abs(edge).max() > 60  # the box's top edge is painted over the image
     assert main(["predict", str(run_dir), str(tmp_path / "nope.jpg"), "--out", str(out)]) == 2
     assert "nope.jpg does not exist" in capsys.readouterr().err
+    # two inputs with one file name: two drawn files, each JSON entry pointing at its own
+    twin = tmp_path / "elsewhere" / image_path.name
+    twin.parent.mkdir()
+    twin.write_bytes(image_path.read_bytes())
+    both = tmp_path / "both"
+    assert main(["predict", str(run_dir), str(image_path), str(twin), "--out", str(both)]) == 0
+    entries = json.loads((both / "detections.json").read_text())
+    assert [os.path.basename(e["drawn"]) for e in entries] == [image_path.stem + ".jpg", image_path.stem + "-2.jpg"]
+    assert all(os.path.isfile(e["drawn"]) for e in entries)
+    printed = capsys.readouterr().out
+    assert "detections (" in printed and "best:" in printed  # a summary line, not every box
 
 
 def test_android_assets_copies_model_labels_and_raw_anchors(run_dir, tmp_path, capsys):

@@ -1,6 +1,7 @@
 """What every subcommand shares."""
 from __future__ import annotations
 
+import argparse
 import logging
 
 
@@ -17,3 +18,25 @@ def parse_ints(text: str, flag: str) -> tuple:
         return tuple(int(part) for part in text.split(",") if part.strip())
     except ValueError:
         raise ValueError(f"{flag} takes comma-separated whole numbers, got {text!r}") from None
+
+
+def _number(kind, minimum, strict: bool):
+    """An argparse ``type`` that refuses values below ``minimum`` before any work (and before
+    TensorFlow loads): ``--batch 0`` fails at once, naming the flag and the value."""
+    def convert(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'a whole number' if kind is int else 'a number'}, "
+                                             f"got {text!r}") from None
+        if value < minimum or (strict and value == minimum):
+            raise argparse.ArgumentTypeError(f"must be {'>' if strict else '>='} {minimum}, got {text}")
+        return value
+    convert.__name__ = kind.__name__
+    return convert
+
+
+positive_int = _number(int, 1, False)
+non_negative_int = _number(int, 0, False)
+positive_float = _number(float, 0, True)
+non_negative_float = _number(float, 0, False)

@@ -1,7 +1,7 @@
 """`mobile-spinenet data demo|check`."""
 from __future__ import annotations
 
-from mobile_spinenet.commands.common import setup_logging
+from mobile_spinenet.commands.common import positive_int, setup_logging
 
 
 def _cmd_data_demo(args) -> int:
@@ -32,8 +32,8 @@ def add_data_parser(sub) -> None:
                                            "OUT/train and OUT/val as COCO (annotations.json + images/).")
     demo.add_argument("--out", required=True)
     demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--train-images", type=int, default=800)
-    demo.add_argument("--val-images", type=int, default=200)
+    demo.add_argument("--train-images", type=positive_int, default=800)
+    demo.add_argument("--val-images", type=positive_int, default=200)
     demo.set_defaults(func=_cmd_data_demo)
     check = data_sub.add_parser("check", help="read a dataset and report bad input",
                                 description="Read a COCO or VOC dataset as training would and list "

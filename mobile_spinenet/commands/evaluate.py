@@ -4,7 +4,8 @@ from __future__ import annotations
 import json
 import os
 
-from mobile_spinenet.commands.common import parse_ints, setup_logging
+from mobile_spinenet.commands.common import (non_negative_float, non_negative_int, parse_ints, positive_float,
+                                             positive_int, setup_logging)
 
 
 def _cmd_benchmark(args) -> int:
@@ -25,8 +26,8 @@ def add_benchmark_parser(sub) -> None:
                     "benchmark_model on the same file (docs/benchmarks.md).")
     bench.add_argument("model", help="the .tflite file")
     bench.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
-    bench.add_argument("--runs", type=int, default=100)
-    bench.add_argument("--warmup", type=int, default=10)
+    bench.add_argument("--runs", type=positive_int, default=100)
+    bench.add_argument("--warmup", type=non_negative_int, default=10)
     bench.add_argument("--delegate", default="xnnpack", choices=["xnnpack", "none"],
                        help="xnnpack (the CPU default) or none (TFLite's built-in kernels)")
     bench.add_argument("--image", help="image for the end-to-end figure (default: a demo canvas)")
@@ -57,18 +58,17 @@ def add_eval_parser(sub) -> None:
     evaluate.add_argument("model", help="run directory or .tflite file")
     evaluate.add_argument("--data", required=True, help="COCO folder/JSON or VOC folder")
     evaluate.add_argument("--json", help="write the detections here (COCO results format)")
-    evaluate.add_argument("--max-images", type=int, help="score only the first N images")
+    evaluate.add_argument("--max-images", type=positive_int, help="score only the first N images")
     evaluate.set_defaults(func=_cmd_eval)
 
 
 def _cmd_predict(args) -> int:
-    from mobile_spinenet.eval.predict import predict_images
+    from mobile_spinenet.eval.predict import predict_images, summarize
 
     setup_logging()
     results = predict_images(args.model, args.images, args.out, args.score_threshold)
     for result in results:
-        found = ", ".join(f"{d['label']} {d['score']:.2f}" for d in result["detections"]) or "nothing"
-        print(f"{result['image']}: {found} -> {result['drawn']}")
+        print(summarize(result))
     print(f"detections: {os.path.join(args.out, 'detections.json')}")
     return 0
 
@@ -81,7 +81,7 @@ def add_predict_parser(sub) -> None:
     predict.add_argument("model", help="run directory or .tflite file")
     predict.add_argument("images", nargs="+", help="image files")
     predict.add_argument("--out", required=True, help="output folder")
-    predict.add_argument("--score-threshold", type=float, default=0.3)
+    predict.add_argument("--score-threshold", type=non_negative_float, default=0.3)
     predict.set_defaults(func=_cmd_predict)
 
 
@@ -116,18 +116,18 @@ def add_compare_parser(sub) -> None:
                          "or the training set when --val is given")
     compare.add_argument("--val", help="validation set (default: DATA/val)")
     compare.add_argument("--models", default=",".join(DEFAULT_MODELS), help="comma-separated model ids")
-    compare.add_argument("--budget", type=float, default=5.0, help="minutes of float training per model (default 5)")
+    compare.add_argument("--budget", type=positive_float, default=5.0, help="minutes of float training per model (default 5)")
     compare.add_argument("--out", required=True, help="report folder (runs/, exports/, results/, report.md)")
-    compare.add_argument("--image-size", type=int, default=256, help="input size of every model (default 256)")
+    compare.add_argument("--image-size", type=positive_int, default=256, help="input size of every model (default 256)")
     compare.add_argument("--recipe", default="cpu_demo", help="training recipe (bundled name or YAML file)")
-    compare.add_argument("--qat-share", type=float, default=0.125, help="QAT epochs as a share of the float epochs")
+    compare.add_argument("--qat-share", type=non_negative_float, default=0.125, help="QAT epochs as a share of the float epochs")
     compare.add_argument("--threads", default="1,2", help="benchmark thread counts (default 1,2)")
-    compare.add_argument("--runs", type=int, default=50, help="timed benchmark runs (default 50)")
-    compare.add_argument("--rounds", type=int, default=3,
+    compare.add_argument("--runs", type=positive_int, default=50, help="timed benchmark runs (default 50)")
+    compare.add_argument("--rounds", type=positive_int, default=3,
                          help="interleaved benchmark passes over all int8 files; the median round counts (default 3)")
     compare.add_argument("--extra-exports", default="", help="also export and score: ptq (int8 from the float "
                          "model), fp32; comma-separated")
     compare.add_argument("--runs-from", help="reuse runs in this folder (<model>/ and <model>-qat/) instead of training")
-    compare.add_argument("--verify-images", type=int, help="val images scored per export (default: all)")
+    compare.add_argument("--verify-images", type=positive_int, help="val images scored per export (default: all)")
     compare.add_argument("--no-progress", action="store_true")
     compare.set_defaults(func=_cmd_compare)

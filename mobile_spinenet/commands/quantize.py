@@ -1,7 +1,7 @@
 """`mobile-spinenet qat` and `export`."""
 from __future__ import annotations
 
-from mobile_spinenet.commands.common import setup_logging
+from mobile_spinenet.commands.common import non_negative_float, positive_float, positive_int, setup_logging
 
 
 def _cmd_qat(args) -> int:
@@ -27,9 +27,9 @@ def add_qat_parser(sub) -> None:
     qat.add_argument("--data", required=True, help="training set (COCO folder/JSON or VOC folder)")
     qat.add_argument("--val", help="validation set, scored after every epoch")
     qat.add_argument("--out", required=True, help="QAT directory")
-    qat.add_argument("--epochs", type=float, default=1.0)
-    qat.add_argument("--lr", type=float, help="base learning rate (default: a tenth of the float run's)")
-    qat.add_argument("--batch", type=int, help="global batch size (default: the float run's)")
+    qat.add_argument("--epochs", type=positive_float, default=1.0)
+    qat.add_argument("--lr", type=positive_float, help="base learning rate (default: a tenth of the float run's)")
+    qat.add_argument("--batch", type=positive_int, help="global batch size (default: the float run's)")
     qat.add_argument("--resume", action="store_true", help="continue the QAT run in --out")
     qat.add_argument("--no-progress", action="store_true")
     qat.set_defaults(func=_cmd_qat)
@@ -56,16 +56,16 @@ def add_export_parser(sub) -> None:
     export.add_argument("--out", required=True, help="the .tflite file to write (labels and a JSON report beside it)")
     export.add_argument("--quant", default="int8", choices=["fp32", "fp16", "dynamic", "int8"])
     export.add_argument("--calib", help="calibration images for int8 (default: the run's training data)")
-    export.add_argument("--calib-steps", type=int, default=100, help="calibration images (default 100)")
+    export.add_argument("--calib-steps", type=positive_int, default=100, help="calibration images (default 100)")
     export.add_argument("--nms", default="tflite", choices=["tflite", "none"])
     export.add_argument("--fast-nms", action="store_true", help="class-agnostic NMS of the op (faster on device); "
                         "default: per-class NMS, as evaluation does")
-    export.add_argument("--max-detections", type=int, default=100)
+    export.add_argument("--max-detections", type=positive_int, default=100)
     export.add_argument("--input-type", default="float", choices=["float", "uint8"],
                         help="int8 only: uint8 takes raw pixels")
     export.add_argument("--val", help="verification images (default: the run's val data, else its training data)")
-    export.add_argument("--verify-images", type=int, default=50)
-    export.add_argument("--max-ap-drop", type=float, help="AP points the file may lose against Keras "
+    export.add_argument("--verify-images", type=positive_int, default=50)
+    export.add_argument("--max-ap-drop", type=non_negative_float, help="AP points the file may lose against Keras "
                         "(default: 0.1 fp32/fp16, 1.0 dynamic, 2.0 int8)")
     export.add_argument("--no-verify", action="store_true", help="skip verification (not recommended)")
     export.set_defaults(func=_cmd_export)

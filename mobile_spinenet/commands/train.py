@@ -4,7 +4,8 @@ from __future__ import annotations
 import json
 import os
 
-from mobile_spinenet.commands.common import parse_ints, setup_logging
+from mobile_spinenet.commands.common import (non_negative_float, non_negative_int, parse_ints, positive_float,
+                                             positive_int, setup_logging)
 
 
 def _train_overrides(args) -> dict:
@@ -19,22 +20,61 @@ def _train_overrides(args) -> dict:
     return overrides
 
 
-def _cmd_train(args) -> int:
-    from mobile_spinenet.data.readers import read_dataset
-    from mobile_spinenet.training.config import load_config
+def check_out_dir(path: str, flag: str = "--out") -> None:
+    """A clear error when an output folder is an existing file (checked before any work)."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f"{flag} {path} is an existing file, not a folder")
+
+
+def _resume_config(args):
+    """The run's own recipe; a flag that would change it mid-run is refused, not ignored."""
     from mobile_spinenet.training.runs import open_run
-    from mobile_spinenet.quantization.export_run import record_sources
+
+    config = open_run(args.out).config
+    changed = [f"{flag} {_shown(value)} (the run has {_shown(getattr(config, name))})"
+               for name, flag, value in _given_flags(args) if value != getattr(config, name)]
+    if changed:
+        raise ValueError(f"--resume continues {args.out} with its own recipe, but these flags differ: "
+                         f"{'; '.join(changed)}. Drop them, or train into a new --out")
+    return config
+
+
+def _shown(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else repr(value) if isinstance(value, str) else str(value)
+
+
+def _given_flags(args):
+    """(config field, flag, value) of every recipe flag given on the command line."""
+    from mobile_spinenet.training.config import FLAGS
+
+    for name, value in _train_overrides(args).items():
+        if value is not None:
+            yield name, FLAGS.get(name, "--" + name.replace("_", "-")), value
+    if args.model:
+        yield "model", "--model", args.model
+
+
+def _cmd_train(args) -> int:
+    from mobile_spinenet.training.config import load_config
+    from mobile_spinenet.training.runs import refuse_to_restart
+
+    # Everything that can be checked without TensorFlow is checked before it loads.
+    check_out_dir(args.out)
+    if args.resume and os.path.isfile(os.path.join(args.out, "config.yaml")):
+        config = _resume_config(args)
+    else:
+        if not args.resume:
+            refuse_to_restart(args.out)
+        config = load_config(args.model, args.config, _train_overrides(args))
+    from mobile_spinenet.data.readers import read_dataset
+    from mobile_spinenet.training.runs import sources_record
     from mobile_spinenet.training.trainer import Trainer
 
     setup_logging()
-    if args.resume and os.path.isfile(os.path.join(args.out, "config.yaml")):
-        config = open_run(args.out).config  # the run's own recipe; flags may not change it mid-run
-    else:
-        config = load_config(args.model, args.config, _train_overrides(args))
     train = read_dataset(args.data)
     val = read_dataset(args.val, label_map=train.label_map) if args.val else None
-    trainer = Trainer(config, train, args.out, val, show_progress=not args.no_progress)
-    record_sources(args.out, args.data, args.val)
+    trainer = Trainer(config, train, args.out, val, show_progress=not args.no_progress,
+                      records=sources_record(args.data, args.val))
     print(f"training {config.model} at {trainer.image_size} px on {len(train)} images: "
           f"{trainer.total_steps} steps of {config.batch_size} ({trainer.steps_per_epoch}/epoch), "
           f"{trainer.replicas} replica(s), base lr {config.resolved_learning_rate():g} -> {args.out}", flush=True)
@@ -56,13 +96,13 @@ def add_train_parser(sub) -> None:
     train.add_argument("--out", required=True, help="run directory")
     train.add_argument("--config", help="YAML file of TrainConfig fields (over the model's own), or a bundled "
                        "recipe name: cpu_demo")
-    train.add_argument("--image-size", type=int)
-    train.add_argument("--epochs", type=float)
-    train.add_argument("--batch", dest="batch_size", type=int, help="global batch size")
-    train.add_argument("--lr", dest="learning_rate", type=float, help="base learning rate "
+    train.add_argument("--image-size", type=positive_int)
+    train.add_argument("--epochs", type=positive_float)
+    train.add_argument("--batch", dest="batch_size", type=positive_int, help="global batch size")
+    train.add_argument("--lr", dest="learning_rate", type=positive_float, help="base learning rate "
                        "(default: 0.08 per 64 images)")
-    train.add_argument("--warmup-epochs", type=float)
-    train.add_argument("--weight-decay", type=float)
+    train.add_argument("--warmup-epochs", type=non_negative_float)
+    train.add_argument("--weight-decay", type=non_negative_float)
     train.add_argument("--schedule", choices=["step", "cosine"])
     train.add_argument("--jitter", help="scale jitter range as MIN,MAX (paper: 0.4,1.6)")
     train.add_argument("--activation", help="override the model's activation (e.g. hard_swish)")
@@ -72,8 +112,8 @@ def add_train_parser(sub) -> None:
     train.add_argument("--deterministic", action="store_true",
                        help="TF op determinism (slower); on CPU runs still differ in the last bits (docs/training.md)")
     train.add_argument("--seed", type=int)
-    train.add_argument("--checkpoint-every", dest="checkpoint_every_steps", type=int, help="steps")
-    train.add_argument("--val-max-images", type=int, help="score only the first N val images")
+    train.add_argument("--checkpoint-every", dest="checkpoint_every_steps", type=positive_int, help="steps")
+    train.add_argument("--val-max-images", type=positive_int, help="score only the first N val images")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.set_defaults(func=_cmd_train)
@@ -104,10 +144,10 @@ def add_bench_parser(sub) -> None:
                                  description="Time training steps on demo data (or --data) and report the "
                                              "share of time spent waiting on the input pipeline.")
     train.add_argument("--model", required=True)
-    train.add_argument("--image-size", type=int)
-    train.add_argument("--batch", type=int, default=8)
-    train.add_argument("--steps", type=int, default=20)
-    train.add_argument("--warmup", type=int, default=3)
+    train.add_argument("--image-size", type=positive_int)
+    train.add_argument("--batch", type=positive_int, default=8)
+    train.add_argument("--steps", type=positive_int, default=20)
+    train.add_argument("--warmup", type=non_negative_int, default=3)
     train.add_argument("--data")
     train.add_argument("--strategy", default="default", choices=["default", "mirrored"])
     train.add_argument("--json", action="store_true")
@@ -119,10 +159,10 @@ def add_bench_parser(sub) -> None:
                     "XNNPACK leaves to the builtin kernels. Weights do not change int8 latency.")
     activations.add_argument("--models", default="spinenet49xxs,spinenet49xs", help="comma-separated model ids")
     activations.add_argument("--activations", default="swish,hard_swish,relu", help="comma-separated activations")
-    activations.add_argument("--image-size", type=int, default=256)
+    activations.add_argument("--image-size", type=positive_int, default=256)
     activations.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
-    activations.add_argument("--runs", type=int, default=50, help="timed runs per file and round (default 50)")
-    activations.add_argument("--rounds", type=int, default=3,
+    activations.add_argument("--runs", type=positive_int, default=50, help="timed runs per file and round (default 50)")
+    activations.add_argument("--rounds", type=positive_int, default=3,
                              help="interleaved passes over all files; the median round counts (default 3)")
     activations.add_argument("--json", action="store_true")
     activations.set_defaults(func=_cmd_bench_activations)

@@ -14,6 +14,7 @@ from typing import Optional
 import numpy as np
 
 from mobile_spinenet.backend import tf
+from mobile_spinenet.data.images import decode_rgb
 from mobile_spinenet.data.labeler import label_anchors
 from mobile_spinenet.data.records import DetectionDataset
 
@@ -34,7 +35,9 @@ class InputConfig:
 
 
 def _decode(path):
-    image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+    """The kit's one decoder (:func:`mobile_spinenet.data.images.decode_rgb`: EXIF orientation,
+    16-bit scaling), so training sees the pixels that predict and benchmark see."""
+    image = tf.numpy_function(decode_rgb, [path], tf.uint8, stateful=False)
     return tf.ensure_shape(image, [None, None, 3])
 
 

@@ -15,6 +15,12 @@ unknown category id       the box is skipped
 unknown image id          the box is skipped
 crowd box (iscrowd=1)     not trained on (pycocotools ignores it in evaluation)
 image without boxes       kept as a background-only image
+no box in any image       fatal ``DataError`` (nothing to train on or score)
+duplicate ids             fatal ``DataError`` naming them (images, annotations,
+                          categories)
+non-integer image id      fatal ``DataError`` (COCO ids are integers)
+EXIF orientation          applied: boxes are for the image as displayed
+16-bit image              scaled to 8 bits by the one decoder (data/images.py)
 ========================  =====================================================
 """
 from __future__ import annotations
@@ -22,10 +28,12 @@ from __future__ import annotations
 import json
 import os
 import xml.etree.ElementTree as ET
+from collections import Counter
 from typing import Optional
 
 import numpy as np
 
+from mobile_spinenet.data.images import displayed_size, exif_orientation
 from mobile_spinenet.data.records import DataError, DataIssues, DetectionDataset, ImageRecord, LabelMap
 
 FULL_CHECK_LIMIT = 5000  # decode every image fully when a dataset has at most this many
@@ -40,7 +48,7 @@ def _image_size(path: str, issues: DataIssues, full_check: bool) -> Optional[tup
         return None
     try:
         with Image.open(path) as image:
-            size, mode = image.size, image.mode
+            size, mode, orientation = displayed_size(image), image.mode, exif_orientation(image)
             if full_check:
                 image.load()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
@@ -48,6 +56,9 @@ def _image_size(path: str, issues: DataIssues, full_check: bool) -> Optional[tup
         return None
     if mode not in ("RGB", "YCbCr"):
         issues.add("converted to RGB", f"{path} is {mode}; converted to RGB when decoded")
+    if orientation != 1:
+        issues.add("EXIF orientation", f"{path} has EXIF orientation {orientation}: it is decoded as displayed "
+                   f"({size[0]}x{size[1]}) and its boxes are read for that image")
     return size[0], size[1], mode
 
 
@@ -82,9 +93,30 @@ def load_coco_json(path: str) -> dict:
         if not isinstance(data.get(key), list):
             raise DataError(f"{path}: field {key!r} is missing or not a list")
     for i, category in enumerate(data["categories"]):
-        if not isinstance(category, dict) or not isinstance(category.get("id"), int):
+        if not isinstance(category, dict) or not _is_integer(category.get("id")):
             raise DataError(f"{path}: categories[{i}] has no integer 'id'")
+    for i, image in enumerate(data["images"]):
+        if isinstance(image, dict) and "id" in image and not _is_integer(image["id"]):
+            raise DataError(f"{path}: images[{i}] has id {image['id']!r}; COCO image ids are integers "
+                            f"(pycocotools and COCO results files need them): renumber the images")
+    for key in ("images", "annotations", "categories"):
+        ids = [e["id"] for e in data[key] if isinstance(e, dict) and "id" in e]
+        repeated = sorted((i for i, n in Counter(map(repr, ids)).items() if n > 1))
+        if repeated:
+            raise DataError(f"{path}: {key} ids must be unique; repeated: {', '.join(repeated[:10])}"
+                            + (f" and {len(repeated) - 10} more" if len(repeated) > 10 else ""))
     return data
+
+
+def _is_integer(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _require_boxes(records: list, source: str) -> None:
+    """A dataset without a single box can neither train a detector nor score one."""
+    if not any(len(r.boxes) for r in records):
+        raise DataError(f"{source}: none of its {len(records)} usable images has a usable box "
+                        f"(see the warnings above); nothing to train on or to score against")
 
 
 def read_coco(annotation_file: str, images_dir: str, label_map: Optional[LabelMap] = None,
@@ -150,6 +182,7 @@ def read_coco(annotation_file: str, images_dir: str, label_map: Optional[LabelMa
                                    np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(classes, np.int32)))
     if not records:
         raise DataError(f"{annotation_file}: no usable images (see the warnings above)")
+    _require_boxes(records, annotation_file)
     return DetectionDataset(records, label_map, issues, annotation_file)
 
 
@@ -211,6 +244,7 @@ def read_voc(folder: str, label_map: Optional[LabelMap] = None, split: Optional[
                                    np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(classes, np.int32)))
     if not records:
         raise DataError(f"{folder}: no usable images (see the warnings above)")
+    _require_boxes(records, folder)
     return DetectionDataset(records, label_map, issues)
 
 

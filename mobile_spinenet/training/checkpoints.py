@@ -12,6 +12,17 @@ from mobile_spinenet.io_utils import write_atomically
 LATEST = "latest"
 
 
+class CheckpointWriteError(ValueError):
+    """A checkpoint could not be written (disk full, no permission, ...); the previous ones stand."""
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    text = getattr(error, "message", None) or str(error) or type(error).__name__
+    return text.strip().splitlines()[0]
+
+
 class AtomicCheckpoints:
     """Save / restore a ``tf.train.Checkpoint`` under ``directory/step-XXXXXXXX/ckpt``."""
 
@@ -29,9 +40,17 @@ class AtomicCheckpoints:
             return os.path.join(final, "ckpt")
         temp = os.path.join(self.directory, f".tmp-{name}-{os.getpid()}")
         shutil.rmtree(temp, ignore_errors=True)
-        self.checkpoint.write(os.path.join(temp, "ckpt"))
-        os.replace(temp, final)
-        write_atomically(os.path.join(self.directory, LATEST), name + "\n")
+        try:
+            self.checkpoint.write(os.path.join(temp, "ckpt"))
+            os.replace(temp, final)
+            write_atomically(os.path.join(self.directory, LATEST), name + "\n")
+        except Exception as error:  # TF raises its own error types for a full disk
+            shutil.rmtree(temp, ignore_errors=True)
+            latest = self.latest()
+            raise CheckpointWriteError(
+                f"cannot write checkpoint {name} into {self.directory}: {_reason(error)}. "
+                f"The last complete checkpoint is {os.path.dirname(latest) if latest else 'none'}; "
+                f"free space and rerun with --resume") from None
         for old in self._saved()[:-self.keep]:
             shutil.rmtree(os.path.join(self.directory, old), ignore_errors=True)
         return os.path.join(final, "ckpt")

@@ -63,8 +63,12 @@ class TrainConfig:
             raise ValueError("config fields step_decay_at and step_decay_factors differ in length")
         if len(self.jitter) != 2 or not 0 < self.jitter[0] <= self.jitter[1]:
             raise ValueError(f"config field jitter must be [min, max] with 0 < min <= max, got {self.jitter}")
-        if self.batch_size < 1 or self.epochs <= 0:
-            raise ValueError("config fields batch_size and epochs must be positive")
+        for name, minimum, strict in POSITIVE_FIELDS:
+            value = getattr(self, name)
+            if value is not None and (value <= minimum if strict else value < minimum):
+                flag = FLAGS.get(name, name)
+                raise ValueError(f"{flag} must be {'>' if strict else '>='} {minimum}, got {value!r}"
+                                 + (f" (config field {name})" if flag != name else ""))
         if self.strategy not in ("default", "mirrored", "multiworker", "tpu"):
             raise ValueError(f"config field strategy must be default, mirrored, multiworker or tpu, "
                              f"got {self.strategy!r}")
@@ -72,6 +76,15 @@ class TrainConfig:
 
 
 FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
+# (field, bound, strict): numeric fields that must exceed (strict) or reach their bound.
+POSITIVE_FIELDS = (("epochs", 0, True), ("batch_size", 1, False), ("learning_rate", 0, True),
+                   ("lr_per_64_images", 0, True), ("warmup_epochs", 0, False), ("weight_decay", 0, False),
+                   ("image_size", 1, False), ("checkpoint_every_steps", 1, False), ("keep_checkpoints", 1, False),
+                   ("precise_bn_images", 0, False), ("val_max_images", 1, False), ("momentum", 0, False))
+# The command-line flag of a field, where its name differs (errors name what the user typed).
+FLAGS = {"epochs": "--epochs", "batch_size": "--batch", "learning_rate": "--lr", "warmup_epochs": "--warmup-epochs",
+         "weight_decay": "--weight-decay", "image_size": "--image-size", "checkpoint_every_steps": "--checkpoint-every",
+         "val_max_images": "--val-max-images"}
 
 
 def recipe_path(name_or_path: str) -> str:
@@ -111,7 +124,7 @@ def load_config(model_id: Optional[str] = None, config_file: Optional[str] = Non
     model_id = model_id or user.get("model")
     if not model_id:
         raise ValueError("no model id: pass --model or set `model:` in the config file")
-    from mobile_spinenet.zoo import get_model_info
+    from mobile_spinenet.registry import get_model_info
     get_model_info(model_id)  # clear error for unknown ids
     values.update(_read_yaml(model_config_path(model_id)))
     values.update(user)

@@ -49,6 +49,22 @@ class RunLog:
     def step(self, row: dict) -> None:
         self.pending.append(row)
 
+    def step_rows(self) -> list[dict]:
+        """Every logged step, written and pending."""
+        return read_rows(self.steps_path) + [{k: str(v) for k, v in r.items()} for r in self.pending]
+
+    def epoch_means(self, epoch: int) -> dict:
+        """Mean loss parts over every logged step of ``epoch`` (1-based), before and after a resume."""
+        rows = [r for r in self.step_rows() if int(r["epoch"]) == epoch]
+        keys = ("loss", "class_loss", "box_loss", "l2_loss")
+        return {k: sum(float(r[k]) for r in rows) / len(rows) for k in keys if rows and _has(rows, k)}
+
+    def last_epoch_row(self) -> dict:
+        """The last metrics row as numbers (what a run resumed at its very end reports)."""
+        rows = read_rows(self.metrics_path)
+        row = {k: float(v) for k, v in rows[-1].items() if v not in (None, "")} if rows else {}
+        return {k: int(v) if k in ("epoch", "step") else v for k, v in row.items()}
+
     def flush_steps(self) -> None:
         if self.pending:  # appended (a log); a resumed run first truncates it atomically
             new = not os.path.isfile(self.steps_path)
@@ -75,6 +91,10 @@ class RunLog:
                     if key not in ("step", "epoch") and value not in (None, ""):
                         tf.summary.scalar(key, float(value), step=int(row["step"]))
         self.tensorboard.flush()
+
+
+def _has(rows, key) -> bool:
+    return all(r.get(key) not in (None, "") for r in rows)
 
 
 def _floats(rows, key):

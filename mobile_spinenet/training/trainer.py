@@ -11,6 +11,8 @@ import time
 from dataclasses import asdict
 from typing import Callable, Optional
 
+import numpy as np
+
 from mobile_spinenet.backend import keras, tf
 from mobile_spinenet.data.pipeline import InputConfig, steps_per_epoch, train_dataset
 from mobile_spinenet.data.records import DetectionDataset
@@ -19,12 +21,22 @@ from mobile_spinenet.training.checkpoints import AtomicCheckpoints
 from mobile_spinenet.training.config import TrainConfig, save_config
 from mobile_spinenet.training.distribute import make_strategy
 from mobile_spinenet.training.logs import RunLog, plot_curves
+from mobile_spinenet.training.runs import RunLock, refuse_to_restart
 from mobile_spinenet.training.losses import LossConfig, detection_losses, weight_decay_loss
 from mobile_spinenet.training.schedule import WarmupDecay
 from mobile_spinenet.zoo import build_model, check_image_size, get_model_info, model_anchors
 
 log = logging.getLogger("mobile_spinenet.train")
 WEIGHTS_FILE = "model.weights.h5"
+RUN_FILE = "run.json"
+# A loss this many times the lowest one the run has logged (or not finite) stops training. A
+# running minimum cannot be raised by the explosion itself; healthy detection losses stay within
+# ~10x of it (they fall from ~2 to ~0.2 and single batches spike a few times).
+DIVERGENCE_FACTOR = 100.0
+
+
+class TrainingDiverged(ValueError):
+    """The loss became non-finite or exploded; the checkpoints before it are kept."""
 
 
 def _set_precision(config: TrainConfig) -> Optional[str]:
@@ -43,11 +55,12 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, train_data: DetectionDataset, run_dir: str,
                  val_data: Optional[DetectionDataset] = None, model_fn: Optional[Callable] = None,
-                 show_progress: bool = True):
+                 show_progress: bool = True, records: Optional[dict] = None):
         if config.deterministic:
             tf.config.experimental.enable_op_determinism()
         self.config, self.train_data, self.val_data, self.run_dir = config, train_data, val_data, run_dir
         self.show_progress = show_progress
+        self.records = dict(records or {})  # {file name: JSON} written once the run is accepted
         self.strategy = make_strategy(config.strategy, config.tpu)
         self.replicas = self.strategy.num_replicas_in_sync
         if config.batch_size % self.replicas:
@@ -129,10 +142,11 @@ class Trainer:
     def _prepare_run_dir(self, resume: bool) -> int:
         os.makedirs(self.run_dir, exist_ok=True)
         prefix = self.checkpoints.latest()
-        if prefix and not resume:
-            raise ValueError(f"{self.run_dir} already holds checkpoints; pass --resume to continue "
-                             f"it, or choose another --out")
+        if not resume:
+            refuse_to_restart(self.run_dir)
         save_config(self.config, os.path.join(self.run_dir, "config.yaml"))
+        for name, content in self.records.items():
+            write_json_atomically(os.path.join(self.run_dir, name), content)
         self.train_data.label_map.save(os.path.join(self.run_dir, "label_map.json"))
         issues = self.train_data.issues
         write_atomically(os.path.join(self.run_dir, "data_issues.txt"),
@@ -157,24 +171,59 @@ class Trainer:
                                         max_images=self.config.val_max_images)
         return metrics
 
+    def finished_row(self) -> Optional[dict]:
+        """The last epoch's row of a run that already reached ``total_steps``, else None."""
+        path = os.path.join(self.run_dir, RUN_FILE)
+        if not (os.path.isfile(path) and os.path.isfile(os.path.join(self.run_dir, WEIGHTS_FILE))):
+            return None
+        import json
+        with open(path) as f:
+            record = json.load(f)
+        return record.get("last_epoch") or {} if record.get("steps") == self.total_steps else None
+
     def fit(self, resume: bool = False) -> dict:
-        """Train to ``total_steps``; returns the last epoch's metrics row."""
+        """Train to ``total_steps``; returns the last epoch's metrics row. The run directory is
+        locked meanwhile; ``resume`` of a finished run changes nothing."""
+        with RunLock(self.run_dir):
+            if resume:
+                row = self.finished_row()
+                if row is not None:
+                    log.info("%s finished already (%d steps); nothing to resume", self.run_dir, self.total_steps)
+                    return row
+            return self._fit(resume)
+
+    def _check_loss(self, loss: float, lowest: float, step: int, lr: float) -> float:
+        """The new lowest loss; raises :class:`TrainingDiverged` on a non-finite or exploded one."""
+        if np.isfinite(loss) and not loss > DIVERGENCE_FACTOR * lowest:
+            return min(lowest, loss)
+        latest = self.checkpoints.latest()
+        why = (f"more than {DIVERGENCE_FACTOR:g}x the lowest so far ({lowest:.4g})" if np.isfinite(loss)
+               else "not a finite number")
+        raise TrainingDiverged(
+            f"training diverged at step {step}: loss {loss:.4g}, {why}, at learning rate {lr:.3g}; stopped. "
+            f"Last good checkpoint: "
+            f"{os.path.dirname(latest) if latest else 'none yet'}. Lower --lr or raise --batch, and train into a "
+            f"new --out")
+
+    def _fit(self, resume: bool) -> dict:
         from tqdm import tqdm
 
         step = self._prepare_run_dir(resume)
         run_log = RunLog(self.run_dir)
         run_log.truncate(step)
-        last_row = {}
+        lowest = min((float(r["loss"]) for r in run_log.step_rows()), default=float("inf"))
+        last_row = run_log.last_epoch_row()
         every = max(1, self.config.checkpoint_every_steps)
         while step < self.total_steps:
             epoch, start = divmod(step, self.steps_per_epoch)
             steps_this_epoch = min(self.steps_per_epoch, self.total_steps - epoch * self.steps_per_epoch)
+            epoch_end = epoch * self.steps_per_epoch + steps_this_epoch
             bar = tqdm(total=steps_this_epoch, initial=start, disable=not self.show_progress, unit="step",
                        desc=f"epoch {epoch + 1}/{-(-self.total_steps // self.steps_per_epoch)}", dynamic_ncols=True)
-            sums, count, started = {}, 0, time.perf_counter()
+            count, started = 0, time.perf_counter()
             tick = started
             for images, targets in self.epoch_batches(epoch, start):
-                if step >= epoch * self.steps_per_epoch + steps_this_epoch:
+                if step >= epoch_end:
                     break
                 lr = float(self.schedule(step))
                 parts = {k: float(v) for k, v in self.train_step(images, targets).items()}
@@ -182,21 +231,29 @@ class Trainer:
                 now = time.perf_counter()
                 speed = self.config.batch_size / max(now - tick, 1e-9)
                 tick = now
-                for k, v in parts.items():
-                    sums[k] = sums.get(k, 0.0) + v
                 count += 1
                 run_log.step({"step": step, "epoch": epoch + 1, **parts, "lr": lr, "images_per_s": speed})
+                try:
+                    lowest = self._check_loss(parts["loss"], lowest, step, lr)
+                except TrainingDiverged:
+                    bar.close()
+                    run_log.flush_steps()  # the curve up to the blow-up, for the user to see
+                    raise
                 bar.set_postfix(loss=f"{parts['loss']:.3f}", cls=f"{parts['class_loss']:.3f}",
                                 box=f"{parts['box_loss']:.3f}", lr=f"{lr:.2e}", img_s=f"{speed:.1f}")
                 bar.update(1)
-                if step % every == 0:
+                # The epoch's last step is checkpointed once the epoch is closed (precise BN,
+                # validation, metrics row), so that a checkpoint there always means a closed epoch.
+                if step % every == 0 and step < epoch_end:
                     run_log.flush_steps()
                     self.checkpoints.save(step)
             bar.close()
             seconds = time.perf_counter() - started
+            run_log.flush_steps()
+            # Loss means over the whole epoch's logged steps, not only those since a resume.
             row = {"epoch": epoch + 1, "step": step, "lr": float(self.schedule(step - 1)), "seconds": round(seconds, 2),
                    "images_per_s": count * self.config.batch_size / max(seconds, 1e-9),
-                   **{k: v / max(count, 1) for k, v in sums.items()}}
+                   **run_log.epoch_means(epoch + 1)}
             self.precise_bn()
             if self.val_data is not None:
                 metrics = self._validate()
@@ -214,7 +271,7 @@ class Trainer:
         temp = os.path.join(self.run_dir, ".tmp-" + WEIGHTS_FILE)
         self.model.save_weights(temp)
         os.replace(temp, path)
-        write_json_atomically(os.path.join(self.run_dir, "run.json"), {
+        write_json_atomically(os.path.join(self.run_dir, RUN_FILE), {
             "model": self.config.model, "image_size": self.image_size, "num_classes": self.num_classes,
             "steps": self.step, "epochs": self.step / self.steps_per_epoch, "weights": WEIGHTS_FILE,
             "label_map": "label_map.json", "last_epoch": row, "config": asdict(self.config)})

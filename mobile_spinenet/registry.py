@@ -1,0 +1,73 @@
+"""Every model id the kit builds, as data, with no TensorFlow import: listing ids, checking an
+id or an input size and validating a recipe stay instant. :mod:`mobile_spinenet.zoo` builds them."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from mobile_spinenet.specs import SPINENET_MOBILE_49, SpineNetConfig
+
+TASKS = ("detection", "classification")
+# Detectors: P7 has stride 128 and anchors sit on exact grids. Classifiers and SSDLite
+# only need whole stride-32 maps (SAME padding and cropped upsampling handle the rest).
+SIZE_MULTIPLE = {("spinenet", "detection"): 128, ("resnet_fpn", "detection"): 128,
+                 ("ssdlite", "detection"): 32, ("spinenet", "classification"): 32,
+                 ("resnet_fpn", "classification"): 32}
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One model id: what it is and how to build it."""
+
+    model_id: str
+    kind: str  # "spinenet", "ssdlite" or "resnet_fpn"
+    description: str
+    image_size: int
+    activation: str
+    head_filters: int = 256
+    head_convs: int = 4
+    head_separable: bool = False
+    spinenet: Optional[SpineNetConfig] = None
+    ssd_size: Optional[str] = None
+
+
+def _mobile(model_id, scale, head, size, description):
+    cfg = SpineNetConfig("mbconv", scale, endpoint_filters=head, spec=SPINENET_MOBILE_49)
+    return ModelInfo(model_id, "spinenet", description, size, "swish", head, 4, True, cfg)
+
+
+def _bottleneck(model_id, scale, endpoints, size, description, alpha=0.5, repeats=1, head_convs=4):
+    cfg = SpineNetConfig("bottleneck", scale, endpoints, alpha, repeats)
+    return ModelInfo(model_id, "spinenet", description, size, "relu", endpoints, head_convs, False, cfg)
+
+
+MODELS = {m.model_id: m for m in [
+    _mobile("spinenet49xxs", 0.6, 24, 256, "SpineNet-Mobile 49, widths x0.6, head 24 (paper's 49XXS)"),
+    _mobile("spinenet49xs", 0.65, 40, 384, "SpineNet-Mobile 49, widths x0.65, head 40 (paper's 49XS)"),
+    _mobile("spinenet49s_mobile", 0.75, 48, 384, "SpineNet-Mobile 49, widths x0.75, head 48 (paper's 49S)"),
+    _mobile("spinenet49_mobile", 1.0, 48, 384, "SpineNet-Mobile 49, widths x1.0, head 48 (paper's 49)"),
+    _bottleneck("spinenet49s", 0.75, 128, 640, "SpineNet-49S, widths x0.75, endpoints/head 128"),
+    _bottleneck("spinenet49", 1.0, 256, 640, "SpineNet-49, endpoints/head 256"),
+    _bottleneck("spinenet96", 1.0, 256, 1024, "SpineNet-96, every block repeated twice", repeats=2),
+    _bottleneck("spinenet143", 1.0, 256, 1280, "SpineNet-143, 3 repeats, alpha 1.0", alpha=1.0, repeats=3),
+    _bottleneck("spinenet190", 1.3, 512, 1280, "SpineNet-190, 4 repeats, widths x1.3, head 512 x7",
+                alpha=1.0, repeats=4, head_convs=7),
+    ModelInfo("mnv3_small_ssdlite", "ssdlite", "MobileNetV3-Small-SSDLite", 320, "relu", ssd_size="small"),
+    ModelInfo("mnv3_large_ssdlite", "ssdlite", "MobileNetV3-Large-SSDLite", 320, "relu", ssd_size="large"),
+    ModelInfo("resnet50_fpn", "resnet_fpn", "ResNet-50-FPN RetinaNet (scale-decreased baseline)", 640, "relu"),
+]}
+
+
+def get_model_info(model_id: str) -> ModelInfo:
+    """Look up a model id; the error lists the ids there are."""
+    try:
+        return MODELS[model_id]
+    except KeyError:
+        raise ValueError(f"unknown model id {model_id!r}; known ids: {', '.join(MODELS)}") from None
+
+
+def check_image_size(model_id: str, image_size: int, task: str = "detection") -> None:
+    """Raise unless ``image_size`` suits ``model_id`` for ``task`` (a positive multiple of 128 or 32)."""
+    multiple = SIZE_MULTIPLE.get((get_model_info(model_id).kind, task), 128)
+    if not isinstance(image_size, int) or image_size <= 0 or image_size % multiple:
+        raise ValueError(f"image size {image_size!r} for {model_id} must be a positive multiple of {multiple}")

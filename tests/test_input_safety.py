@@ -1,0 +1,195 @@
+"""Wrong input is refused or decoded the same everywhere: duplicate and string ids, datasets
+without boxes, EXIF-rotated and 16-bit images, predict's output names, one-line errors."""
+import errno
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mobile_spinenet.cli import main
+from mobile_spinenet.data.images import decode_rgb, letterbox
+from mobile_spinenet.data.readers import read_dataset
+from mobile_spinenet.data.records import DataError
+
+
+def _coco(tmp_path, images, annotations, categories=({"id": 1, "name": "a"},), size=(64, 48)):
+    folder = tmp_path / "data"
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    for entry in images:
+        Image.new("RGB", size, (120, 80, 40)).save(folder / "images" / entry["file_name"])
+    (folder / "annotations.json").write_text(json.dumps(
+        {"images": list(images), "annotations": list(annotations), "categories": list(categories)}))
+    return folder
+
+
+def _box(ann_id, image_id, bbox=(5, 5, 20, 10)):
+    return {"id": ann_id, "image_id": image_id, "category_id": 1, "bbox": list(bbox), "iscrowd": 0}
+
+
+@pytest.mark.parametrize("field, images, annotations, categories, message", [
+    ("images", [{"id": 1, "file_name": "a.jpg"}, {"id": 1, "file_name": "b.jpg"}], [_box(1, 1)],
+     [{"id": 1, "name": "a"}], "images ids must be unique; repeated: 1"),
+    ("annotations", [{"id": 1, "file_name": "a.jpg"}], [_box(4, 1), _box(4, 1)], [{"id": 1, "name": "a"}],
+     "annotations ids must be unique; repeated: 4"),
+    ("categories", [{"id": 1, "file_name": "a.jpg"}], [_box(1, 1)], [{"id": 1, "name": "a"}, {"id": 1, "name": "b"}],
+     "categories ids must be unique; repeated: 1"),
+])
+def test_duplicate_ids_are_errors_in_train_and_data_check_alike(tmp_path, capsys, field, images, annotations,
+                                                                 categories, message):
+    folder = _coco(tmp_path, images, annotations, categories)
+    with pytest.raises(DataError, match=message):
+        read_dataset(str(folder))
+    assert main(["data", "check", str(folder)]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_string_image_ids_are_refused_when_read_not_minutes_later(tmp_path, capsys):
+    folder = _coco(tmp_path, [{"id": "img_1", "file_name": "a.jpg"}], [_box(1, "img_1")])
+    with pytest.raises(DataError, match=r"images\[0\] has id 'img_1'; COCO image ids are integers"):
+        read_dataset(str(folder))
+    assert main(["data", "check", str(folder)]) == 2
+    assert "has id 'img_1'" in capsys.readouterr().err
+
+
+def test_a_dataset_without_a_single_box_is_refused(tmp_path, capsys):
+    folder = _coco(tmp_path, [{"id": 1, "file_name": "a.jpg"}, {"id": 2, "file_name": "b.jpg"}], [])
+    with pytest.raises(DataError, match="none of its 2 usable images has a usable box"):
+        read_dataset(str(folder))
+    assert main(["data", "check", str(folder)]) == 2
+
+
+def _rotated_jpeg(path, orientation=6):
+    """A 60x40 (stored) image whose left half is red, with an EXIF orientation tag."""
+    pixels = np.zeros((40, 60, 3), np.uint8)
+    pixels[:, :30] = (255, 0, 0)
+    pixels[:, 30:] = (0, 0, 255)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(pixels).save(path, exif=exif, quality=95)
+
+
+def test_exif_orientation_is_applied_by_the_reader_the_pipeline_and_predict_alike(tmp_path):
+    from mobile_spinenet.backend import tf
+    from mobile_spinenet.data.pipeline import _decode
+
+    folder = tmp_path / "data"
+    (folder / "images").mkdir(parents=True)
+    _rotated_jpeg(folder / "images" / "phone.jpg")  # orientation 6: displayed rotated 90 degrees clockwise
+    # the box is on the displayed (40 wide, 60 high) image: its top half
+    (folder / "annotations.json").write_text(json.dumps({
+        "images": [{"id": 1, "file_name": "phone.jpg", "width": 40, "height": 60}],
+        "annotations": [_box(1, 1, (2, 2, 36, 26))], "categories": [{"id": 1, "name": "a"}]}))
+    dataset = read_dataset(str(folder))
+    record = dataset.records[0]
+    assert (record.width, record.height) == (40, 60)
+    assert dataset.issues.counts["EXIF orientation"] == 1 and "size mismatch" not in dataset.issues.counts
+    displayed = decode_rgb(str(folder / "images" / "phone.jpg"))
+    assert displayed.shape == (60, 40, 3)
+    assert displayed[10, 20, 0] > 200 and displayed[50, 20, 2] > 200  # red on top, blue below, as displayed
+    decoded = _decode(tf.constant(str(folder / "images" / "phone.jpg"))).numpy()
+    np.testing.assert_array_equal(decoded, displayed)  # training sees what predict and benchmark see
+    square = letterbox(str(folder / "images" / "phone.jpg"), 64)
+    assert square.shape == (1, 64, 64, 3) and square[0, 10, 20, 0] > 0.8 and square[0, 50, 20, 2] > 0.8
+
+
+def test_16_bit_images_are_scaled_not_turned_white_by_every_command(tmp_path):
+    from mobile_spinenet.backend import tf
+    from mobile_spinenet.data.pipeline import _decode
+    from mobile_spinenet.eval.benchmark import letterbox as benchmark_letterbox
+
+    ramp = (np.arange(32 * 32).reshape(32, 32) * 64).astype(np.uint16)  # 0 .. 65472
+    path = tmp_path / "depth.png"
+    Image.fromarray(ramp).save(path)
+    assert Image.open(path).mode.startswith("I;16")
+    expected = np.round(ramp / 257.0).astype(np.uint8)
+    decoded = decode_rgb(str(path))
+    np.testing.assert_array_equal(decoded[..., 0], expected)
+    np.testing.assert_array_equal(_decode(tf.constant(str(path))).numpy(), decoded)
+    tf_reference = tf.io.decode_image(tf.io.read_file(str(path)), channels=3).numpy()  # TF's own 16->8 bits
+    assert np.abs(tf_reference.astype(int) - decoded.astype(int)).max() <= 1
+    square = benchmark_letterbox(str(path), 32)
+    assert square.mean() < 0.1  # a ramp from black to white averages grey (0 in [-1, 1]), not white (1)
+    np.testing.assert_allclose(square[0, ..., 0], expected / 127.5 - 1.0, atol=1e-6)
+
+
+def test_predict_keeps_outputs_of_inputs_with_the_same_file_name_apart():
+    from mobile_spinenet.eval.predict import output_names
+
+    assert output_names(["a/cat.jpg", "b/cat.png", "dog.jpg", "c/cat.jpg"]) == [
+        "cat.jpg", "cat-2.jpg", "dog.jpg", "cat-3.jpg"]
+
+
+def test_predict_and_export_check_their_out_path_before_any_work(tmp_path, capsys):
+    afile = tmp_path / "a_file"
+    afile.write_text("x")
+    image = tmp_path / "image.jpg"
+    Image.new("RGB", (32, 32)).save(image)
+    # the model path does not even exist: --out is checked first
+    assert main(["predict", str(tmp_path / "no_run"), str(image), "--out", str(afile)]) == 2
+    assert f"--out {afile} is an existing file, not a folder" in capsys.readouterr().err
+    assert main(["export", str(tmp_path / "no_run"), "--out", str(tmp_path)]) == 2
+    assert f"--out {tmp_path} is a directory" in capsys.readouterr().err
+
+
+def test_eval_of_a_file_that_is_no_model_names_the_file(tmp_path, capsys):
+    junk = tmp_path / "junk.tflite"
+    junk.write_bytes(os.urandom(4096))
+    assert main(["eval", str(junk), "--data", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{junk} is not a loadable .tflite file" in err and "Traceback" not in err
+
+
+def test_checkpoint_write_failure_is_one_line_and_leaves_no_temp_folder(tmp_path):
+    from mobile_spinenet.training.checkpoints import AtomicCheckpoints, CheckpointWriteError
+
+    class FullDisk:
+        def __init__(self):
+            self.calls = 0
+
+        def write(self, prefix):
+            self.calls += 1
+            os.makedirs(os.path.dirname(prefix), exist_ok=True)
+            with open(prefix + ".index", "w") as f:
+                f.write("half")
+            if self.calls > 1:
+                raise OSError(errno.ENOSPC, "No space left on device", prefix)
+
+    checkpoints = AtomicCheckpoints(str(tmp_path / "checkpoints"), FullDisk())
+    checkpoints.save(1)
+    with pytest.raises(CheckpointWriteError) as error:
+        checkpoints.save(2)
+    message = str(error.value)
+    assert "cannot write checkpoint step-00000002" in message and "No space left on device" in message
+    assert "step-00000001" in message and "\n" not in message
+    assert sorted(os.listdir(tmp_path / "checkpoints")) == ["latest", "step-00000001"]
+    assert checkpoints.latest().endswith("step-00000001/ckpt")
+
+
+def test_benchmark_refuses_bad_counts_and_reports_a_truncated_file_in_one_line(tmp_path, capsys):
+    from mobile_spinenet.backend import keras, tf
+
+    inputs = keras.Input((32, 32, 3), batch_size=1)
+    model = keras.Model(inputs, keras.layers.Conv2D(4, 3)(inputs))
+    function = tf.function(lambda x: model(x)).get_concrete_function(tf.TensorSpec([1, 32, 32, 3], tf.float32))
+    flatbuffer = tf.lite.TFLiteConverter.from_concrete_functions([function], model).convert()
+    whole, truncated = tmp_path / "whole.tflite", tmp_path / "truncated.tflite"
+    whole.write_bytes(flatbuffer)
+    truncated.write_bytes(flatbuffer[: len(flatbuffer) // 2])
+    for args, message in ((["--threads", "0"], "--threads takes thread counts of 1 or more, got 0"),
+                          (["--runs", "0"], "argument --runs: must be >= 1, got 0")):
+        with pytest.raises(SystemExit) if args[0] == "--runs" else _no_raise():
+            assert main(["benchmark", str(whole), *args]) == 2
+        assert message in capsys.readouterr().err
+    assert main(["benchmark", str(truncated), "--threads", "1", "--runs", "2"]) == 2
+    err = capsys.readouterr().err
+    assert str(truncated) in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+class _no_raise:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False

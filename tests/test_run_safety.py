@@ -1,0 +1,229 @@
+"""Nothing lost, nothing mislabelled: a run interrupted anywhere resumes to the run an
+uninterrupted one writes; a refused or concurrent train writes nothing; divergence stops;
+write failures are one-line errors. Interruptions are raised in-process at exact points
+(a kill at those points leaves the same files: every write is atomic)."""
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from mobile_spinenet.data.demo import make_split
+from mobile_spinenet.data.readers import read_dataset
+from mobile_spinenet.training.config import load_config
+from mobile_spinenet.training.logs import read_rows
+from mobile_spinenet.training.runs import RunDirectoryBusy, RunLock, read_sources, sources_record
+from mobile_spinenet.training.trainer import RUN_FILE, WEIGHTS_FILE, Trainer, TrainingDiverged
+
+CLI = [sys.executable, "-m", "mobile_spinenet"]
+MODEL = "mnv3_small_ssdlite"  # the trainer is under test, not the backbone: the model that traces fastest
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "TF_USE_LEGACY_KERAS": "1"}
+
+
+class Interrupted(Exception):
+    """Stands for a kill at the point where it is raised."""
+
+
+def _config(**overrides):
+    # 16 images, batch 4: 4 steps an epoch; a checkpoint every 2 steps falls on every epoch's last step
+    values = dict(image_size=128, batch_size=4, epochs=2, learning_rate=0.02, warmup_epochs=0.5,
+                  checkpoint_every_steps=2, precise_bn_images=8, seed=1)
+    values.update(overrides)
+    return load_config(MODEL, overrides=values)
+
+
+def _digest(path):
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("safety")
+    make_split(str(root / "train"), "train", 16, seed=7)
+    make_split(str(root / "other"), "train", 16, seed=8)
+    return root
+
+
+def _trainer(data, run_dir, **overrides):
+    return Trainer(_config(**overrides), read_dataset(str(data / "train")), str(run_dir), show_progress=False,
+                   records=sources_record(str(data / "train"), None))
+
+
+@pytest.fixture(scope="module")
+def interrupted_run(data, tmp_path_factory):
+    """A run killed at step 3, resumed, killed again while closing epoch 1 (precise BN), then
+    resumed to the end past a live lock holder. One trainer object plays the three processes
+    (one graph trace instead of three): a resume restores weights, BN statistics, optimizer
+    slots and step from the checkpoint, and test_training.py's SIGKILL test shows that real
+    processes resume to the same bits."""
+    run_dir = tmp_path_factory.mktemp("interrupted") / "run"
+    trainer = _trainer(data, run_dir)
+    step, precise_bn = trainer.train_step, trainer.precise_bn
+    calls = []
+
+    def failing_step(images, targets):
+        if len(calls) == 2:
+            raise Interrupted("killed during step 3")
+        calls.append(1)
+        return step(images, targets)
+
+    trainer.train_step = failing_step
+    with pytest.raises(Interrupted):
+        trainer.fit()
+    after_first = trainer.checkpoints.latest()
+    trainer.train_step = step
+
+    def failing_precise_bn():
+        raise Interrupted("killed during epoch 1's precise BN")
+
+    trainer.precise_bn = failing_precise_bn
+    with pytest.raises(Interrupted):
+        trainer.fit(resume=True)
+    after_second = trainer.checkpoints.latest()
+    trainer.precise_bn = precise_bn
+
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from mobile_spinenet.training.runs import "
+                               "RunLock; RunLock(sys.argv[1]).acquire(); print('locked', flush=True); time.sleep(600)",
+                               str(run_dir)], env=ENV, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    with pytest.raises(RunDirectoryBusy, match=f"in use by pid {holder.pid}"):
+        trainer.fit(resume=True)
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    row = trainer.fit(resume=True)  # takes over the dead holder's lock
+    return {"run_dir": run_dir, "after_first": after_first, "after_second": after_second, "row": row,
+            "trainer": trainer}
+
+
+def test_a_checkpoint_at_an_epoch_end_means_the_epoch_was_closed(interrupted_run):
+    assert interrupted_run["after_first"].endswith("step-00000002/ckpt")
+    # killed while closing epoch 1 (step 4): no checkpoint claims step 4, so the resume redoes it
+    assert interrupted_run["after_second"].endswith("step-00000002/ckpt")
+    run_dir = interrupted_run["run_dir"]
+    epochs = read_rows(str(run_dir / "metrics.csv"))
+    assert [(r["epoch"], r["step"]) for r in epochs] == [("1", "4"), ("2", "8")]
+    record = json.loads((run_dir / RUN_FILE).read_text())
+    assert record["steps"] == 8 and record["last_epoch"]["epoch"] == 2 and "loss" in record["last_epoch"]
+
+
+def test_epoch_loss_is_the_mean_over_the_whole_epoch_after_a_resume(interrupted_run):
+    run_dir = interrupted_run["run_dir"]
+    steps = read_rows(str(run_dir / "steps.csv"))
+    assert [int(r["step"]) for r in steps] == list(range(1, 9))  # every step once
+    for row in read_rows(str(run_dir / "metrics.csv")):
+        losses = [float(r["loss"]) for r in steps if r["epoch"] == row["epoch"]]
+        assert len(losses) == 4
+        assert float(row["loss"]) == pytest.approx(sum(losses) / 4, rel=1e-9)
+
+
+def test_resume_of_a_finished_run_changes_nothing(interrupted_run, data, caplog):
+    run_dir = interrupted_run["run_dir"]
+    before = {name: _digest(run_dir / name) for name in (WEIGHTS_FILE, RUN_FILE, "metrics.csv", "config.yaml")}
+    trainer = interrupted_run["trainer"]
+    with caplog.at_level("INFO"):
+        row = trainer.fit(resume=True)
+    assert "finished already" in caplog.text
+    assert row["epoch"] == 2
+    assert {name: _digest(run_dir / name) for name in before} == before
+
+
+def test_lock_of_a_dead_process_is_taken_over_with_a_message(tmp_path, caplog):
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from mobile_spinenet.training.runs import "
+                               "RunLock; RunLock(sys.argv[1]).acquire(); print('locked', flush=True); time.sleep(600)",
+                               str(tmp_path)], env=ENV, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    with pytest.raises(RunDirectoryBusy, match=f"pid {holder.pid}"):
+        RunLock(str(tmp_path)).acquire()
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    with caplog.at_level("WARNING"):
+        lock = RunLock(str(tmp_path)).acquire()
+    assert f"pid {holder.pid}" in caplog.text and "no longer running" in caplog.text
+    assert f"pid {os.getpid()}" in open(lock.path).read()
+    lock.release()
+    with caplog.at_level("WARNING"):
+        RunLock(str(tmp_path)).acquire().release()  # released cleanly: nobody to take over from
+    assert caplog.text.count("no longer running") == 1
+
+
+def test_a_refused_train_writes_nothing_into_the_existing_run(interrupted_run, data):
+    run_dir = interrupted_run["run_dir"]
+    before = {name: _digest(run_dir / name) for name in ("sources.json", "config.yaml", "label_map.json")}
+    refused = subprocess.run(CLI + ["train", "--model", MODEL, "--data", str(data / "other"),
+                                    "--out", str(run_dir), "--image-size", "128", "--batch", "4", "--epochs", "1",
+                                    "--no-progress"], env=ENV, capture_output=True, text=True, timeout=600)
+    assert refused.returncode == 2 and "already holds checkpoints; pass --resume" in refused.stderr
+    assert {name: _digest(run_dir / name) for name in before} == before
+    assert read_sources(str(run_dir))["train"] == str(data / "train")
+
+
+def test_resume_refuses_flags_that_change_the_recipe_before_tensorflow_loads(interrupted_run, data):
+    script = ("import sys; from mobile_spinenet.cli import main; rc = main(sys.argv[1:]); "
+              "print('tensorflow loaded' if 'tensorflow' in sys.modules else 'no tensorflow'); sys.exit(rc)")
+    result = subprocess.run([sys.executable, "-c", script, "train", "--data", str(data / "train"), "--out",
+                             str(interrupted_run["run_dir"]), "--resume", "--epochs", "5"],
+                            env=ENV, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "--epochs 5 (the run has 2)" in result.stderr
+    assert "no tensorflow" in result.stdout
+
+
+def test_diverging_loss_stops_training_and_keeps_the_last_good_checkpoint(data, tmp_path):
+    run_dir = tmp_path / "run"
+    trainer = _trainer(data, run_dir, learning_rate=1e5, warmup_epochs=0, epochs=3)
+    assert trainer.config.model == MODEL
+    with pytest.raises(TrainingDiverged, match="training diverged at step") as error:
+        trainer.fit()
+    assert "Lower --lr" in str(error.value)
+    assert not (run_dir / WEIGHTS_FILE).exists()
+    steps = read_rows(str(run_dir / "steps.csv"))
+    latest = trainer.checkpoints.latest()
+    diverged_at = int(str(error.value).split("step ")[1].split(":")[0])
+    assert int(steps[-1]["step"]) == diverged_at  # the curve up to the blow-up is logged
+    if latest:  # no checkpoint at or after the step that diverged
+        assert int(latest.split("step-")[1].split("/")[0]) < diverged_at
+
+
+def test_arguments_are_checked_before_tensorflow_loads(tmp_path):
+    script = ("import sys; from mobile_spinenet.cli import main; rc = main(sys.argv[1:]); "
+              "print('tensorflow loaded' if 'tensorflow' in sys.modules else 'no tensorflow'); sys.exit(rc)")
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-c", script, *args], env=ENV, capture_output=True, text=True,
+                              timeout=300)
+
+    for flag, value, message in (("--epochs", "-1", "argument --epochs: must be > 0, got -1"),
+                                 ("--batch", "0", "argument --batch: must be >= 1, got 0")):
+        result = cli("train", "--model", "spinenet49xxs", "--data", "d", "--out", str(tmp_path / "r"), flag, value)
+        assert result.returncode == 2 and message in result.stderr
+    afile = tmp_path / "a_file"
+    afile.write_text("x")
+    result = cli("train", "--model", "spinenet49xxs", "--data", "d", "--out", str(afile))
+    assert result.returncode == 2 and f"--out {afile} is an existing file" in result.stderr
+    assert "no tensorflow" in result.stdout
+    result = cli("models")
+    assert result.returncode == 0 and "spinenet49xxs" in result.stdout and "no tensorflow" in result.stdout
+
+
+def test_recipe_files_name_the_bad_field_and_value():
+    with pytest.raises(ValueError, match=r"--batch must be >= 1, got 0 \(config field batch_size\)"):
+        load_config("spinenet49xxs", overrides={"batch_size": 0})
+    with pytest.raises(ValueError, match=r"--epochs must be > 0, got -1"):
+        load_config("spinenet49xxs", overrides={"epochs": -1})
+
+
+def test_divergence_rule_uses_the_running_minimum_which_an_explosion_cannot_raise():
+    check = Trainer._check_loss
+    fake = type("T", (), {"checkpoints": type("C", (), {"latest": staticmethod(lambda: None)})()})()
+    lowest = float("inf")
+    for loss in (2.0, 1.5, 0.4, 3.0, 0.9):  # a healthy curve with a spike
+        lowest = check(fake, loss, lowest, 1, 0.1)
+    assert lowest == 0.4
+    with pytest.raises(TrainingDiverged, match="more than 100x the lowest so far"):
+        check(fake, 41.0, lowest, 6, 0.1)
+    with pytest.raises(TrainingDiverged, match="not a finite number"):
+        check(fake, float("nan"), lowest, 6, 0.1)
