@@ -44,7 +44,54 @@ main_job() {
   echo "== done: $out/report.md (plots, report.json, runs/, exports/ with labels and verification reports)"
 }
 
+wheel_check() {
+  # A wheel built from the repo, installed alone (--no-deps) into a throwaway venv that borrows the
+  # test venv's packages, must hold every module and data file of the repo and run from outside it
+  # (a subpackage left out of setup.py once broke every command of an installed kit).
+  local temp site
+  temp=$(mktemp -d)
+  trap 'rm -rf "$temp"' RETURN
+  echo "== wheel check: build, install into a fresh venv, run outside the repo"
+  # from a clean copy of the tree: an in-tree build would reuse a stale build/lib and hide a missing package
+  mkdir -p "$temp/src"
+  if git rev-parse --git-dir >/dev/null 2>&1; then
+    git ls-files -co --exclude-standard -z | xargs -0 tar -cf - | tar -xf - -C "$temp/src"
+  else
+    tar --exclude="./$VENV" --exclude=./build --exclude='*.egg-info' -cf - . | tar -xf - -C "$temp/src"
+  fi
+  "$VENV/bin/pip" wheel -q --disable-pip-version-check --no-deps --no-build-isolation -w "$temp/dist" "$temp/src" >/dev/null
+  "$VENV/bin/python" -m venv --without-pip "$temp/venv"
+  site=$("$VENV/bin/python" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
+  "$temp/venv/bin/python" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])" \
+    | xargs -I{} sh -c "echo '$site' > '{}/borrowed-test-venv.pth'"
+  "$VENV/bin/pip" --python "$temp/venv/bin/python" install -q --disable-pip-version-check --no-deps \
+    "$temp"/dist/*.whl
+  (cd "$temp" && "$temp/venv/bin/mobile-spinenet" --help >/dev/null && "$temp/venv/bin/mobile-spinenet" models >/dev/null \
+    && "$temp/venv/bin/mobile-spinenet" data demo --out "$temp/demo" --train-images 2 --val-images 1 >/dev/null \
+    && "$temp/venv/bin/python" - "$OLDPWD" "$temp" <<'PY'
+import os, sys, zipfile, glob
+import mobile_spinenet
+repo, temp = sys.argv[1], sys.argv[2]
+assert mobile_spinenet.__file__.startswith(temp), f"imported {mobile_spinenet.__file__}, not the wheel's"
+wheel = zipfile.ZipFile(glob.glob(os.path.join(temp, "dist", "*.whl"))[0]).namelist()
+wanted = {"mobile_spinenet": "mobile_spinenet", "quantization": "mobile_spinenet/quantization",
+          "eval": "mobile_spinenet/eval"}
+missing = []
+for folder, package in wanted.items():
+    for root, _, names in os.walk(os.path.join(repo, folder)):
+        for name in names:
+            if name.endswith((".py", ".yaml", ".npz")) and "__pycache__" not in root:
+                inside = os.path.relpath(os.path.join(root, name), os.path.join(repo, folder))
+                if f"{package}/{inside}" not in wheel:
+                    missing.append(f"{folder}/{inside}")
+assert not missing, f"left out of the wheel: {', '.join(missing)}"
+print(f"== wheel check passed: {len(wheel)} files, the CLI runs from {temp}")
+PY
+  ) || { echo "wheel check failed" >&2; exit 1; }
+}
+
 run_tests() {
+  wheel_check
   "$VENV/bin/python" -m pytest -q "$@"
 }
 

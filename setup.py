@@ -1,17 +1,20 @@
-from setuptools import setup
+from setuptools import find_packages, setup
 
 # quantization/ and eval/ live at the top of the repository but install inside the one
 # namespace, so an installed kit never puts a module called `eval` into site-packages.
+# Subpackages are discovered, never listed: a new one cannot be left out of the wheel.
+MOVED = {"quantization": "mobile_spinenet.quantization", "eval": "mobile_spinenet.eval"}
+PACKAGES = find_packages(include=["mobile_spinenet", "mobile_spinenet.*"])
+for folder, package in MOVED.items():
+    PACKAGES += [package] + [f"{package}.{sub}" for sub in find_packages(folder)]
+
 setup(
     name="mobile-spinenet",
     version="0.1.0",
     description="SpineNet detectors for phones and servers: build, train, quantize, export, benchmark, compare.",
     python_requires=">=3.11,<3.12",
-    packages=["mobile_spinenet", "mobile_spinenet.data", "mobile_spinenet.training",
-              "mobile_spinenet.quantization", "mobile_spinenet.eval"],
-    package_dir={"mobile_spinenet": "mobile_spinenet",
-                 "mobile_spinenet.quantization": "quantization",
-                 "mobile_spinenet.eval": "eval"},
+    packages=PACKAGES,
+    package_dir={"mobile_spinenet": "mobile_spinenet", **{package: folder for folder, package in MOVED.items()}},
     package_data={"mobile_spinenet": ["configs/*.yaml", "configs/recipes/*.yaml"],
                   "mobile_spinenet.data": ["fashion_mnist_glyphs.npz", "FASHION_MNIST_LICENSE.txt"]},
     install_requires=[

@@ -30,11 +30,12 @@ def _percentile(values, q: float) -> float:
 
 def measure(model_path: str, threads: int, runs: int, warmup: int, delegate: str, image_path: str) -> dict:
     """Benchmark one configuration in this process (no TensorFlow import)."""
-    from mobile_spinenet.quantization.interpreter import delegation, load_interpreter, run
+    from mobile_spinenet.quantization.interpreter import delegation, feed_of, load_interpreter, run
 
     started = time.perf_counter()
     interpreter = load_interpreter(model_path, num_threads=threads, builtin_kernels=delegate == "none")
     init_ms = (time.perf_counter() - started) * 1e3
+    feed_of(interpreter)  # how the input is fed (reads metadata for integer inputs): not part of the timings
     detail = interpreter.get_input_details()[0]
     size = int(detail["shape"][1])
     image = letterbox(image_path, size)

@@ -148,11 +148,14 @@ def _export(run_dir: str, path: str, quant: str, val_dir: str, verify_images: in
     """Export and verify; a rejected file is recorded (and benchmarked) as rejected, not fatal."""
     import json
 
+    from mobile_spinenet.quantization.export import ExportOptions
     from mobile_spinenet.quantization.export_run import export_tflite, sidecar_paths
+    from mobile_spinenet.quantization.verify import VerifyOptions
     from mobile_spinenet.quantization.verify import ExportVerificationError
 
     try:
-        report = export_tflite(run_dir, path, quant, val=val_dir, verify_images=verify_images, progress=progress)
+        report = export_tflite(run_dir, path, ExportOptions(quant=quant),
+                               verification=VerifyOptions(val=val_dir, images=verify_images), progress=progress)
         file, message = path, None
     except ExportVerificationError as error:
         file, message = sidecar_paths(path)["rejected"], str(error)
@@ -178,8 +181,10 @@ def compare_model(model: str, options: CompareOptions, train_dir: str, val_dir: 
     """Run (or resume) every stage of one model up to the benchmark (:func:`benchmark_all` times all
     models together); returns its :class:`ModelResult`."""
     from mobile_spinenet.backend import keras
+    from mobile_spinenet.quantization.export import ExportOptions
     from mobile_spinenet.quantization.export_run import export_tflite
-    from mobile_spinenet.quantization.qat_run import qat
+    from mobile_spinenet.quantization.qat_run import QatOptions, qat
+    from mobile_spinenet.quantization.verify import VerifyOptions
     from mobile_spinenet.training.runs import open_run
 
     out = options.out
@@ -210,7 +215,8 @@ def compare_model(model: str, options: CompareOptions, train_dir: str, val_dir: 
         if not os.path.isfile(os.path.join(qat_dir, "run.json")):
             progress(f"== {model}: quantization-aware training, {epochs:g} epochs -> {qat_dir}")
             with result.stage("qat"):
-                qat(float_dir, train_dir, qat_dir, epochs, resume=True, show_progress=options.show_progress)
+                qat(float_dir, train_dir, qat_dir, QatOptions(epochs=epochs, resume=True,
+                                                               show_progress=options.show_progress))
         result.record("qat", {"run": qat_dir, "epochs": open_run(qat_dir).config.epochs})
         keras.backend.clear_session()
     exports = {"int8": (qat_dir, "int8", f"{model}_qat_int8.tflite"),
@@ -228,7 +234,8 @@ def compare_model(model: str, options: CompareOptions, train_dir: str, val_dir: 
         path = os.path.join(out, "exports", f"{model}_qat_int8_raw.tflite")
         progress(f"== {model}: export int8 TFLite with raw outputs (--nms none), for the network's latency")
         with result.stage("export_raw"):
-            export_tflite(qat_dir, path, "int8", nms="none", verify=False, progress=progress)
+            export_tflite(qat_dir, path, ExportOptions(quant="int8", nms="none"),
+                          verification=VerifyOptions(enabled=False), progress=progress)
         result.record("int8_raw", {"file": path, "mb": os.path.getsize(path) / 1e6})
         keras.backend.clear_session()
     if not result.has("counts"):

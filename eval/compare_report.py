@@ -151,7 +151,18 @@ def _scatter(axis, xs, ys, names, **style):
 
 
 def _family(model: str) -> str:
-    return "MobileNetV3-SSDLite" if "ssdlite" in model else "SpineNet"
+    from mobile_spinenet.registry import family_of
+    return family_of(model).display
+
+
+def family_colors() -> dict:
+    """A plot colour per registered family (SpineNet red and MobileNetV3-SSDLite blue, as before)."""
+    from mobile_spinenet.registry import FAMILIES
+
+    palette = ["tab:red", "tab:green", "tab:blue", "tab:orange", "tab:purple"]
+    fixed = {"SpineNet": "tab:red", "MobileNetV3-SSDLite": "tab:blue"}
+    free = [c for c in palette if c not in fixed.values()]
+    return {f.display: fixed.get(f.display) or free.pop(0) for f in FAMILIES.values()}
 
 
 def plots(rows: list, threads: tuple) -> dict:
@@ -162,7 +173,7 @@ def plots(rows: list, threads: tuple) -> dict:
 
     from mobile_spinenet.paper import TABLE_9
 
-    colors = {"SpineNet": "tab:red", "MobileNetV3-SSDLite": "tab:blue"}
+    colors = family_colors()
     figure, (ours, paper) = plt.subplots(1, 2, figsize=(12, 4.5))
     for family, color in colors.items():
         mine = [r for r in rows if _family(r["model"]) == family]

@@ -14,19 +14,51 @@ from mobile_spinenet.data.records import LabelMap
 class LoadedDetector:
     predict: Callable
     image_size: int
-    label_map: Optional[LabelMap]  # None: a bare .tflite file; the dataset's own map is assumed
+    label_map: Optional[LabelMap]  # None: a bare .tflite file; class k is matched to a dataset category below
     description: str
+    names: Optional[list] = None  # class names (the label map's, the file's metadata or --labels)
+
+    def label_map_for(self, dataset_map: LabelMap) -> LabelMap:
+        """Class index -> dataset category: the run's own map, else by name (the file's labels
+        against the dataset's category names, ignoring case), else the dataset's order."""
+        if self.label_map is not None:
+            return self.label_map
+        if not self.names:
+            return dataset_map
+        by_name = {n.strip().lower(): c for c, n in zip(dataset_map.category_ids, dataset_map.names)}
+        matched = [by_name.get(name.strip().lower()) for name in self.names]
+        if not any(c is not None for c in matched):
+            raise ValueError(f"none of the detector's {len(self.names)} labels ({', '.join(self.names[:5])} ...) "
+                             f"is a category of the dataset ({', '.join(dataset_map.names[:5])} ...)")
+        return LabelMap([c if c is not None else -1 - k for k, c in enumerate(matched)], list(self.names))
 
 
-def load_detector(path: str) -> LoadedDetector:
-    """A run directory (float or QAT) or a ``.tflite`` file (its ``.json`` report beside it, when
-    there, gives the label map and, for raw-output files, the anchors)."""
+def read_labels(path: str) -> list:
+    """Class names, one per line (blank lines kept as unnamed classes: line k names class k)."""
+    try:
+        with open(path) as f:
+            names = [line.rstrip("\n") for line in f]
+    except OSError as error:
+        raise ValueError(f"--labels {path}: {error.strerror}") from None
+    while names and not names[-1].strip():
+        names.pop()
+    if not names:
+        raise ValueError(f"--labels {path} names no class")
+    return names
+
+
+def load_detector(path: str, labels: Optional[str] = None) -> LoadedDetector:
+    """A run directory (float or QAT) or a ``.tflite`` file. A file's labels come from the kit's
+    ``.json`` report beside it, else its TFLite metadata, else ``labels`` (a text file); a file
+    with ``TFLite_Detection_PostProcess`` in its graph needs nothing else, whoever made it, and
+    a raw-output file needs the report naming its model (for the anchors)."""
     from mobile_spinenet.eval.detector_eval import keras_predictor, tflite_predictor
-    from mobile_spinenet.zoo import model_anchors
+    from mobile_spinenet.registry import get_model_info
 
     if os.path.isdir(path):
         from mobile_spinenet.quantization.qat_run import is_qat_run, load_qat_model
         from mobile_spinenet.training.runs import load_run_model, open_run
+        from mobile_spinenet.zoo import model_anchors
 
         run, model = load_qat_model(path) if is_qat_run(path) else (open_run(path), None)
         model = model or load_run_model(run)
@@ -35,24 +67,50 @@ def load_detector(path: str) -> LoadedDetector:
     if not os.path.isfile(path):
         raise ValueError(f"{path} does not exist (expected a run directory or a .tflite file)")
     from mobile_spinenet.quantization.export_run import sidecar_paths
-    from mobile_spinenet.quantization.interpreter import load_interpreter
+    from mobile_spinenet.quantization.interpreter import load_interpreter, postprocess_names
 
     interpreter = load_interpreter(path)
-    size = int(interpreter.get_input_details()[0]["shape"][1])
+    shape = [int(v) for v in interpreter.get_input_details()[0]["shape"]]
+    if len(shape) != 4 or shape[1] != shape[2] or shape[3] != 3:
+        raise ValueError(f"{path} takes input of shape {shape}; the kit feeds square RGB images [1, S, S, 3]")
+    size = shape[1]
     report_path = sidecar_paths(path)["report"]
     report = json.load(open(report_path)) if os.path.isfile(report_path) else {}
     label_map = LabelMap.from_dict(report["label_map"]) if "label_map" in report else None
-    anchors = model_anchors(report["model"], size) if "model" in report else None
-    if anchors is None and "location" not in {d["name"] for d in interpreter.get_output_details()}:
-        raise ValueError(f"{path} has raw outputs and no {report_path} naming its model: cannot decode its boxes")
-    return LoadedDetector(tflite_predictor(interpreter, anchors, size), size, label_map, f"{path} (TFLite)")
+    names = read_labels(labels) if labels else (label_map.names if label_map else _metadata_labels(path))
+    in_graph = bool(postprocess_names(interpreter))
+    anchors = None
+    if not in_graph:
+        if "model" not in report:
+            raise ValueError(f"{path} has raw outputs (no TFLite_Detection_PostProcess) and no {report_path} "
+                             f"naming its model: cannot decode its boxes")
+        from mobile_spinenet.zoo import model_anchors
+        get_model_info(report["model"])
+        anchors = model_anchors(report["model"], size)
+    return LoadedDetector(tflite_predictor(interpreter, anchors, size), size, label_map, f"{path} (TFLite)", names)
 
 
-def evaluate_path(path: str, data: str, max_images: Optional[int] = None, progress=None) -> tuple[dict, list]:
+def _metadata_labels(path: str) -> Optional[list]:
+    from mobile_spinenet.quantization.metadata import read_metadata
+
+    try:
+        return read_metadata(open(path, "rb").read()).get("labels") or None
+    except Exception:  # no metadata, or no label file in it
+        return None
+
+
+def evaluate_path(path: str, data: str, max_images: Optional[int] = None, progress=None,
+                  labels: Optional[str] = None) -> tuple[dict, list]:
     """``(metrics, detections)`` of the detector at ``path`` on the dataset ``data``."""
     from mobile_spinenet.data.readers import read_dataset
     from mobile_spinenet.eval.detector_eval import evaluate_predictor
 
-    detector = load_detector(path)
-    dataset = read_dataset(data, label_map=detector.label_map)
+    detector = load_detector(path, labels)
+    if detector.label_map is not None:
+        dataset = read_dataset(data, label_map=detector.label_map)
+    else:
+        dataset = read_dataset(data)
+        label_map = detector.label_map_for(dataset.label_map)
+        if label_map is not dataset.label_map:
+            dataset = read_dataset(data, label_map=label_map)
     return evaluate_predictor(detector.predict, dataset, detector.image_size, max_images=max_images, progress=progress)

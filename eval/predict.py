@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import os
-from typing import Sequence
+from typing import Optional, Sequence
 
 from mobile_spinenet.data.images import decode_rgb, letterbox_pixels
 from mobile_spinenet.io_utils import write_atomically, write_json_atomically
@@ -34,7 +34,8 @@ def check_images(images: Sequence[str]) -> None:
             raise ValueError(f"{path} does not exist")
 
 
-def predict_images(model: str, images: Sequence[str], out_dir: str, score_threshold: float = 0.3) -> list:
+def predict_images(model: str, images: Sequence[str], out_dir: str, score_threshold: float = 0.3,
+                   labels: Optional[str] = None) -> list:
     """Detect on each image, write ``out_dir/<name>.jpg`` with the boxes drawn and
     ``out_dir/detections.json``; returns the detections (one dict per image)."""
     from PIL import Image, ImageDraw
@@ -45,8 +46,8 @@ def predict_images(model: str, images: Sequence[str], out_dir: str, score_thresh
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise ValueError(f"--out {out_dir} is an existing file, not a folder")
     check_images(images)
-    detector = load_detector(model)
-    names = detector.label_map.names if detector.label_map else None
+    detector = load_detector(model, labels)
+    names = detector.names
     results = []
     for path, drawn_name in zip(images, output_names(images)):
         pixels = decode_rgb(path)

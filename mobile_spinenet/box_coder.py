@@ -10,6 +10,9 @@ import numpy as np
 
 DEFAULT_SCALE_FACTORS = (1.0, 1.0, 1.0, 1.0)
 _EPS = 1e-8
+# Size codes are clamped before exp, as torchvision's box coder does: no box grows past 1000/16
+# = 62.5x its anchor, and a wild code cannot overflow float32 into inf/nan boxes.
+MAX_LOG_SCALE = float(np.log(1000.0 / 16))
 
 
 def _lib(x):
@@ -43,7 +46,8 @@ def decode(codes, anchors, scale_factors=DEFAULT_SCALE_FACTORS):
     sy, sx, sh, sw = scale_factors
     ty, tx, th, tw = (codes[..., i] for i in range(4))
     yc, xc = ty / sy * ha + ya, tx / sx * wa + xa
-    h, w = lib.exp(th / sh) * ha, lib.exp(tw / sw) * wa
+    h = lib.exp(lib.minimum(th / sh, MAX_LOG_SCALE)) * ha
+    w = lib.exp(lib.minimum(tw / sw, MAX_LOG_SCALE)) * wa
     parts = [yc - h / 2, xc - w / 2, yc + h / 2, xc + w / 2]
     return np.stack(parts, axis=-1) if lib is np else _tf_stack(parts)
 

@@ -63,7 +63,7 @@ def retinanet_head(features: dict, ops: Ops, num_classes: int, num_anchors: int,
             return ([make_conv(filters, f"{subnet}_net_conv{i}{suffix}") for i in range(num_convs)],
                     make_conv(num_anchors * units, f"{subnet}_predict{suffix}", bias, predictor=True))
 
-        shared = make_convs()
+        shared = make_convs() if share_convs else None  # unrolled heads make their own per level
         maps = []
         for level in sorted(features):
             x = features[level]

@@ -8,11 +8,43 @@ from typing import Optional
 from mobile_spinenet.specs import SPINENET_MOBILE_49, SpineNetConfig
 
 TASKS = ("detection", "classification")
+# Build options every family honours: batch norm and DropBlock are made by the shared ``Ops``.
+COMMON_OPTIONS = frozenset({"sync_bn", "bn_momentum", "dropblock_keep_prob"})
+
+
+@dataclass(frozen=True)
+class Family:
+    """A kind of model: what its builder honours, and what it needs of its input.
+
+    ``options`` are the build options beyond :data:`COMMON_OPTIONS` that change its graph; a
+    family refuses any other one instead of dropping it (``--activation`` on MobileNetV3-SSDLite,
+    whose blocks fix their own activations, would otherwise build the same graph)."""
+
+    name: str
+    display: str  # in reports and plots
+    size_multiple: dict  # task -> the input size must be a multiple of this
+    options: frozenset = frozenset()
+    why_not: str = ""  # said when an option is refused
+
+    def check_options(self, model_id: str, **given) -> None:
+        """Raise on the first option that is set (not None/0) but that this family ignores."""
+        for name, value in given.items():
+            if value not in (None, 0, 0.0) and name not in self.options | COMMON_OPTIONS:
+                raise ValueError(f"{model_id} ({self.display}) does not take {name.replace('_', ' ')} "
+                                 f"{value!r}: {self.why_not or 'its builder has no such option'}")
+
+
 # Detectors: P7 has stride 128 and anchors sit on exact grids. Classifiers and SSDLite
 # only need whole stride-32 maps (SAME padding and cropped upsampling handle the rest).
-SIZE_MULTIPLE = {("spinenet", "detection"): 128, ("resnet_fpn", "detection"): 128,
-                 ("ssdlite", "detection"): 32, ("spinenet", "classification"): 32,
-                 ("resnet_fpn", "classification"): 32}
+FAMILIES = {f.name: f for f in [
+    Family("spinenet", "SpineNet", {"detection": 128, "classification": 32},
+           frozenset({"activation", "spec", "stochastic_depth"})),
+    Family("resnet_fpn", "ResNet-FPN", {"detection": 128, "classification": 32}, frozenset({"activation"}),
+           why_not="the block spec and stochastic depth are SpineNet's"),
+    Family("ssdlite", "MobileNetV3-SSDLite", {"detection": 32}, frozenset(),
+           why_not="MobileNetV3 fixes each block's activation (ReLU or hard-swish) and the SSD extras use ReLU6; "
+                   "it has no block spec or stochastic depth"),
+]}
 
 
 @dataclass(frozen=True)
@@ -20,7 +52,7 @@ class ModelInfo:
     """One model id: what it is and how to build it."""
 
     model_id: str
-    kind: str  # "spinenet", "ssdlite" or "resnet_fpn"
+    kind: str  # a key of FAMILIES: "spinenet", "ssdlite" or "resnet_fpn"
     description: str
     image_size: int
     activation: str
@@ -68,6 +100,15 @@ def get_model_info(model_id: str) -> ModelInfo:
 
 def check_image_size(model_id: str, image_size: int, task: str = "detection") -> None:
     """Raise unless ``image_size`` suits ``model_id`` for ``task`` (a positive multiple of 128 or 32)."""
-    multiple = SIZE_MULTIPLE.get((get_model_info(model_id).kind, task), 128)
+    family = family_of(model_id)
+    if task not in family.size_multiple:
+        raise ValueError(f"{model_id} ({family.display}) has no {task} model; it builds: "
+                         f"{', '.join(family.size_multiple)}")
+    multiple = family.size_multiple[task]
     if not isinstance(image_size, int) or image_size <= 0 or image_size % multiple:
         raise ValueError(f"image size {image_size!r} for {model_id} must be a positive multiple of {multiple}")
+
+
+def family_of(model_id: str) -> Family:
+    """The :class:`Family` of a model id (a clear error for unknown ids)."""
+    return FAMILIES[get_model_info(model_id).kind]

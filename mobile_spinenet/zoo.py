@@ -11,8 +11,8 @@ from mobile_spinenet.backend import keras
 from mobile_spinenet.blocks import Ops
 from mobile_spinenet.heads import BOX_OUTPUT, CLASS_OUTPUT, classification_head, retinanet_head
 from mobile_spinenet.resnet_fpn import fpn, resnet50
-from mobile_spinenet.registry import (MODELS, SIZE_MULTIPLE, TASKS, ModelInfo, check_image_size,  # noqa: F401
-                                      get_model_info)
+from mobile_spinenet.registry import (FAMILIES, MODELS, TASKS, ModelInfo, check_image_size,  # noqa: F401
+                                      family_of, get_model_info)
 from mobile_spinenet.spinenet import build_spinenet
 from mobile_spinenet.specs import NAMED_SPECS
 from mobile_spinenet.ssdlite import ssd_feature_sizes, ssdlite
@@ -57,6 +57,7 @@ def _prepare(model_id, task, image_size, batch_size, activation, sync_bn, dropbl
 def build_backbone(model_id: str, image_size: Optional[int] = None, batch_size: Optional[int] = None,
                    spec=None, activation: Optional[str] = None) -> keras.Model:
     """The feature pyramid alone: outputs ``{"p3": ..., "p7": ...}``."""
+    family_of(model_id).check_options(model_id, activation=activation, spec=spec)
     info, ops, inputs, name = _prepare(model_id, "detection", image_size, batch_size, activation, False, None)
     features = _features(info, inputs, ops, spec)
     return keras.Model(inputs, {f"p{level}": x for level, x in features.items()}, name=f"{name}_backbone")
@@ -76,6 +77,7 @@ def build_model(model_id: str, task: str = "detection", image_size: Optional[int
     unrolls the RetinaNet head's shared convs per level (for int8 export, see
     ``mobile_spinenet.quantization.qat``).
     """
+    family_of(model_id).check_options(model_id, activation=activation, spec=spec, stochastic_depth=stochastic_depth)
     info, ops, inputs, name = _prepare(model_id, task, image_size, batch_size, activation, sync_bn,
                                        dropblock_keep_prob, bn_momentum)
     if num_classes < 1:

@@ -2,14 +2,22 @@
 ``mobile-spinenet export`` does), with its labels and a JSON report beside it."""
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import replace
+from dataclasses import dataclass
 from typing import Callable, Optional
 
 from mobile_spinenet.io_utils import write_atomically, write_json_atomically
 
+from mobile_spinenet.quantization.verify import VerifyOptions
 from mobile_spinenet.training.runs import SOURCES_FILE, read_sources  # noqa: F401  (the run owns them)
+
+
+@dataclass(frozen=True)
+class CalibrationOptions:
+    """Post-training int8 calibration (files from a QAT run bring their own ranges)."""
+
+    data: Optional[str] = None  # default: the run's training data (sources.json)
+    images: int = 100
 
 
 def _dataset(path: Optional[str], what: str, run_dir: str, label_map):
@@ -23,9 +31,12 @@ def _dataset(path: Optional[str], what: str, run_dir: str, label_map):
 def representative_images(dataset, image_size: int, count: int) -> Callable:
     """A generator factory of ``[1, S, S, 3]`` float images from ``dataset`` (no augmentation)."""
     from mobile_spinenet.data.pipeline import eval_dataset
+    from mobile_spinenet.progress import counted
 
     def images():
-        for batch, _, _ in eval_dataset(dataset, image_size, 1, dataset.records[:count]):
+        records = dataset.records[:count]
+        for batch, _, _ in counted(eval_dataset(dataset, image_size, 1, records), "calibrating int8 ranges",
+                                   total=len(records)):
             yield batch.numpy()
 
     return images
@@ -56,11 +67,8 @@ def sidecar_paths(out: str) -> dict:
             "rejected_report": stem + ".rejected.json"}
 
 
-def export_tflite(run_dir: str, out: str, quant: str = "int8", calib: Optional[str] = None, calib_steps: int = 100,
-                  nms: str = "tflite", max_detections: int = 100, regular_nms: bool = True,
-                  input_type: str = "float", verify: bool = True, val: Optional[str] = None,
-                  verify_images: int = 50, max_ap_drop: Optional[float] = None,
-                  progress: Callable[[str], None] = print) -> dict:
+def export_tflite(run_dir: str, out: str, export=None, calibration: Optional[CalibrationOptions] = None,
+                  verification: Optional[VerifyOptions] = None, progress: Callable[[str], None] = print) -> dict:
     """Convert the run in ``run_dir`` and write ``out`` (atomically) once verification passes.
     The file carries TFLite metadata (labels, input normalisation, output names; see :mod:`metadata`).
 
@@ -69,50 +77,56 @@ def export_tflite(run_dir: str, out: str, quant: str = "int8", calib: Optional[s
     also written to ``<out>.json``."""
     check_export_out(out)  # before the imports and the minutes of conversion
     from mobile_spinenet.eval.detector_eval import keras_predictor, tflite_predictor
-    from mobile_spinenet.postprocess import NMSConfig
     from mobile_spinenet.quantization.export import ExportOptions, convert, format_op_report, op_report
     from mobile_spinenet import __version__
     from mobile_spinenet.quantization.interpreter import load_interpreter
     from mobile_spinenet.quantization.metadata import attach_metadata
     from mobile_spinenet.quantization.qat import quantizable_model
     from mobile_spinenet.quantization.verify import DEFAULT_MAX_AP_DROP, ExportVerificationError, verify_export
+    from mobile_spinenet.data.images import PIXEL_MEAN, PIXEL_STD
+    from mobile_spinenet.progress import elapsed
     from mobile_spinenet.zoo import model_anchors
 
-    options = ExportOptions(quant, nms, replace(NMSConfig(), max_detections=max_detections), regular_nms,
-                            input_type).validate()
+    options = (export or ExportOptions(quant="int8")).validate()
+    calibration = calibration or CalibrationOptions()
+    verification = verification or VerifyOptions()
+    quant, nms, regular_nms, input_type = options.quant, options.nms, options.regular_nms, options.input_type
     run, model, from_qat = _load(run_dir, quant)
     sources = read_sources(run_dir)
     model_id, size = run.config.model, run.image_size
     anchors = model_anchors(model_id, size)
     quant_name = f"{quant}-qat" if from_qat else quant
-    calibration = None
+    representative = None
     if from_qat:  # the model is quantization-aware already: its learned ranges are used
         converted_model = model
     elif quant == "int8":
-        calib_data = _dataset(calib or sources.get("train"), "--calib", run_dir, run.label_map)
-        calibration = representative_images(calib_data, size, calib_steps)
+        calib_data = _dataset(calibration.data or sources.get("train"), "--calib", run_dir, run.label_map)
+        representative = representative_images(calib_data, size, calibration.images)
         converted_model = quantizable_model(model_id, model, image_size=size, num_classes=run.num_classes,
                                             activation=run.config.activation)
     else:
         converted_model = model
     progress(f"converting {model_id} ({size} px, {run.num_classes} classes) to {quant_name} TFLite, nms {nms}")
-    flatbuffer = convert(converted_model, anchors, options, calibration, quantization_aware=from_qat)
+    with elapsed(f"converting to {quant_name} TFLite"):
+        flatbuffer = convert(converted_model, anchors, options, representative, quantization_aware=from_qat)
     flatbuffer = attach_metadata(flatbuffer, model_id, f"{model_id} RetinaNet detector, {size} px, {quant_name}, "
                                  f"mobile-spinenet {__version__}", run.label_map.names, version=__version__)
     report = {"model": model_id, "image_size": size, "quant": quant_name, "nms": nms, "regular_nms": regular_nms,
-              "input": {"type": input_type, "range": [-1.0, 1.0], "normalization": {"mean": 127.5, "std": 127.5}},
+              "input": {"type": input_type, "range": [-1.0, 1.0], "normalization": {"mean": PIXEL_MEAN, "std": PIXEL_STD}},
               "labels": run.label_map.names, "label_map": run.label_map.to_dict(), "ops": op_report(flatbuffer)}
     progress(format_op_report(report["ops"]))
 
     paths = sidecar_paths(out)
-    if verify:
-        val_data = _dataset(val or sources.get("val") or sources.get("train"), "--val", run_dir, run.label_map)
-        allowed = DEFAULT_MAX_AP_DROP[quant_name] if max_ap_drop is None else max_ap_drop
+    if verification.enabled:
+        val_data = _dataset(verification.val or sources.get("val") or sources.get("train"), "--val", run_dir,
+                            run.label_map)
+        allowed = DEFAULT_MAX_AP_DROP[quant_name] if verification.max_ap_drop is None else verification.max_ap_drop
         nms_config = options.nms_config
         interpreter = load_interpreter(model_content=flatbuffer, builtin_kernels=quant == "int8")
         result = verify_export(keras_predictor(model, anchors, nms_config),
                                tflite_predictor(interpreter, anchors, size, nms_config),
-                               val_data, size, allowed, verify_images)
+                               val_data, size, allowed, verification.images, show_progress=True,
+                               require_agreement=verification.require_agreement)
         report["verification"] = result.to_dict()
         progress(result.summary())
         if result.problems:

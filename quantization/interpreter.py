@@ -1,9 +1,85 @@
-"""The TFLite interpreter: ai-edge-litert first, then tflite-runtime, then TensorFlow's."""
+"""The TFLite interpreter: ai-edge-litert first, then tflite-runtime, then TensorFlow's; how
+any detector file is fed (:class:`InputFeed`) and how its outputs are named, whether the kit
+made it or not (a TF Object Detection API file has no signature and no metadata)."""
 from __future__ import annotations
 
 import os
 import sys
 from collections import Counter
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from mobile_spinenet.data.images import PIXEL_MEAN, PIXEL_STD
+
+POSTPROCESS_OP = "TFLite_Detection_PostProcess"
+DETECTION_OUTPUTS = ("location", "category", "score", "number of detections")  # the op's output order
+KIT_NORMALIZATION = (PIXEL_MEAN, PIXEL_STD)
+
+
+@dataclass(frozen=True)
+class InputFeed:
+    """How a file's input tensor takes an image that the kit preprocessed to [-1, 1].
+
+    Float inputs get ``(pixel - mean) / std``; integer inputs get raw pixels when the file takes
+    them (no metadata, or quantization that inverts the metadata's normalisation), else the
+    normalised value quantized with the tensor's scale and zero point."""
+
+    dtype: type
+    mean: float = KIT_NORMALIZATION[0]
+    std: float = KIT_NORMALIZATION[1]
+    raw_pixels: bool = False
+    scale: float = 0.0
+    zero_point: int = 0
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        if (self.mean, self.std) == KIT_NORMALIZATION and not np.issubdtype(self.dtype, np.integer):
+            return image.astype(self.dtype)  # the kit's own range: no round trip through pixels
+        pixels = image.astype(np.float64) * PIXEL_STD + PIXEL_MEAN
+        if not np.issubdtype(self.dtype, np.integer):
+            return ((pixels - self.mean) / self.std).astype(self.dtype)
+        info = np.iinfo(self.dtype)
+        if self.raw_pixels:
+            values = np.round(pixels) + (info.min if info.min < 0 else 0)
+        else:
+            values = np.round((pixels - self.mean) / self.std / self.scale + self.zero_point)
+        return np.clip(values, info.min, info.max).astype(self.dtype)
+
+
+def input_feed(detail: dict, normalization: Optional[tuple], what: str = "the file") -> InputFeed:
+    """The :class:`InputFeed` of an input tensor ``detail`` given the metadata's (mean, std), or
+    a clear error when the file does not say enough to feed it correctly."""
+    dtype = np.dtype(detail["dtype"]).type
+    if not np.issubdtype(dtype, np.integer):
+        if np.issubdtype(dtype, np.floating):
+            return InputFeed(dtype, *(normalization or KIT_NORMALIZATION))
+        raise ValueError(f"{what} takes {np.dtype(dtype).name} input, which the kit cannot feed images to")
+    scale, zero_point = detail.get("quantization", (0.0, 0))
+    if normalization is None:
+        if dtype == np.uint8:  # the convention of every uint8 detector without metadata: raw pixels
+            return InputFeed(dtype, raw_pixels=True, scale=scale, zero_point=zero_point)
+        raise ValueError(f"{what} takes {np.dtype(dtype).name} input and has no normalisation metadata: "
+                         f"cannot tell which values its pixels should have")
+    mean, std = normalization
+    if scale and abs(scale * std - 1.0) < 1e-3 and abs(zero_point - mean) <= 1.0:
+        return InputFeed(dtype, mean, std, raw_pixels=True, scale=scale, zero_point=zero_point)
+    if not scale:
+        raise ValueError(f"{what} takes {np.dtype(dtype).name} input without quantization parameters")
+    return InputFeed(dtype, mean, std, scale=scale, zero_point=zero_point)
+
+
+def file_normalization(source) -> Optional[tuple]:
+    """(mean, std) from a file's TFLite metadata (path or bytes), or None without metadata."""
+    from mobile_spinenet.quantization.metadata import read_metadata
+
+    try:
+        content = open(source, "rb").read() if isinstance(source, str) else bytes(source)
+        found = read_metadata(content)
+    except Exception:  # no metadata, or metadata of another shape: the caller falls back
+        return None
+    mean, std = found.get("mean") or [], found.get("std") or []
+    return (float(mean[0]), float(std[0])) if len(mean) == 1 and len(std) == 1 else None
 
 
 def interpreter_class():
@@ -38,23 +114,61 @@ def load_interpreter(model_path=None, model_content=None, num_threads=None, buil
     except (ValueError, RuntimeError) as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ValueError(f"{what} is not a loadable .tflite file: {reason}") from None
+    interpreter.kit_source = model_path if model_path is not None else model_content  # for its metadata
+    interpreter.kit_what = what
     return interpreter
 
 
+def feed_of(interpreter) -> InputFeed:
+    """The interpreter's :class:`InputFeed`, worked out once (its metadata is read only for
+    inputs that need it, so loading stays as fast as the runtime's)."""
+    feed = getattr(interpreter, "kit_feed", None)
+    if feed is None:
+        detail = interpreter.get_input_details()[0]
+        source = getattr(interpreter, "kit_source", None)
+        normalization = file_normalization(source) if source is not None else None
+        feed = input_feed(detail, normalization, getattr(interpreter, "kit_what", "the file"))
+        interpreter.kit_feed = feed
+    return feed
+
+
+def postprocess_names(interpreter) -> dict:
+    """``{tensor index: kit output name}`` of the ``TFLite_Detection_PostProcess`` op's outputs
+    (found by the op, whatever the file calls its tensors), or ``{}`` without that op."""
+    names = getattr(interpreter, "kit_postprocess_names", None)
+    if names is None:
+        op = next((op for op in interpreter._get_ops_details() if op["op_name"] == POSTPROCESS_OP), None)
+        names = dict(zip((int(t) for t in op["outputs"]), DETECTION_OUTPUTS)) if op else {}
+        interpreter.kit_postprocess_names = names
+    return names
+
+
 def run(interpreter, image) -> dict:
-    """One inference on ``image``; outputs by signature name (``classes``, ``boxes``, ...),
-    falling back to tensor names for files without a signature. Never by index."""
-    signatures = interpreter.get_signature_list()
-    if signatures:
-        key = next(iter(signatures))
-        input_name = signatures[key]["inputs"][0]
-        runner = interpreter.get_signature_runner(key)
-        dtype = runner.get_input_details()[input_name]["dtype"]
-        return runner(**{input_name: image.astype(dtype)})
+    """One inference on ``image`` (preprocessed by the kit to [-1, 1]; fed as the file wants it,
+    see :class:`InputFeed`). Outputs by name: ``location``/``category``/``score``/``number of
+    detections`` wherever the file has the post-processing op, else by signature name
+    (``classes``, ``boxes``), else by tensor name. Never by index."""
+    fed = feed_of(interpreter)(image)
     detail = interpreter.get_input_details()[0]
-    interpreter.set_tensor(detail["index"], image.astype(detail["dtype"]))
+    interpreter.set_tensor(detail["index"], fed)
     interpreter.invoke()
-    return {d["name"]: interpreter.get_tensor(d["index"]) for d in interpreter.get_output_details()}
+    renamed = postprocess_names(interpreter)
+    names = _signature_output_names(interpreter)
+    return {renamed.get(d["index"], names.get(d["index"], d["name"])): interpreter.get_tensor(d["index"])
+            for d in interpreter.get_output_details()}
+
+
+def _signature_output_names(interpreter) -> dict:
+    """``{tensor index: signature output name}`` of the file's first signature (``{}`` without one)."""
+    names = getattr(interpreter, "kit_signature_names", None)
+    if names is None:
+        names = {}
+        signatures = interpreter.get_signature_list()
+        if signatures:
+            runner = interpreter.get_signature_runner(next(iter(signatures)))
+            names = {int(d["index"]): name for name, d in runner.get_output_details().items()}
+        interpreter.kit_signature_names = names
+    return names
 
 
 def delegation(interpreter) -> dict:

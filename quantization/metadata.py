@@ -14,6 +14,8 @@ from typing import Optional, Sequence
 
 import flatbuffers
 
+from mobile_spinenet.data.images import PIXEL_MEAN, PIXEL_STD
+
 METADATA_NAME = "TFLITE_METADATA"
 LABELS_FILE = "labels.txt"
 _IDENTIFIER = b"M001"
@@ -79,7 +81,7 @@ def _tensor(builder, name: str, description: str, content=None, process_units=No
 
 
 def build_metadata(model_name: str, description: str, image_size: int, output_names: Sequence[str],
-                   mean: float = 127.5, std: float = 127.5, version: str = "") -> bytes:
+                   mean: float = PIXEL_MEAN, std: float = PIXEL_STD, version: str = "") -> bytes:
     """The metadata flatbuffer of a detector with one ``[1, S, S, 3]`` RGB input."""
     builder = flatbuffers.Builder(1024)
     # input: an RGB image, normalised (x - mean) / std

@@ -1,16 +1,15 @@
 """``qat``: fine-tune a trained float run quantization-aware (what ``mobile-spinenet qat`` does).
 
 The QAT directory is a run directory like any other (config, label map, checkpoints, metrics,
-curves, resume), plus ``qat.json`` naming the float run it started from, so ``export`` knows to
-rebuild the quantization-aware model and convert it with its learned ranges."""
+curves, resume), plus ``qat.json`` naming the float run it started from (a record only: the
+directory is self-contained), so ``export`` knows to rebuild the quantization-aware model and
+convert it with its learned ranges."""
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Optional
 
-from mobile_spinenet.io_utils import write_json_atomically
 
 QAT_FILE = "qat.json"
 CALIBRATION_IMAGES = 32
@@ -36,24 +35,49 @@ def build_qat_model(run, float_model=None, calibration=None):
 
 
 def load_qat_model(qat_dir: str):
-    """``(float_run, qat_model)`` of a QAT directory, with its fine-tuned weights (or latest checkpoint)."""
+    """``(qat_run, qat_model)`` of a QAT directory, with its fine-tuned weights (or latest checkpoint).
+
+    Self-contained: the QAT directory's own config and label map give the model's structure
+    (model id, size, classes, activation) and its weights replace every float one, so the float
+    run it started from may be moved or deleted."""
     from mobile_spinenet.training.runs import load_run_model, open_run
+    from mobile_spinenet.zoo import build_model
 
-    with open(os.path.join(qat_dir, QAT_FILE)) as f:
-        float_run = open_run(json.load(f)["from"])
     qat = open_run(qat_dir)
-    return qat, load_run_model(qat, model_fn=lambda: build_qat_model(float_run))
+
+    def structure():  # any float weights do: the QAT weights are loaded over them
+        config = qat.config
+        float_model = build_model(config.model, image_size=qat.image_size, num_classes=qat.num_classes,
+                                  activation=config.activation)
+        return build_qat_model(qat, float_model=float_model)
+
+    return qat, load_run_model(qat, model_fn=structure)
 
 
-def qat(from_run: str, data: str, out: str, epochs: float = 1.0, learning_rate: Optional[float] = None,
-        batch_size: Optional[int] = None, val: Optional[str] = None, resume: bool = False,
-        show_progress: bool = True) -> dict:
-    """Fine-tune ``from_run`` quantization-aware on ``data`` for ``epochs`` into ``out``.
+@dataclass(frozen=True)
+class QatOptions:
+    """How a float run is fine-tuned quantization-aware."""
+
+    epochs: float = 1.0
+    learning_rate: Optional[float] = None  # default: a tenth of the float run's
+    batch_size: Optional[int] = None  # default: the float run's
+    val: Optional[str] = None  # validation set, scored after every epoch
+    resume: bool = False
+    show_progress: bool = True
+
+
+def qat(from_run: str, data: str, out: str, options: Optional[QatOptions] = None) -> dict:
+    """Fine-tune ``from_run`` quantization-aware on ``data`` into ``out`` (see :class:`QatOptions`).
 
     The learning rate defaults to a tenth of the float run's, on a cosine schedule without
     warm-up; everything else (loss, augmentation, BN) is the float run's recipe."""
+    options = options or QatOptions()
+    epochs, learning_rate, batch_size = options.epochs, options.learning_rate, options.batch_size
+    val, resume, show_progress = options.val, options.resume, options.show_progress
     from mobile_spinenet.data.pipeline import eval_dataset
     from mobile_spinenet.data.readers import read_dataset
+    from mobile_spinenet.progress import counted, elapsed
+    from mobile_spinenet.quantization.qat import calibrate_ranges
     from mobile_spinenet.training.runs import open_run, sources_record
     from mobile_spinenet.training.trainer import Trainer
 
@@ -70,8 +94,14 @@ def qat(from_run: str, data: str, out: str, epochs: float = 1.0, learning_rate: 
     def model_fn(num_classes):
         if num_classes != run.num_classes:
             raise ValueError(f"{data} has {num_classes} classes, the float run {from_run} {run.num_classes}")
-        batches = (images for images, _, _ in eval_dataset(train, run.image_size, 8, train.records[:CALIBRATION_IMAGES]))
-        return build_qat_model(run, calibration=batches)
+        records = train.records[:CALIBRATION_IMAGES]
+        batches = (images for images, _, _ in counted(eval_dataset(train, run.image_size, 8, records),
+                                                      "calibrating quantizer ranges", total=-(-len(records) // 8),
+                                                      unit="batch", enabled=show_progress))
+        with elapsed(f"building the quantization-aware {run.config.model} (tfmot)", enabled=show_progress):
+            model = build_qat_model(run)
+        calibrate_ranges(model, batches)
+        return model
 
     records = {QAT_FILE: {"from": os.path.abspath(from_run)}, **sources_record(data, val)}
     trainer = Trainer(config, train, out, val_data, model_fn=model_fn, show_progress=show_progress, records=records)

@@ -18,6 +18,17 @@ DEFAULT_MAX_AP_DROP = {"fp32": 0.1, "fp16": 0.1, "dynamic": 1.0, "int8": 2.0, "i
 CONFIDENT_SCORE = 0.3
 
 
+@dataclass(frozen=True)
+class VerifyOptions:
+    """How an export is checked against its Keras model before it is written."""
+
+    enabled: bool = True
+    val: Optional[str] = None  # default: the run's val data, else its training data
+    images: int = 50
+    max_ap_drop: Optional[float] = None  # default: DEFAULT_MAX_AP_DROP of the quantization
+    require_agreement: bool = False  # fail a file whose detection agreement could not be checked
+
+
 class ExportVerificationError(ValueError):
     """The exported file does not do what its Keras model does."""
 
@@ -34,6 +45,7 @@ class Verification:
     score_error: Optional[float]  # mean |score difference| over the matched ones
     max_ap_drop: float
     min_agreement: float
+    require_agreement: bool = False  # an unchecked agreement (no confident detections) fails the file
 
     @property
     def ap_drop(self) -> float:
@@ -48,18 +60,35 @@ class Verification:
         if self.agreement is not None and self.agreement < self.min_agreement:
             found.append(f"the file finds only {self.agreement:.0%} of the Keras model's "
                          f"{self.confident_detections} confident detections (at least {self.min_agreement:.0%} wanted)")
+        if self.agreement is None and self.require_agreement:
+            found.append(f"detection agreement could not be checked (no Keras detection scores {CONFIDENT_SCORE:g} "
+                         f"or more) and --require-agreement is set")
         return found
+
+    @property
+    def unchecked_agreement(self) -> Optional[str]:
+        """Why a pass rests on AP alone, or None when agreement was checked."""
+        if self.agreement is not None:
+            return None
+        return (f"detection agreement could not be checked: the Keras model has no detection scoring "
+                f"{CONFIDENT_SCORE:g} or more on these {self.images} images, so only the AP comparison was made, and "
+                f"at this accuracy AP barely depends on what the file detects; check it on a trained model, "
+                f"more --verify-images, or pass --require-agreement to fail such files")
 
     def summary(self) -> str:
         agreement = ("n/a (no confident Keras detections)" if self.agreement is None else
                      f"{self.agreement:.1%} of {self.confident_detections}, mean |score diff| {self.score_error:.4f}")
-        verdict = "PASSED" if not self.problems else "FAILED: " + "; ".join(self.problems)
+        if self.problems:
+            verdict = "FAILED: " + "; ".join(self.problems)
+        else:
+            verdict = "PASSED" + (f" on AP alone: {self.unchecked_agreement}" if self.unchecked_agreement else "")
         return (f"verification on {self.images} images: AP Keras {self.keras_ap:.2f} / TFLite {self.tflite_ap:.2f} "
                 f"(drop {self.ap_drop:+.2f}, allowed {self.max_ap_drop:g}); AP50 {self.keras_ap50:.2f} / "
                 f"{self.tflite_ap50:.2f}; detection agreement {agreement}\n{verdict}")
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "ap_drop": self.ap_drop, "passed": not self.problems}
+        return {**asdict(self), "ap_drop": self.ap_drop, "passed": not self.problems,
+                "agreement_checked": self.agreement is not None}
 
 
 def _iou(a, b) -> float:
@@ -98,15 +127,24 @@ def detection_agreement(reference: list, candidate: list, min_score: float = CON
 
 
 def verify_export(keras_predict, tflite_predict, dataset: DetectionDataset, image_size: int,
-                  max_ap_drop: float, max_images: int = 50, min_agreement: float = 0.5) -> Verification:
+                  max_ap_drop: float, max_images: int = 50, min_agreement: float = 0.5,
+                  show_progress: bool = False, require_agreement: bool = False) -> Verification:
     """Score both predictors (see :mod:`mobile_spinenet.eval.detector_eval`) on the first
     ``max_images`` of ``dataset`` and compare them."""
     from mobile_spinenet.eval.detector_eval import evaluate_predictor
+    from mobile_spinenet.progress import bar_updater
 
-    keras_metrics, keras_dets = evaluate_predictor(keras_predict, dataset, image_size, max_images=max_images)
-    tflite_metrics, tflite_dets = evaluate_predictor(tflite_predict, dataset, image_size, batch_size=1,
-                                                     max_images=max_images)
-    count, agreement, score_error = detection_agreement(keras_dets, tflite_dets)
     images = min(len(dataset), max_images) if max_images else len(dataset)
+    scores = {}
+    for name, predict, batch in (("Keras", keras_predict, 8), ("TFLite", tflite_predict, 1)):
+        update, close = bar_updater(f"verifying: {name} model", images, enabled=show_progress)
+        try:
+            scores[name] = evaluate_predictor(predict, dataset, image_size, batch_size=batch, max_images=max_images,
+                                              progress=update)
+        finally:
+            close()
+    (keras_metrics, keras_dets), (tflite_metrics, tflite_dets) = scores["Keras"], scores["TFLite"]
+    count, agreement, score_error = detection_agreement(keras_dets, tflite_dets)
     return Verification(images, 100 * keras_metrics["AP"], 100 * tflite_metrics["AP"], 100 * keras_metrics["AP50"],
-                        100 * tflite_metrics["AP50"], count, agreement, score_error, max_ap_drop, min_agreement)
+                        100 * tflite_metrics["AP50"], count, agreement, score_error, max_ap_drop, min_agreement,
+                        require_agreement)

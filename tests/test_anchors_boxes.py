@@ -38,3 +38,17 @@ def test_box_coder_round_trip_numpy_and_tf():
         tf_codes = box_coder.encode(tf.constant(boxes), tf.constant(anchors), scales)
         np.testing.assert_allclose(tf_codes.numpy(), codes, atol=1e-4)
     np.testing.assert_allclose(box_coder.encode(anchors, anchors), 0.0, atol=1e-6)
+
+
+def test_decode_clamps_wild_size_codes_like_torchvision():
+    from mobile_spinenet.backend import tf
+    from mobile_spinenet.box_coder import MAX_LOG_SCALE, decode
+
+    anchors = np.array([[0.0, 0.0, 16.0, 16.0]], np.float32)
+    codes = np.array([[0.0, 0.0, 500.0, 500.0]], np.float32)  # exp(500) is inf in float32
+    for boxes in (decode(codes, anchors), decode(tf.constant(codes), tf.constant(anchors)).numpy()):
+        assert np.all(np.isfinite(boxes))
+        np.testing.assert_allclose(boxes[0, 2] - boxes[0, 0], 16 * np.exp(MAX_LOG_SCALE), rtol=1e-5)  # 1000 px
+    ordinary = np.array([[0.1, -0.2, 0.3, -0.4]], np.float32)
+    np.testing.assert_allclose(decode(ordinary, anchors)[0, 2] - decode(ordinary, anchors)[0, 0], 16 * np.exp(0.3),
+                               rtol=1e-6)  # codes in range are untouched

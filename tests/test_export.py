@@ -62,7 +62,11 @@ def test_fp32_export_is_verified_and_written_with_labels_and_report(run_dir, tmp
     assert verification["passed"] and verification["keras_ap"] > 50  # ground truth = its own detections
     assert abs(verification["ap_drop"]) <= 0.1 and verification["agreement"] > 0.95
     assert (tmp_path / "model.labels.txt").read_text().splitlines() == report["labels"] and len(report["labels"]) == 10
-    assert "PASSED" in capsys.readouterr().out and out.stat().st_size > 1e6
+    printed = capsys.readouterr()
+    assert "PASSED" in printed.out and out.stat().st_size > 1e6
+    # every long stage shows itself: the conversion's elapsed time, a bar per verification pass
+    assert "converting to fp32 TFLite (done in" in printed.err
+    assert "verifying: Keras model" in printed.err and "verifying: TFLite model" in printed.err
     metadata = read_metadata(out.read_bytes())
     assert metadata["labels"] == report["labels"] and metadata["name"] == "spinenet49xxs"
     assert set(metadata["outputs"]) == set(OUTPUT_NAMES) and metadata["outputs_are_tensor_names"]

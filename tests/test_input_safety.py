@@ -193,3 +193,18 @@ class _no_raise:
 
     def __exit__(self, *exc):
         return False
+
+
+@pytest.mark.parametrize("scale", [1, 5])
+def test_predict_and_benchmark_preprocess_exactly_as_evaluation_does(tmp_path, scale):
+    from mobile_spinenet.data.demo import make_split
+    from mobile_spinenet.data.pipeline import eval_dataset
+
+    make_split(str(tmp_path / "d"), "val", 2, seed=2)
+    if scale != 1:  # a large photo: a 5x downscale, where PIL's antialiasing bilinear differs most
+        for path in (tmp_path / "d" / "images").iterdir():
+            image = Image.open(path)
+            image.resize((image.width * scale, image.height * scale), Image.NEAREST).save(path, quality=95)
+    dataset = read_dataset(str(tmp_path / "d"))
+    for (batch, _, _), record in zip(eval_dataset(dataset, 128, 1), dataset.records):
+        np.testing.assert_allclose(letterbox(record.path, 128), batch.numpy(), atol=1e-6)

@@ -91,3 +91,26 @@ def test_unknown_id_and_bad_size_are_named():
         build_model("spinenet50")
     with pytest.raises(ValueError, match="image size 200 for spinenet49 must be a positive multiple of 128"):
         build_model("spinenet49", image_size=200)
+
+
+def test_an_option_a_family_ignores_is_refused_not_dropped():
+    from mobile_spinenet.registry import family_of
+    from mobile_spinenet.training.config import load_config
+
+    with pytest.raises(ValueError, match=r"mnv3_small_ssdlite \(MobileNetV3-SSDLite\) does not take activation "
+                                         r"'relu6': MobileNetV3 fixes each block's activation"):
+        build_model("mnv3_small_ssdlite", image_size=128, num_classes=3, activation="relu6")
+    with pytest.raises(ValueError, match="does not take activation 'relu6'"):  # before TensorFlow builds anything
+        load_config("mnv3_large_ssdlite", overrides={"activation": "relu6"})
+    with pytest.raises(ValueError, match=r"resnet50_fpn \(ResNet-FPN\) does not take spec"):
+        build_model("resnet50_fpn", image_size=128, spec="hourglass")
+    with pytest.raises(ValueError, match="does not take stochastic depth 0.2"):
+        build_model("resnet50_fpn", image_size=128, stochastic_depth=0.2)
+    # what a family does take changes its graph
+    swish = build_model("spinenet49xxs", image_size=128, num_classes=3)
+    relu6 = build_model("spinenet49xxs", image_size=128, num_classes=3, activation="relu6")
+    kinds = lambda m: sorted({type(layer).__name__ + getattr(getattr(layer, "activation", None), "__name__", "")
+                              for layer in m.layers})  # noqa: E731
+    assert kinds(swish) != kinds(relu6) and swish.count_params() == relu6.count_params()
+    assert family_of("mnv3_small_ssdlite").display == "MobileNetV3-SSDLite"
+    assert family_of("resnet50_fpn").display == "ResNet-FPN"  # the report no longer plots it as SpineNet

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -227,3 +226,31 @@ def test_divergence_rule_uses_the_running_minimum_which_an_explosion_cannot_rais
         check(fake, 41.0, lowest, 6, 0.1)
     with pytest.raises(TrainingDiverged, match="not a finite number"):
         check(fake, float("nan"), lowest, 6, 0.1)
+
+
+def test_a_qat_run_exports_and_evaluates_after_its_float_run_is_moved_away(interrupted_run, data, tmp_path):
+    import shutil
+
+    from mobile_spinenet.eval.evaluate import evaluate_path
+    from mobile_spinenet.quantization.export_run import export_tflite
+    from mobile_spinenet.quantization.qat_run import QatOptions, qat
+    from mobile_spinenet.quantization.verify import VerifyOptions
+
+    float_run = tmp_path / "float"
+    shutil.copytree(interrupted_run["run_dir"], float_run)
+    qat_dir = tmp_path / "qat"
+    qat(str(float_run), str(data / "train"), str(qat_dir), QatOptions(epochs=0.25, show_progress=False))
+    shutil.move(str(float_run), str(tmp_path / "moved"))
+    assert json.loads((qat_dir / "qat.json").read_text())["from"] == str(float_run)  # gone
+    report = export_tflite(str(qat_dir), str(tmp_path / "qat.tflite"), verification=VerifyOptions(images=4),
+                           progress=lambda message: None)
+    assert report["quant"] == "int8-qat" and report["verification"]["passed"]
+    metrics, _ = evaluate_path(str(qat_dir), str(data / "train"), max_images=4)
+    assert 0.0 <= metrics["AP"] <= 1.0
+
+
+def test_anchor_iou_thresholds_of_the_recipe_reach_the_input_pipeline(data, tmp_path):
+    trainer = _trainer(data, tmp_path / "run", positive_iou=0.6, negative_iou=0.3)
+    assert (trainer.input_config.positive_iou, trainer.input_config.negative_iou) == (0.6, 0.3)
+    with pytest.raises(ValueError, match="0 < negative_iou <= positive_iou <= 1"):
+        _config(positive_iou=0.3, negative_iou=0.6)

@@ -3,7 +3,8 @@ import pytest
 from conftest import randomize_batch_norm, spread_predictions
 
 from mobile_spinenet.backend import keras
-from mobile_spinenet.quantization.convert import to_tflite_fp32, write_atomically
+from mobile_spinenet.io_utils import write_atomically
+from mobile_spinenet.quantization.export import ExportOptions, convert
 from mobile_spinenet.quantization.interpreter import interpreter_class, load_interpreter, run
 from mobile_spinenet.zoo import build_model
 
@@ -19,7 +20,7 @@ def test_float_tflite_matches_keras(model_id, images, tmp_path):
     randomize_batch_norm(model)
     spread_predictions(model)
     path = tmp_path / f"{model_id}.tflite"
-    write_atomically(str(path), to_tflite_fp32(model))
+    write_atomically(str(path), convert(model, None, ExportOptions("fp32", nms="none")))
     interpreter = load_interpreter(str(path))
     assert list(interpreter.get_input_details()[0]["shape"]) == [1, 128, 128, 3]
     x = images(128)

@@ -8,6 +8,11 @@ from mobile_spinenet.commands.common import (non_negative_float, non_negative_in
                                              positive_int, setup_logging)
 
 
+LABELS_HELP = ("class names, one per line (line k names class k), for a .tflite file without the kit's .json "
+               "report or metadata labels (e.g. a TF Object Detection API file); eval matches them to the dataset's "
+               "category names")
+
+
 def _cmd_benchmark(args) -> int:
     from mobile_spinenet.eval.benchmark import benchmark, format_results
 
@@ -41,7 +46,7 @@ def _cmd_eval(args) -> int:
     from mobile_spinenet.io_utils import write_json_atomically
 
     setup_logging()
-    metrics, detections = evaluate_path(args.model, args.data, args.max_images)
+    metrics, detections = evaluate_path(args.model, args.data, args.max_images, labels=args.labels)
     print(format_metrics(metrics))
     if args.json:
         write_json_atomically(args.json, detections)
@@ -59,6 +64,7 @@ def add_eval_parser(sub) -> None:
     evaluate.add_argument("--data", required=True, help="COCO folder/JSON or VOC folder")
     evaluate.add_argument("--json", help="write the detections here (COCO results format)")
     evaluate.add_argument("--max-images", type=positive_int, help="score only the first N images")
+    evaluate.add_argument("--labels", help=LABELS_HELP)
     evaluate.set_defaults(func=_cmd_eval)
 
 
@@ -66,7 +72,7 @@ def _cmd_predict(args) -> int:
     from mobile_spinenet.eval.predict import predict_images, summarize
 
     setup_logging()
-    results = predict_images(args.model, args.images, args.out, args.score_threshold)
+    results = predict_images(args.model, args.images, args.out, args.score_threshold, args.labels)
     for result in results:
         print(summarize(result))
     print(f"detections: {os.path.join(args.out, 'detections.json')}")
@@ -82,6 +88,7 @@ def add_predict_parser(sub) -> None:
     predict.add_argument("images", nargs="+", help="image files")
     predict.add_argument("--out", required=True, help="output folder")
     predict.add_argument("--score-threshold", type=non_negative_float, default=0.3)
+    predict.add_argument("--labels", help=LABELS_HELP)
     predict.set_defaults(func=_cmd_predict)
 
 

@@ -1,15 +1,17 @@
 """`mobile-spinenet qat` and `export`."""
 from __future__ import annotations
 
+from mobile_spinenet.quantization.verify import DEFAULT_MAX_AP_DROP
 from mobile_spinenet.commands.common import non_negative_float, positive_float, positive_int, setup_logging
 
 
 def _cmd_qat(args) -> int:
-    from mobile_spinenet.quantization.qat_run import qat
+    from mobile_spinenet.quantization.qat_run import QatOptions, qat
 
     setup_logging()
-    row = qat(args.from_run, args.data, args.out, args.epochs, args.lr, args.batch, args.val, args.resume,
-              show_progress=not args.no_progress)
+    row = qat(args.from_run, args.data, args.out, QatOptions(epochs=args.epochs, learning_rate=args.lr,
+                                                             batch_size=args.batch, val=args.val, resume=args.resume,
+                                                             show_progress=not args.no_progress))
     summary = ", ".join(f"{k} {row[k]:.4f}" for k in ("loss", "val_AP", "val_AP50") if k in row)
     print(f"done: {summary}\nQAT directory: {args.out} (export it with `mobile-spinenet export {args.out} "
           f"--quant int8 --out model.tflite`)")
@@ -36,12 +38,20 @@ def add_qat_parser(sub) -> None:
 
 
 def _cmd_export(args) -> int:
-    from mobile_spinenet.quantization.export_run import export_tflite
+    from mobile_spinenet.quantization.export_run import CalibrationOptions, check_export_out, export_tflite
+    from mobile_spinenet.quantization.verify import VerifyOptions
+
+    check_export_out(args.out)  # before TensorFlow loads for the options below
+    from mobile_spinenet.postprocess import NMSConfig
+    from mobile_spinenet.quantization.export import ExportOptions
 
     setup_logging()
-    export_tflite(args.run, args.out, args.quant, args.calib, args.calib_steps, args.nms, args.max_detections,
-                  not args.fast_nms, args.input_type, not args.no_verify, args.val, args.verify_images,
-                  args.max_ap_drop)
+    export_tflite(args.run, args.out,
+                  export=ExportOptions(quant=args.quant, nms=args.nms, nms_config=NMSConfig(max_detections=args.max_detections),
+                                       regular_nms=not args.fast_nms, input_type=args.input_type),
+                  calibration=CalibrationOptions(data=args.calib, images=args.calib_steps),
+                  verification=VerifyOptions(enabled=not args.no_verify, val=args.val, images=args.verify_images,
+                                             max_ap_drop=args.max_ap_drop, require_agreement=args.require_agreement))
     return 0
 
 
@@ -65,8 +75,15 @@ def add_export_parser(sub) -> None:
                         help="int8 only: uint8 takes raw pixels")
     export.add_argument("--val", help="verification images (default: the run's val data, else its training data)")
     export.add_argument("--verify-images", type=positive_int, default=50)
+    drop = DEFAULT_MAX_AP_DROP
     export.add_argument("--max-ap-drop", type=non_negative_float, help="AP points the file may lose against Keras "
-                        "(default: 0.1 fp32/fp16, 1.0 dynamic, 2.0 int8)")
+                        f"(default: {drop['fp32']:g} fp32, {drop['fp16']:g} fp16, {drop['dynamic']:g} dynamic, "
+                        f"{drop['int8']:g} int8 from a float run (post-training quantization), {drop['int8-qat']:g} "
+                        f"int8 from a QAT run)")
+    export.add_argument("--require-agreement", action="store_true",
+                        help="fail a file whose detection agreement with Keras could not be checked (the Keras "
+                             "model has no confident detection on the verification images), instead of passing "
+                             "it on AP alone")
     export.add_argument("--no-verify", action="store_true", help="skip verification (not recommended)")
     export.set_defaults(func=_cmd_export)
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+# The kit's one input normalisation: models take (pixel - PIXEL_MEAN) / PIXEL_STD, in [-1, 1].
+PIXEL_MEAN = PIXEL_STD = 127.5
 EXIF_ORIENTATION = 0x0112
 ROTATED_ORIENTATIONS = (5, 6, 7, 8)  # width and height swap when these are applied
 SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
@@ -63,17 +65,40 @@ def decode_rgb(path) -> np.ndarray:
         raise ValueError(f"{path} is not a readable image ({error})") from None
 
 
+def _bilinear_taps(source: int, target: int) -> tuple:
+    """Source indices and weights of TF's bilinear resize (half-pixel centres, no antialiasing),
+    in its float32 arithmetic: ``in = (i + 0.5) * scale - 0.5``, taps floor/ceil, clamped."""
+    scale = np.float32(source / target)
+    centre = (np.arange(target, dtype=np.float32) + np.float32(0.5)) * scale - np.float32(0.5)
+    floor = np.floor(centre)
+    low = np.maximum(floor.astype(np.int64), 0)
+    high = np.minimum(np.ceil(centre).astype(np.int64), source - 1)
+    return low, high, (centre - floor).astype(np.float32)
+
+
+def resize_bilinear(pixels: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``[H, W, C]`` -> ``[height, width, C]`` float32 as ``tf.image.resize(method="bilinear")``
+    computes it (what training and evaluation use), without TensorFlow: along x first, then y,
+    each as ``a + (b - a) * lerp``."""
+    values = pixels.astype(np.float32)
+    top, bottom, wy = _bilinear_taps(values.shape[0], height)
+    left, right, wx = _bilinear_taps(values.shape[1], width)
+    wx = wx[None, :, None]
+    upper = values[top][:, left] + (values[top][:, right] - values[top][:, left]) * wx
+    lower = values[bottom][:, left] + (values[bottom][:, right] - values[bottom][:, left]) * wx
+    return (upper + (lower - upper) * wy[:, None, None]).astype(np.float32)
+
+
 def letterbox_pixels(pixels: np.ndarray, size: int) -> tuple:
     """``([1, size, size, 3]`` float in [-1, 1], scale``)``: long side resized to ``size``
-    (bilinear), zero-padded bottom/right, as the models take it without TensorFlow."""
-    from PIL import Image
-
+    (bilinear, exactly as the training and evaluation pipeline does), zero-padded bottom/right,
+    as the models take it, without TensorFlow."""
     height, width = pixels.shape[:2]
     scale = size / max(width, height)
     new_width, new_height = max(1, round(width * scale)), max(1, round(height * scale))
-    resized = np.asarray(Image.fromarray(pixels).resize((new_width, new_height), Image.BILINEAR), np.float32)
+    normalized = pixels.astype(np.float32) / PIXEL_STD - PIXEL_MEAN / PIXEL_STD
     square = np.zeros((1, size, size, 3), np.float32)
-    square[0, :new_height, :new_width] = resized / 127.5 - 1.0
+    square[0, :new_height, :new_width] = resize_bilinear(normalized, new_height, new_width)
     return square, scale
 
 

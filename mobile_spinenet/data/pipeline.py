@@ -14,7 +14,7 @@ from typing import Optional
 import numpy as np
 
 from mobile_spinenet.backend import tf
-from mobile_spinenet.data.images import decode_rgb
+from mobile_spinenet.data.images import PIXEL_MEAN, PIXEL_STD, decode_rgb
 from mobile_spinenet.data.labeler import label_anchors
 from mobile_spinenet.data.records import DetectionDataset
 
@@ -43,7 +43,7 @@ def _decode(path):
 
 def normalize(image):
     """uint8 RGB -> float in [-1, 1], the models' input range."""
-    return tf.cast(image, tf.float32) / 127.5 - 1.0
+    return tf.cast(image, tf.float32) / PIXEL_STD - PIXEL_MEAN / PIXEL_STD
 
 
 def resize_and_pad(image, boxes, image_size: int, scale_factor=1.0, crop_fraction=(0.0, 0.0)):

@@ -33,6 +33,8 @@ class TrainConfig:
     focal_gamma: float = 1.5
     huber_delta: float = 0.1
     box_loss_weight: float = 50.0
+    positive_iou: float = 0.5  # an anchor with IoU >= this to a box learns it
+    negative_iou: float = 0.4  # below this it is background; in between it is ignored
     jitter: list = field(default_factory=lambda: [0.4, 1.6])
     flip: bool = True
     activation: Optional[str] = None  # None: the model id's own
@@ -63,6 +65,9 @@ class TrainConfig:
             raise ValueError("config fields step_decay_at and step_decay_factors differ in length")
         if len(self.jitter) != 2 or not 0 < self.jitter[0] <= self.jitter[1]:
             raise ValueError(f"config field jitter must be [min, max] with 0 < min <= max, got {self.jitter}")
+        if not 0 < self.negative_iou <= self.positive_iou <= 1:
+            raise ValueError(f"config fields need 0 < negative_iou <= positive_iou <= 1, got negative_iou "
+                             f"{self.negative_iou} and positive_iou {self.positive_iou}")
         for name, minimum, strict in POSITIVE_FIELDS:
             value = getattr(self, name)
             if value is not None and (value <= minimum if strict else value < minimum):
@@ -124,13 +129,16 @@ def load_config(model_id: Optional[str] = None, config_file: Optional[str] = Non
     model_id = model_id or user.get("model")
     if not model_id:
         raise ValueError("no model id: pass --model or set `model:` in the config file")
-    from mobile_spinenet.registry import get_model_info
-    get_model_info(model_id)  # clear error for unknown ids
+    from mobile_spinenet.registry import family_of
+    family = family_of(model_id)  # clear error for unknown ids
     values.update(_read_yaml(model_config_path(model_id)))
     values.update(user)
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
     values["model"] = model_id
-    return TrainConfig(**values).validate()
+    config = TrainConfig(**values).validate()
+    # an option the model's family ignores is refused here, before any work, not dropped in the build
+    family.check_options(model_id, activation=config.activation, stochastic_depth=config.stochastic_depth)
+    return config
 
 
 def save_config(config: TrainConfig, path: str) -> None:

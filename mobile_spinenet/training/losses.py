@@ -14,7 +14,6 @@ class LossConfig:
     focal_alpha: float = 0.25
     focal_gamma: float = 1.5
     huber_delta: float = 0.1
-    box_loss_weight: float = 50.0
 
 
 def focal_loss_sum(logits, target_classes, alpha: float, gamma: float):

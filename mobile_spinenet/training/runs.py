@@ -16,6 +16,8 @@ from mobile_spinenet.training.config import TrainConfig, read_saved_config
 
 log = logging.getLogger("mobile_spinenet.runs")
 LOCK_FILE = "run.lock"
+WEIGHTS_FILE = "model.weights.h5"  # the final weights of a finished run
+RUN_FILE = "run.json"  # what a finished run records: steps, epochs, last metrics row, config
 SOURCES_FILE = "sources.json"  # the data a run was trained on (export calibrates and verifies with it)
 
 
@@ -128,7 +130,6 @@ def load_run_model(run: Run, model_fn=None, **build_overrides):
     (e.g. the quantization-aware model of a QAT run)."""
     from mobile_spinenet.backend import tf
     from mobile_spinenet.training.checkpoints import AtomicCheckpoints
-    from mobile_spinenet.training.trainer import WEIGHTS_FILE
     from mobile_spinenet.zoo import build_model
 
     config = run.config

@@ -21,14 +21,12 @@ from mobile_spinenet.training.checkpoints import AtomicCheckpoints
 from mobile_spinenet.training.config import TrainConfig, save_config
 from mobile_spinenet.training.distribute import make_strategy
 from mobile_spinenet.training.logs import RunLog, plot_curves
-from mobile_spinenet.training.runs import RunLock, refuse_to_restart
+from mobile_spinenet.training.runs import RUN_FILE, WEIGHTS_FILE, RunLock, refuse_to_restart  # noqa: F401
 from mobile_spinenet.training.losses import LossConfig, detection_losses, weight_decay_loss
 from mobile_spinenet.training.schedule import WarmupDecay
 from mobile_spinenet.zoo import build_model, check_image_size, get_model_info, model_anchors
 
 log = logging.getLogger("mobile_spinenet.train")
-WEIGHTS_FILE = "model.weights.h5"
-RUN_FILE = "run.json"
 # A loss this many times the lowest one the run has logged (or not finite) stops training. A
 # running minimum cannot be raised by the explosion itself; healthy detection losses stay within
 # ~10x of it (they fall from ~2 to ~0.2 and single batches spike a few times).
@@ -72,9 +70,8 @@ class Trainer:
         self.steps_per_epoch = steps_per_epoch(train_data, config.batch_size)
         self.total_steps = max(1, int(round(config.epochs * self.steps_per_epoch)))
         self.input_config = InputConfig(self.image_size, config.batch_size, tuple(config.jitter), config.flip,
-                                        config.seed)
-        self.loss_config = LossConfig(config.focal_alpha, config.focal_gamma, config.huber_delta,
-                                      config.box_loss_weight)
+                                        config.seed, config.positive_iou, config.negative_iou)
+        self.loss_config = LossConfig(config.focal_alpha, config.focal_gamma, config.huber_delta)
         self.policy = _set_precision(config)
         sync_bn = self.replicas > 1 if config.sync_bn is None else config.sync_bn
         with self.strategy.scope():
@@ -109,7 +106,7 @@ class Trainer:
         with tf.GradientTape() as tape:
             outputs = self.model(images, training=True)
             class_loss, box_loss = detection_losses(outputs, targets, self.loss_config, global_positives)
-            box_loss = self.config.box_loss_weight * box_loss
+            box_loss = self.config.box_loss_weight * box_loss  # TrainConfig owns the weighting
             l2_loss = weight_decay_loss(self.model, self.config.weight_decay) / self.replicas
             loss = class_loss + box_loss + l2_loss
             if self.model.losses:

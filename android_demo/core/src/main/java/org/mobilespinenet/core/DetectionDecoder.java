@@ -103,6 +103,9 @@ public final class DetectionDecoder {
         return kept;
     }
 
+    /** Size codes are clamped before exp, as {@code box_coder.MAX_LOG_SCALE}: log(1000 / 16). */
+    static final double MAX_LOG_SCALE = Math.log(1000.0 / 16.0);
+
     /** The kit's box coder ({@code box_coder.decode}, scale factors 1): a box in input pixels. */
     static Box decode(float[] code, float[] anchor) {
         float ha = anchor[2] - anchor[0];
@@ -111,8 +114,8 @@ public final class DetectionDecoder {
         float xa = anchor[1] + 0.5f * wa;
         float yc = code[0] * ha + ya;
         float xc = code[1] * wa + xa;
-        float h = (float) Math.exp(code[2]) * ha;
-        float w = (float) Math.exp(code[3]) * wa;
+        float h = (float) Math.exp(Math.min(code[2], MAX_LOG_SCALE)) * ha;
+        float w = (float) Math.exp(Math.min(code[3], MAX_LOG_SCALE)) * wa;
         return Box.fromYxyx(yc - h / 2f, xc - w / 2f, yc + h / 2f, xc + w / 2f);
     }
 

@@ -45,6 +45,13 @@ public class DetectionDecoderTest {
     }
 
     @Test
+    public void wildSizeCodesAreClampedLikeThePythonCoder() {
+        Box box = DetectionDecoder.decode(new float[] {0f, 0f, 500f, 500f}, new float[] {0f, 0f, 16f, 16f});
+        assertTrue(Float.isFinite(box.right) && Float.isFinite(box.bottom));
+        assertEquals(1000f, box.right - box.left, 0.01f);  // 16 * 1000 / 16
+    }
+
+    @Test
     public void unknownClassIndicesGetAPlaceholderLabel() {
         List<Detection> kept = DetectionDecoder.fromPostProcessed(new float[][] {{0f, 0f, 1f, 1f}}, new float[] {7f},
                 new float[] {0.8f}, 1f, 0.5f, LABELS);
