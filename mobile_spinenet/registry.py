@@ -61,6 +61,7 @@ class ModelInfo:
     head_separable: bool = False
     spinenet: Optional[SpineNetConfig] = None
     ssd_size: Optional[str] = None
+    recipe: str = "mobile"  # its base training recipe: configs/base/<recipe>.yaml
 
 
 def _mobile(model_id, scale, head, size, description):
@@ -70,7 +71,8 @@ def _mobile(model_id, scale, head, size, description):
 
 def _bottleneck(model_id, scale, endpoints, size, description, alpha=0.5, repeats=1, head_convs=4):
     cfg = SpineNetConfig("bottleneck", scale, endpoints, alpha, repeats)
-    return ModelInfo(model_id, "spinenet", description, size, "relu", endpoints, head_convs, False, cfg)
+    return ModelInfo(model_id, "spinenet", description, size, "relu", endpoints, head_convs, False, cfg,
+                     recipe="spinenet")
 
 
 MODELS = {m.model_id: m for m in [
@@ -86,7 +88,8 @@ MODELS = {m.model_id: m for m in [
                 alpha=1.0, repeats=4, head_convs=7),
     ModelInfo("mnv3_small_ssdlite", "ssdlite", "MobileNetV3-Small-SSDLite", 320, "relu", ssd_size="small"),
     ModelInfo("mnv3_large_ssdlite", "ssdlite", "MobileNetV3-Large-SSDLite", 320, "relu", ssd_size="large"),
-    ModelInfo("resnet50_fpn", "resnet_fpn", "ResNet-50-FPN RetinaNet (scale-decreased baseline)", 640, "relu"),
+    ModelInfo("resnet50_fpn", "resnet_fpn", "ResNet-50-FPN RetinaNet (scale-decreased baseline)", 640, "relu",
+              recipe="resnet_fpn"),
 ]}
 
 

@@ -75,3 +75,24 @@ def test_checkpoints_are_atomic_and_pruned(tmp_path):
     variable.assign(0.0)
     assert manager.restore_latest().endswith(os.path.join("step-00000003", "ckpt"))
     assert float(variable.numpy()) == 3.0
+
+
+def test_each_id_takes_its_family_recipe_then_its_own_overrides(tmp_path, monkeypatch):
+    import shutil
+
+    from mobile_spinenet.registry import MODELS
+    from mobile_spinenet.training import config as config_module
+
+    for model_id, info in MODELS.items():
+        resolved = config_module.load_config(model_id)
+        assert resolved.image_size == info.image_size and resolved.model == model_id
+    assert {info.recipe for info in MODELS.values()} == {"mobile", "spinenet", "resnet_fpn"}
+    assert config_module.load_config("mnv3_small_ssdlite").epochs == config_module.load_config("spinenet49xs").epochs
+    assert config_module.load_config("spinenet49").dropblock_keep_prob == 0.9
+    assert config_module.load_config("resnet50_fpn").dropblock_keep_prob is None
+    copy = tmp_path / "configs"
+    shutil.copytree(config_module.CONFIG_DIR, copy)
+    (copy / "spinenet96.yaml").write_text("epochs: 350\n")  # a per-model override over the family recipe
+    monkeypatch.setattr(config_module, "CONFIG_DIR", str(copy))
+    assert config_module.load_config("spinenet96").epochs == 350
+    assert config_module.load_config("spinenet49").epochs == 250

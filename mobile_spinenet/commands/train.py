@@ -87,7 +87,7 @@ def _cmd_train(args) -> int:
 def add_train_parser(sub) -> None:
     train = sub.add_parser(
         "train", help="train a detector on COCO / VOC data",
-        description="Train a model id with the paper's recipe (its YAML in mobile_spinenet/configs), "
+        description="Train a model id with the paper's recipe (its family's YAML in mobile_spinenet/configs/base), "
                     "overridden by --config and then by flags. Writes config.yaml, label_map.json, "
                     "checkpoints/, steps.csv, metrics.csv, curves.png, tensorboard/ and model.weights.h5.")
     train.add_argument("--model", help="model id (see `mobile-spinenet models`)")

@@ -1,5 +1,7 @@
-"""The training recipe as data: one YAML file per model id in ``mobile_spinenet/configs``
-(the paper's Sec. 5.1 recipe), then an optional user YAML, then command-line flags.
+"""The training recipe as data: the base recipe of the model id's family
+(``mobile_spinenet/configs/base/``, the paper's Sec. 5.1 recipe; the id names it in the
+registry), then the id's own overrides (``configs/<id>.yaml``, optional), then an optional user
+YAML, then command-line flags.
 The resolved config is saved as ``config.yaml`` in the run directory."""
 from __future__ import annotations
 
@@ -117,7 +119,13 @@ def _read_yaml(path: str) -> dict:
     return data
 
 
+def base_recipe_path(recipe: str) -> str:
+    """The base recipe a model id names (``configs/base/NAME.yaml``: one per family)."""
+    return os.path.join(CONFIG_DIR, "base", f"{recipe}.yaml")
+
+
 def model_config_path(model_id: str) -> str:
+    """Per-model overrides of the base recipe (optional: most ids have none)."""
     return os.path.join(CONFIG_DIR, f"{model_id}.yaml")
 
 
@@ -129,9 +137,13 @@ def load_config(model_id: Optional[str] = None, config_file: Optional[str] = Non
     model_id = model_id or user.get("model")
     if not model_id:
         raise ValueError("no model id: pass --model or set `model:` in the config file")
-    from mobile_spinenet.registry import family_of
+    from mobile_spinenet.registry import family_of, get_model_info
     family = family_of(model_id)  # clear error for unknown ids
-    values.update(_read_yaml(model_config_path(model_id)))
+    info = get_model_info(model_id)
+    values.update(_read_yaml(base_recipe_path(info.recipe)))
+    if os.path.isfile(model_config_path(model_id)):
+        values.update(_read_yaml(model_config_path(model_id)))
+    values["image_size"] = info.image_size  # the id's own size, unless the user's file or a flag says otherwise
     values.update(user)
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
     values["model"] = model_id
