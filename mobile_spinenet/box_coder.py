@@ -52,6 +52,18 @@ def decode(codes, anchors, scale_factors=DEFAULT_SCALE_FACTORS):
     return np.stack(parts, axis=-1) if lib is np else _tf_stack(parts)
 
 
+def pairwise_iou(a, b):
+    """IoU ``[N, M]`` of corner boxes ``a [N, 4]`` and ``b [M, 4]`` (NumPy arrays or TF tensors):
+    the one IoU of the kit (anchor labelling, demo-data placement, export verification)."""
+    lib = _lib(a)
+    a, b = a[:, None, :], b[None, :, :]
+    inter_h = lib.maximum(lib.minimum(a[..., 2], b[..., 2]) - lib.maximum(a[..., 0], b[..., 0]), 0.0)
+    inter_w = lib.maximum(lib.minimum(a[..., 3], b[..., 3]) - lib.maximum(a[..., 1], b[..., 1]), 0.0)
+    inter = inter_h * inter_w
+    area = lambda x: (x[..., 2] - x[..., 0]) * (x[..., 3] - x[..., 1])  # noqa: E731
+    return inter / lib.maximum(area(a) + area(b) - inter, 1e-8)
+
+
 def _tf_stack(parts):
     from mobile_spinenet.backend import tf
     return tf.stack(parts, axis=-1)

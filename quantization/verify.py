@@ -11,6 +11,7 @@ from typing import Optional
 
 import numpy as np
 
+from mobile_spinenet.box_coder import pairwise_iou
 from mobile_spinenet.data.records import DetectionDataset
 
 # AP points (0..100) an export may lose against its Keras model before it is rejected.
@@ -93,11 +94,8 @@ class Verification:
 
 def _iou(a, b) -> float:
     """IoU of two COCO [x, y, w, h] boxes."""
-    x1, y1 = max(a[0], b[0]), max(a[1], b[1])
-    x2, y2 = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
-    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return inter / union if union > 0 else 0.0
+    corners = lambda r: np.asarray([[r[1], r[0], r[1] + r[3], r[0] + r[2]]], np.float64)  # noqa: E731
+    return float(pairwise_iou(corners(a), corners(b))[0, 0])
 
 
 def detection_agreement(reference: list, candidate: list, min_score: float = CONFIDENT_SCORE):

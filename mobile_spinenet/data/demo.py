@@ -13,6 +13,7 @@ from typing import Optional
 
 import numpy as np
 
+from mobile_spinenet.box_coder import pairwise_iou
 from mobile_spinenet.data.glyphs import CLASS_NAMES, load_glyphs
 from mobile_spinenet.io_utils import write_atomically, write_json_atomically
 
@@ -33,11 +34,8 @@ def _background(rng, width, height) -> np.ndarray:
 
 
 def _iou(a, b) -> float:
-    iy = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    ix = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = iy * ix
-    area = lambda r: (r[2] - r[0]) * (r[3] - r[1])  # noqa: E731
-    return inter / (area(a) + area(b) - inter)
+    """IoU of two (ymin, xmin, ymax, xmax) boxes, in float64 (placement must not depend on rounding)."""
+    return float(pairwise_iou(np.asarray([a], np.float64), np.asarray([b], np.float64))[0, 0])
 
 
 def _paste(rng, canvas, glyph, side, placed):

@@ -5,20 +5,11 @@ boxes that reach no anchor at 0.5 are still trained on. Runs inside ``tf.data``.
 from __future__ import annotations
 
 from mobile_spinenet import box_coder
+from mobile_spinenet.box_coder import pairwise_iou
 from mobile_spinenet.backend import tf
 
 BACKGROUND = -1
 IGNORE = -2
-
-
-def pairwise_iou(a, b):
-    """IoU ``[N, M]`` of corner boxes ``a [N, 4]`` and ``b [M, 4]``."""
-    a, b = a[:, None, :], b[None, :, :]
-    inter_h = tf.maximum(tf.minimum(a[..., 2], b[..., 2]) - tf.maximum(a[..., 0], b[..., 0]), 0.0)
-    inter_w = tf.maximum(tf.minimum(a[..., 3], b[..., 3]) - tf.maximum(a[..., 1], b[..., 1]), 0.0)
-    inter = inter_h * inter_w
-    area = lambda x: (x[..., 2] - x[..., 0]) * (x[..., 3] - x[..., 1])  # noqa: E731
-    return inter / tf.maximum(area(a) + area(b) - inter, 1e-8)
 
 
 def label_anchors(anchors, boxes, classes, positive_iou: float = 0.5, negative_iou: float = 0.4,
