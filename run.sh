@@ -7,6 +7,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 VENV="${MOBILE_SPINENET_VENV:-.venv}"
+MEDIAPIPE_VENV="$VENV-mediapipe"  # MediaPipe Tasks for the tests: it conflicts with the pinned stack
 
 setup() {
   local python="${PYTHON:-}"
@@ -22,10 +23,32 @@ setup() {
   have=$(cat "$VENV/.setup-stamp" 2>/dev/null || true)
   if [ "$want" != "$have" ]; then
     echo "== installing mobile-spinenet and its pinned stack into $VENV (about a minute)"
-    "$VENV/bin/pip" install --disable-pip-version-check -q -e ".[test]" 2>&1 | grep -v "^WARNING: Location" || true
+    if ! "$VENV/bin/pip" install --disable-pip-version-check -q -e ".[test]" > "$VENV/.pip.log" 2>&1; then
+      grep -v "^WARNING: Location" "$VENV/.pip.log" | tail -20 >&2
+      echo "install failed (full log: $VENV/.pip.log)" >&2
+      exit 1
+    fi
     "$VENV/bin/python" -c "import mobile_spinenet.quantization, mobile_spinenet.eval" \
       || { echo "install failed" >&2; exit 1; }
     echo "$want" > "$VENV/.setup-stamp"
+  fi
+}
+
+setup_mediapipe() {
+  local python="${PYTHON:-}" want have
+  python=${python:-$(command -v python3.11 || command -v python3)}
+  want=$(sha256sum tests/mediapipe-requirements.txt | cut -c1-16)
+  have=$(cat "$MEDIAPIPE_VENV/.setup-stamp" 2>/dev/null || true)
+  if [ "$want" != "$have" ]; then
+    echo "== installing MediaPipe Tasks (a reference consumer for the tests) into $MEDIAPIPE_VENV"
+    [ -x "$MEDIAPIPE_VENV/bin/python" ] || "$python" -m venv "$MEDIAPIPE_VENV"
+    if ! "$MEDIAPIPE_VENV/bin/pip" install --disable-pip-version-check -q -r tests/mediapipe-requirements.txt \
+        > "$MEDIAPIPE_VENV/.pip.log" 2>&1; then
+      grep -v "^WARNING: Location" "$MEDIAPIPE_VENV/.pip.log" | tail -20 >&2
+      echo "MediaPipe install failed (full log: $MEDIAPIPE_VENV/.pip.log)" >&2
+      exit 1
+    fi
+    echo "$want" > "$MEDIAPIPE_VENV/.setup-stamp"
   fi
 }
 
@@ -92,7 +115,8 @@ PY
 
 run_tests() {
   wheel_check
-  "$VENV/bin/python" -m pytest -q "$@"
+  setup_mediapipe
+  MOBILE_SPINENET_MEDIAPIPE_PYTHON="$(cd "$MEDIAPIPE_VENV" && pwd)/bin/python" "$VENV/bin/python" -m pytest -q "$@"
 }
 
 command="${1:-}"

@@ -52,14 +52,16 @@ def tflite_predictor(interpreter, anchors: np.ndarray, image_size: int, nms: NMS
     return predict
 
 
-def to_original_pixels(boxes: np.ndarray, scale: float, width: int, height: int) -> np.ndarray:
-    """Undo the letterbox: model-pixel (ymin, xmin, ymax, xmax) boxes to original-image pixels,
-    clipped to the image (the preprocessing pads bottom/right, so there is no offset)."""
-    return np.clip(boxes / scale, 0, [height, width, height, width])
+def to_original_pixels(boxes: np.ndarray, scale, width: int, height: int) -> np.ndarray:
+    """Undo the letterbox (one ``scale``) or the stretch (``(scale_y, scale_x)``): model-pixel
+    (ymin, xmin, ymax, xmax) boxes to original-image pixels, clipped to the image (the
+    preprocessing pads bottom/right, so there is no offset)."""
+    scale_y, scale_x = (scale, scale) if np.ndim(scale) == 0 else (float(scale[0]), float(scale[1]))
+    return np.clip(boxes / np.array([scale_y, scale_x, scale_y, scale_x], np.float32), 0, [height, width, height, width])
 
 
 def predict_dataset(predict: Predictor, dataset: DetectionDataset, image_size: int, batch_size: int = 8,
-                    max_images: Optional[int] = None, progress=None) -> list[dict]:
+                    max_images: Optional[int] = None, progress=None, resize: str = "letterbox") -> list[dict]:
     """COCO-format detections of ``predict`` on ``dataset`` (boxes in original-image pixels)."""
     from mobile_spinenet.data.pipeline import eval_dataset
 
@@ -67,12 +69,12 @@ def predict_dataset(predict: Predictor, dataset: DetectionDataset, image_size: i
     sizes = {r.image_id: (r.width, r.height) for r in records}
     class_to_category = dict(enumerate(dataset.label_map.category_ids))
     detections = []
-    for images, image_ids, scales in eval_dataset(dataset, image_size, batch_size, records):
+    for images, image_ids, scales in eval_dataset(dataset, image_size, batch_size, records, resize):
         boxes, scores, classes, counts = predict(images.numpy())
         for b, image_id in enumerate(image_ids.numpy()):
             n = int(counts[b])
             width, height = sizes[int(image_id)]
-            original = to_original_pixels(boxes[b, :n], float(scales[b]), width, height)
+            original = to_original_pixels(boxes[b, :n], scales[b].numpy(), width, height)
             detections += boxes_to_coco(int(image_id), original, scores[b, :n], classes[b, :n], class_to_category)
         if progress:
             progress(len(image_ids))
@@ -80,9 +82,10 @@ def predict_dataset(predict: Predictor, dataset: DetectionDataset, image_size: i
 
 
 def evaluate_predictor(predict: Predictor, dataset: DetectionDataset, image_size: int, batch_size: int = 8,
-                       max_images: Optional[int] = None, progress=None) -> tuple[dict, list]:
-    """``(metrics, detections)``: pycocotools box metrics over (the first ``max_images`` of) ``dataset``."""
-    detections = predict_dataset(predict, dataset, image_size, batch_size, max_images, progress)
+                       max_images: Optional[int] = None, progress=None, resize: str = "letterbox") -> tuple[dict, list]:
+    """``(metrics, detections)``: pycocotools box metrics over (the first ``max_images`` of) ``dataset``,
+    preprocessed the way the detector's consumer will (``resize``: letterbox or stretch)."""
+    detections = predict_dataset(predict, dataset, image_size, batch_size, max_images, progress, resize)
     records = dataset.records[:max_images] if max_images else dataset.records
     metrics = evaluate(dataset.coco_ground_truth(), detections, image_ids=[r.image_id for r in records])
     return metrics, detections

@@ -17,6 +17,7 @@ class LoadedDetector:
     label_map: Optional[LabelMap]  # None: a bare .tflite file; class k is matched to a dataset category below
     description: str
     names: Optional[list] = None  # class names (the label map's, the file's metadata or --labels)
+    resize: str = "letterbox"  # how images are fitted to its input square (data/images.py RESIZE_MODES)
 
     def label_map_for(self, dataset_map: LabelMap) -> LabelMap:
         """Class index -> dataset category: the run's own map, else by name (the file's labels
@@ -47,23 +48,28 @@ def read_labels(path: str) -> list:
     return names
 
 
-def load_detector(path: str, labels: Optional[str] = None) -> LoadedDetector:
+def load_detector(path: str, labels: Optional[str] = None, resize: Optional[str] = None) -> LoadedDetector:
     """A run directory (float or QAT) or a ``.tflite`` file. A file's labels come from the kit's
     ``.json`` report beside it, else its TFLite metadata, else ``labels`` (a text file); a file
     with ``TFLite_Detection_PostProcess`` in its graph needs nothing else, whoever made it, and
-    a raw-output file needs the report naming its model (for the anchors)."""
+    a raw-output file needs the report naming its model (for the anchors). ``resize`` overrides
+    how images are fitted to the input: a run's recipe says it, a file's report or metadata, and a
+    file with neither is stretched, as MediaPipe and the TF Object Detection API feed theirs."""
+    from mobile_spinenet.data.images import check_resize
+
+    if resize is not None:
+        check_resize(resize)
     from mobile_spinenet.eval.detector_eval import keras_predictor, tflite_predictor
     from mobile_spinenet.registry import get_model_info
 
     if os.path.isdir(path):
-        from mobile_spinenet.quantization.qat_run import is_qat_run, load_qat_model
-        from mobile_spinenet.training.runs import load_run_model, open_run
+        from mobile_spinenet.quantization.qat_run import load_any_run
         from mobile_spinenet.zoo import model_anchors
 
-        run, model = load_qat_model(path) if is_qat_run(path) else (open_run(path), None)
-        model = model or load_run_model(run)
+        run, model, _ = load_any_run(path)
         return LoadedDetector(keras_predictor(model, model_anchors(run.config.model, run.image_size)),
-                              run.image_size, run.label_map, f"{path} (Keras, {run.config.model})")
+                              run.image_size, run.label_map, f"{path} (Keras, {run.config.model})",
+                              run.label_map.names, resize or run.config.resize)
     if not os.path.isfile(path):
         raise ValueError(f"{path} does not exist (expected a run directory or a .tflite file)")
     from mobile_spinenet.quantization.export_run import sidecar_paths
@@ -77,7 +83,11 @@ def load_detector(path: str, labels: Optional[str] = None) -> LoadedDetector:
     report_path = sidecar_paths(path)["report"]
     report = json.load(open(report_path)) if os.path.isfile(report_path) else {}
     label_map = LabelMap.from_dict(report["label_map"]) if "label_map" in report else None
-    names = read_labels(labels) if labels else (label_map.names if label_map else _metadata_labels(path))
+    metadata = _metadata(path)
+    names = read_labels(labels) if labels else (label_map.names if label_map else metadata.get("labels") or None)
+    from mobile_spinenet.quantization.metadata import resize_of
+    resize = resize or report.get("input", {}).get("resize") or resize_of(metadata) or (
+        "letterbox" if report else "stretch")
     in_graph = bool(postprocess_names(interpreter))
     anchors = None
     if not in_graph:
@@ -87,25 +97,27 @@ def load_detector(path: str, labels: Optional[str] = None) -> LoadedDetector:
         from mobile_spinenet.zoo import model_anchors
         get_model_info(report["model"])
         anchors = model_anchors(report["model"], size)
-    return LoadedDetector(tflite_predictor(interpreter, anchors, size), size, label_map, f"{path} (TFLite)", names)
+    return LoadedDetector(tflite_predictor(interpreter, anchors, size), size, label_map, f"{path} (TFLite)", names,
+                          resize)
 
 
-def _metadata_labels(path: str) -> Optional[list]:
+def _metadata(path: str) -> dict:
+    """The file's TFLite metadata, or ``{}`` (none, or of a shape the kit's reader does not know)."""
     from mobile_spinenet.quantization.metadata import read_metadata
 
     try:
-        return read_metadata(open(path, "rb").read()).get("labels") or None
-    except Exception:  # no metadata, or no label file in it
-        return None
+        return read_metadata(open(path, "rb").read())
+    except Exception:
+        return {}
 
 
 def evaluate_path(path: str, data: str, max_images: Optional[int] = None, progress=None,
-                  labels: Optional[str] = None) -> tuple[dict, list]:
+                  labels: Optional[str] = None, resize: Optional[str] = None) -> tuple[dict, list]:
     """``(metrics, detections)`` of the detector at ``path`` on the dataset ``data``."""
     from mobile_spinenet.data.readers import read_dataset
     from mobile_spinenet.eval.detector_eval import evaluate_predictor
 
-    detector = load_detector(path, labels)
+    detector = load_detector(path, labels, resize)
     if detector.label_map is not None:
         dataset = read_dataset(data, label_map=detector.label_map)
     else:
@@ -113,4 +125,5 @@ def evaluate_path(path: str, data: str, max_images: Optional[int] = None, progre
         label_map = detector.label_map_for(dataset.label_map)
         if label_map is not dataset.label_map:
             dataset = read_dataset(data, label_map=label_map)
-    return evaluate_predictor(detector.predict, dataset, detector.image_size, max_images=max_images, progress=progress)
+    return evaluate_predictor(detector.predict, dataset, detector.image_size, max_images=max_images, progress=progress,
+                              resize=detector.resize)

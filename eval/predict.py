@@ -6,7 +6,7 @@ import io
 import os
 from typing import Optional, Sequence
 
-from mobile_spinenet.data.images import decode_rgb, letterbox_pixels
+from mobile_spinenet.data.images import decode_rgb, fit_pixels
 from mobile_spinenet.io_utils import write_atomically, write_json_atomically
 
 PALETTE = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180),
@@ -35,7 +35,7 @@ def check_images(images: Sequence[str]) -> None:
 
 
 def predict_images(model: str, images: Sequence[str], out_dir: str, score_threshold: float = 0.3,
-                   labels: Optional[str] = None) -> list:
+                   labels: Optional[str] = None, resize: Optional[str] = None) -> list:
     """Detect on each image, write ``out_dir/<name>.jpg`` with the boxes drawn and
     ``out_dir/detections.json``; returns the detections (one dict per image)."""
     from PIL import Image, ImageDraw
@@ -46,12 +46,12 @@ def predict_images(model: str, images: Sequence[str], out_dir: str, score_thresh
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise ValueError(f"--out {out_dir} is an existing file, not a folder")
     check_images(images)
-    detector = load_detector(model, labels)
+    detector = load_detector(model, labels, resize)
     names = detector.names
     results = []
     for path, drawn_name in zip(images, output_names(images)):
         pixels = decode_rgb(path)
-        square, scale = letterbox_pixels(pixels, detector.image_size)
+        square, scale = fit_pixels(pixels, detector.image_size, detector.resize)
         image = Image.fromarray(pixels)
         boxes, scores, classes, counts = detector.predict(square)
         n = int(counts[0])

@@ -28,31 +28,18 @@ def _dataset(path: Optional[str], what: str, run_dir: str, label_map):
     return read_dataset(path, label_map=label_map)
 
 
-def representative_images(dataset, image_size: int, count: int) -> Callable:
+def representative_images(dataset, image_size: int, count: int, resize: str = "letterbox") -> Callable:
     """A generator factory of ``[1, S, S, 3]`` float images from ``dataset`` (no augmentation)."""
     from mobile_spinenet.data.pipeline import eval_dataset
     from mobile_spinenet.progress import counted
 
     def images():
         records = dataset.records[:count]
-        for batch, _, _ in counted(eval_dataset(dataset, image_size, 1, records), "calibrating int8 ranges",
+        for batch, _, _ in counted(eval_dataset(dataset, image_size, 1, records, resize), "calibrating int8 ranges",
                                    total=len(records)):
             yield batch.numpy()
 
     return images
-
-
-def _load(run_dir: str, quant: str):
-    """``(run, keras_model, from_qat)``: a float run's model, or a QAT run's quantization-aware one."""
-    from mobile_spinenet.quantization.qat_run import is_qat_run, load_qat_model
-    from mobile_spinenet.training.runs import load_run_model, open_run
-
-    if not is_qat_run(run_dir):
-        run = open_run(run_dir)
-        return run, load_run_model(run), False
-    if quant != "int8":
-        raise ValueError(f"{run_dir} is a QAT run: export it with --quant int8 (export its float run for {quant})")
-    return (*load_qat_model(run_dir), True)
 
 
 def check_export_out(out: str) -> None:
@@ -68,13 +55,20 @@ def sidecar_paths(out: str) -> dict:
 
 
 def export_tflite(run_dir: str, out: str, export=None, calibration: Optional[CalibrationOptions] = None,
-                  verification: Optional[VerifyOptions] = None, progress: Callable[[str], None] = print) -> dict:
+                  verification: Optional[VerifyOptions] = None, progress: Callable[[str], None] = print,
+                  resize: Optional[str] = None) -> dict:
     """Convert the run in ``run_dir`` and write ``out`` (atomically) once verification passes.
     The file carries TFLite metadata (labels, input normalisation, output names; see :mod:`metadata`).
 
     A file that fails verification is kept as ``<out>.rejected.tflite`` for inspection, ``out``
     is left untouched, and :class:`ExportVerificationError` says why. Returns the report that is
-    also written to ``<out>.json``."""
+    also written to ``<out>.json``.
+
+    ``export`` is an :class:`~mobile_spinenet.quantization.export.ExportOptions` (default: int8 with
+    the post-processing in the graph); ``calibration`` and ``verification`` default to their
+    dataclasses' defaults. ``resize`` (letterbox or stretch; default: the run's) is how the app
+    will fit images to the input square: it is recorded in the metadata and the report, and
+    calibration and verification preprocess that way."""
     check_export_out(out)  # before the imports and the minutes of conversion
     from mobile_spinenet.eval.detector_eval import keras_predictor, tflite_predictor
     from mobile_spinenet.quantization.export import ExportOptions, convert, format_op_report, op_report
@@ -82,8 +76,9 @@ def export_tflite(run_dir: str, out: str, export=None, calibration: Optional[Cal
     from mobile_spinenet.quantization.interpreter import load_interpreter
     from mobile_spinenet.quantization.metadata import attach_metadata
     from mobile_spinenet.quantization.qat import quantizable_model
+    from mobile_spinenet.quantization.qat_run import is_qat_run, load_any_run
     from mobile_spinenet.quantization.verify import DEFAULT_MAX_AP_DROP, ExportVerificationError, verify_export
-    from mobile_spinenet.data.images import PIXEL_MEAN, PIXEL_STD
+    from mobile_spinenet.data.images import PIXEL_MEAN, PIXEL_STD, check_resize
     from mobile_spinenet.progress import elapsed
     from mobile_spinenet.zoo import model_anchors
 
@@ -91,9 +86,12 @@ def export_tflite(run_dir: str, out: str, export=None, calibration: Optional[Cal
     calibration = calibration or CalibrationOptions()
     verification = verification or VerifyOptions()
     quant, nms, regular_nms, input_type = options.quant, options.nms, options.regular_nms, options.input_type
-    run, model, from_qat = _load(run_dir, quant)
+    if is_qat_run(run_dir) and quant != "int8":  # before loading anything
+        raise ValueError(f"{run_dir} is a QAT run: export it with --quant int8 (export its float run for {quant})")
+    run, model, from_qat = load_any_run(run_dir)
     sources = read_sources(run_dir)
     model_id, size = run.config.model, run.image_size
+    resize = check_resize(resize or run.config.resize)
     anchors = model_anchors(model_id, size)
     quant_name = f"{quant}-qat" if from_qat else quant
     representative = None
@@ -101,18 +99,19 @@ def export_tflite(run_dir: str, out: str, export=None, calibration: Optional[Cal
         converted_model = model
     elif quant == "int8":
         calib_data = _dataset(calibration.data or sources.get("train"), "--calib", run_dir, run.label_map)
-        representative = representative_images(calib_data, size, calibration.images)
-        converted_model = quantizable_model(model_id, model, image_size=size, num_classes=run.num_classes,
-                                            activation=run.config.activation)
+        representative = representative_images(calib_data, size, calibration.images, resize)
+        converted_model = quantizable_model(model_id, model, **run.build_kwargs())
     else:
         converted_model = model
     progress(f"converting {model_id} ({size} px, {run.num_classes} classes) to {quant_name} TFLite, nms {nms}")
     with elapsed(f"converting to {quant_name} TFLite"):
         flatbuffer = convert(converted_model, anchors, options, representative, quantization_aware=from_qat)
     flatbuffer = attach_metadata(flatbuffer, model_id, f"{model_id} RetinaNet detector, {size} px, {quant_name}, "
-                                 f"mobile-spinenet {__version__}", run.label_map.names, version=__version__)
+                                 f"mobile-spinenet {__version__}", run.label_map.names, version=__version__,
+                                 resize=resize)
     report = {"model": model_id, "image_size": size, "quant": quant_name, "nms": nms, "regular_nms": regular_nms,
-              "input": {"type": input_type, "range": [-1.0, 1.0], "normalization": {"mean": PIXEL_MEAN, "std": PIXEL_STD}},
+              "input": {"type": input_type, "range": [-1.0, 1.0], "normalization": {"mean": PIXEL_MEAN, "std": PIXEL_STD},
+                        "resize": resize},
               "labels": run.label_map.names, "label_map": run.label_map.to_dict(), "ops": op_report(flatbuffer)}
     progress(format_op_report(report["ops"]))
 
@@ -126,7 +125,7 @@ def export_tflite(run_dir: str, out: str, export=None, calibration: Optional[Cal
         result = verify_export(keras_predictor(model, anchors, nms_config),
                                tflite_predictor(interpreter, anchors, size, nms_config),
                                val_data, size, allowed, verification.images, show_progress=True,
-                               require_agreement=verification.require_agreement)
+                               require_agreement=verification.require_agreement, resize=resize)
         report["verification"] = result.to_dict()
         progress(result.summary())
         if result.problems:

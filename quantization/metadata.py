@@ -80,8 +80,24 @@ def _tensor(builder, name: str, description: str, content=None, process_units=No
                             (3, "offset", content), (4, "offset", process_units), (6, "offset", files)])
 
 
+def input_description(image_size: int, resize: str = "letterbox", mean: float = PIXEL_MEAN,
+                      std: float = PIXEL_STD) -> str:
+    """The input tensor's description; it says how the image must be fitted to the square, and
+    :func:`resize_of` reads that back."""
+    fitted = (f"stretched to {image_size}x{image_size}" if resize == "stretch" else
+              f"long side resized to {image_size}, zero-padded bottom/right to a square")
+    return f"RGB image, {fitted}, (pixel - {mean:g}) / {std:g}"
+
+
+def resize_of(metadata: dict) -> Optional[str]:
+    """"letterbox" or "stretch" from a file's input description (None when it does not say)."""
+    text = metadata.get("input_description") or ""
+    return "stretch" if "stretched to" in text else "letterbox" if "long side resized" in text else None
+
+
 def build_metadata(model_name: str, description: str, image_size: int, output_names: Sequence[str],
-                   mean: float = PIXEL_MEAN, std: float = PIXEL_STD, version: str = "") -> bytes:
+                   mean: float = PIXEL_MEAN, std: float = PIXEL_STD, version: str = "",
+                   resize: str = "letterbox") -> bytes:
     """The metadata flatbuffer of a detector with one ``[1, S, S, 3]`` RGB input."""
     builder = flatbuffers.Builder(1024)
     # input: an RGB image, normalised (x - mean) / std
@@ -90,8 +106,8 @@ def build_metadata(model_name: str, description: str, image_size: int, output_na
     image_content = _table(builder, [(0, "byte", _IMAGE_PROPERTIES), (1, "offset", image)])
     normalization = _table(builder, [(0, "offset", _floats(builder, [mean])), (1, "offset", _floats(builder, [std]))])
     unit = _table(builder, [(0, "byte", _NORMALIZATION_OPTIONS), (1, "offset", normalization)])
-    inputs = [_tensor(builder, "image", f"RGB image, long side resized to {image_size}, zero-padded bottom/right "
-                      f"to a square, (pixel - {mean:g}) / {std:g}", image_content, _vector(builder, [unit]))]
+    inputs = [_tensor(builder, "image", input_description(image_size, resize, mean, std), image_content,
+                      _vector(builder, [unit]))]
     outputs = []
     for name in output_names:
         content, files = None, None
@@ -119,7 +135,7 @@ def build_metadata(model_name: str, description: str, image_size: int, output_na
 
 
 def attach_metadata(flatbuffer: bytes, model_name: str, description: str, labels: Sequence[str],
-                    version: str = "") -> bytes:
+                    version: str = "", resize: str = "letterbox") -> bytes:
     """``flatbuffer`` with its tensors named after the signature, the metadata entry and the labels."""
     from ai_edge_litert import schema_py_generated as schema
     from ai_edge_litert.tools import flatbuffer_utils
@@ -133,7 +149,8 @@ def attach_metadata(flatbuffer: bytes, model_name: str, description: str, labels
     output_names = [by_index[i] for i in subgraph.outputs]
     image_size = int(subgraph.tensors[subgraph.inputs[0]].shape[1])
     buffer = schema.BufferT()
-    buffer.data = list(build_metadata(model_name, description, image_size, output_names, version=version))
+    buffer.data = list(build_metadata(model_name, description, image_size, output_names, version=version,
+                                      resize=resize))
     model.buffers.append(buffer)
     entry = schema.MetadataT()
     entry.name, entry.buffer = METADATA_NAME, len(model.buffers) - 1
@@ -202,5 +219,6 @@ def read_metadata(tflite: bytes) -> dict:
         labels = archive.read(LABELS_FILE).decode().splitlines()
     tensor_names = {_text(t.name) for t in model.subgraphs[0].tensors}
     return {"name": _string(root, 0), "description": _string(root, 1), "input": _string(image, 0),
+            "input_description": _string(image, 1),
             "mean": _float_vector(normalization, 0), "std": _float_vector(normalization, 1),
             "outputs": outputs, "labels": labels, "outputs_are_tensor_names": set(outputs) <= tensor_names}

@@ -26,8 +26,7 @@ def build_qat_model(run, float_model=None, calibration=None):
     from mobile_spinenet.training.runs import load_run_model
 
     float_model = float_model if float_model is not None else load_run_model(run)
-    unrolled = quantizable_model(run.config.model, float_model, image_size=run.image_size,
-                                 num_classes=run.num_classes, activation=run.config.activation)
+    unrolled = quantizable_model(run.config.model, float_model, **run.build_kwargs())
     model = quantize_aware(unrolled)
     if calibration is not None:
         calibrate_ranges(model, calibration)
@@ -46,12 +45,20 @@ def load_qat_model(qat_dir: str):
     qat = open_run(qat_dir)
 
     def structure():  # any float weights do: the QAT weights are loaded over them
-        config = qat.config
-        float_model = build_model(config.model, image_size=qat.image_size, num_classes=qat.num_classes,
-                                  activation=config.activation)
-        return build_qat_model(qat, float_model=float_model)
+        return build_qat_model(qat, float_model=build_model(qat.config.model, **qat.build_kwargs()))
 
     return qat, load_run_model(qat, model_fn=structure)
+
+
+def load_any_run(run_dir: str):
+    """``(run, keras_model, is_qat)`` of a float run (its float model) or a QAT run (its
+    quantization-aware model): what export, eval and predict load."""
+    from mobile_spinenet.training.runs import load_run_model, open_run
+
+    if is_qat_run(run_dir):
+        return (*load_qat_model(run_dir), True)
+    run = open_run(run_dir)
+    return run, load_run_model(run), False
 
 
 @dataclass(frozen=True)
@@ -95,7 +102,7 @@ def qat(from_run: str, data: str, out: str, options: Optional[QatOptions] = None
         if num_classes != run.num_classes:
             raise ValueError(f"{data} has {num_classes} classes, the float run {from_run} {run.num_classes}")
         records = train.records[:CALIBRATION_IMAGES]
-        batches = (images for images, _, _ in counted(eval_dataset(train, run.image_size, 8, records),
+        batches = (images for images, _, _ in counted(eval_dataset(train, run.image_size, 8, records, base.resize),
                                                       "calibrating quantizer ranges", total=-(-len(records) // 8),
                                                       unit="batch", enabled=show_progress))
         with elapsed(f"building the quantization-aware {run.config.model} (tfmot)", enabled=show_progress):

@@ -126,7 +126,8 @@ def detection_agreement(reference: list, candidate: list, min_score: float = CON
 
 def verify_export(keras_predict, tflite_predict, dataset: DetectionDataset, image_size: int,
                   max_ap_drop: float, max_images: int = 50, min_agreement: float = 0.5,
-                  show_progress: bool = False, require_agreement: bool = False) -> Verification:
+                  show_progress: bool = False, require_agreement: bool = False,
+                  resize: str = "letterbox") -> Verification:
     """Score both predictors (see :mod:`mobile_spinenet.eval.detector_eval`) on the first
     ``max_images`` of ``dataset`` and compare them."""
     from mobile_spinenet.eval.detector_eval import evaluate_predictor
@@ -138,7 +139,7 @@ def verify_export(keras_predict, tflite_predict, dataset: DetectionDataset, imag
         update, close = bar_updater(f"verifying: {name} model", images, enabled=show_progress)
         try:
             scores[name] = evaluate_predictor(predict, dataset, image_size, batch_size=batch, max_images=max_images,
-                                              progress=update)
+                                              progress=update, resize=resize)
         finally:
             close()
     (keras_metrics, keras_dets), (tflite_metrics, tflite_dets) = scores["Keras"], scores["TFLite"]

@@ -195,8 +195,8 @@ class _no_raise:
         return False
 
 
-@pytest.mark.parametrize("scale", [1, 5])
-def test_predict_and_benchmark_preprocess_exactly_as_evaluation_does(tmp_path, scale):
+@pytest.mark.parametrize("scale, resize", [(1, "letterbox"), (5, "letterbox"), (1, "stretch")])
+def test_predict_and_benchmark_preprocess_exactly_as_evaluation_does(tmp_path, scale, resize):
     from mobile_spinenet.data.demo import make_split
     from mobile_spinenet.data.pipeline import eval_dataset
 
@@ -206,5 +206,23 @@ def test_predict_and_benchmark_preprocess_exactly_as_evaluation_does(tmp_path, s
             image = Image.open(path)
             image.resize((image.width * scale, image.height * scale), Image.NEAREST).save(path, quality=95)
     dataset = read_dataset(str(tmp_path / "d"))
-    for (batch, _, _), record in zip(eval_dataset(dataset, 128, 1), dataset.records):
-        np.testing.assert_allclose(letterbox(record.path, 128), batch.numpy(), atol=1e-6)
+    for (batch, _, _), record in zip(eval_dataset(dataset, 128, 1, resize=resize), dataset.records):
+        np.testing.assert_allclose(letterbox(record.path, 128, resize), batch.numpy(), atol=1e-6)
+
+
+def test_stretch_fills_the_square_and_scales_boxes_per_axis():
+    from mobile_spinenet.data.pipeline import resize_and_pad
+    from mobile_spinenet.eval.detector_eval import to_original_pixels
+
+    image = np.full((100, 200, 3), 255, np.uint8)
+    boxes = np.array([[10, 20, 50, 120]], np.float32)
+    padded, scaled, undo = resize_and_pad(image, boxes, 128, resize="stretch")
+    assert np.allclose(padded.numpy(), 1.0)  # no padding at all
+    np.testing.assert_allclose(scaled.numpy(), boxes * [1.28, 0.64, 1.28, 0.64], rtol=1e-6)
+    scale_y, scale_x = float(undo[0]), float(undo[3])
+    assert (scale_y, scale_x) == pytest.approx((1.28, 0.64))
+    np.testing.assert_allclose(to_original_pixels(scaled.numpy(), (scale_y, scale_x), 200, 100), boxes, rtol=1e-5)
+    _, letterboxed, undo = resize_and_pad(image, boxes, 128)
+    assert float(undo[0]) == float(undo[3]) == pytest.approx(0.64)
+    with pytest.raises(ValueError, match="--resize must be letterbox or stretch, got 'squash'"):
+        resize_and_pad(image, boxes, 128, resize="squash")

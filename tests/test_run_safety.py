@@ -228,7 +228,7 @@ def test_divergence_rule_uses_the_running_minimum_which_an_explosion_cannot_rais
         check(fake, float("nan"), lowest, 6, 0.1)
 
 
-def test_a_qat_run_exports_and_evaluates_after_its_float_run_is_moved_away(interrupted_run, data, tmp_path):
+def test_a_qat_run_exports_and_evaluates_after_its_float_run_is_moved_away(interrupted_run, data, tmp_path, capsys):
     import shutil
 
     from mobile_spinenet.eval.evaluate import evaluate_path
@@ -239,14 +239,24 @@ def test_a_qat_run_exports_and_evaluates_after_its_float_run_is_moved_away(inter
     float_run = tmp_path / "float"
     shutil.copytree(interrupted_run["run_dir"], float_run)
     qat_dir = tmp_path / "qat"
-    qat(str(float_run), str(data / "train"), str(qat_dir), QatOptions(epochs=0.25, show_progress=False))
+    qat(str(float_run), str(data / "train"), str(qat_dir), QatOptions(epochs=0.25, show_progress=True))
+    shown = capsys.readouterr().err  # the QAT build is a stage with its time, calibration a bar
+    assert "building the quantization-aware mnv3_small_ssdlite (tfmot) (done in" in shown
+    assert "calibrating quantizer ranges" in shown
     shutil.move(str(float_run), str(tmp_path / "moved"))
     assert json.loads((qat_dir / "qat.json").read_text())["from"] == str(float_run)  # gone
     report = export_tflite(str(qat_dir), str(tmp_path / "qat.tflite"), verification=VerifyOptions(images=4),
                            progress=lambda message: None)
     assert report["quant"] == "int8-qat" and report["verification"]["passed"]
+    # an untrained model has no confident detection: the pass rests on AP alone, and says so
+    assert report["verification"]["agreement_checked"] is False
     metrics, _ = evaluate_path(str(qat_dir), str(data / "train"), max_images=4)
     assert 0.0 <= metrics["AP"] <= 1.0
+    from mobile_spinenet.quantization.verify import ExportVerificationError
+    with pytest.raises(ExportVerificationError, match="--require-agreement is set"):
+        export_tflite(str(qat_dir), str(tmp_path / "strict.tflite"),
+                      verification=VerifyOptions(images=4, require_agreement=True), progress=lambda message: None)
+    assert not (tmp_path / "strict.tflite").exists()
 
 
 def test_anchor_iou_thresholds_of_the_recipe_reach_the_input_pipeline(data, tmp_path):

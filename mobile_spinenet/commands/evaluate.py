@@ -4,13 +4,17 @@ from __future__ import annotations
 import json
 import os
 
-from mobile_spinenet.commands.common import (non_negative_float, non_negative_int, parse_ints, positive_float,
+from mobile_spinenet.commands.common import (non_negative_float, non_negative_int, parse_ints,
                                              positive_int, setup_logging)
 
 
 LABELS_HELP = ("class names, one per line (line k names class k), for a .tflite file without the kit's .json "
                "report or metadata labels (e.g. a TF Object Detection API file); eval matches them to the dataset's "
                "category names")
+
+
+RESIZE_HELP = ("how images are fitted to the input square (default: the run's recipe, the file's report or "
+               "metadata, else stretch, as MediaPipe and TF Object Detection API files expect)")
 
 
 def _cmd_benchmark(args) -> int:
@@ -46,7 +50,7 @@ def _cmd_eval(args) -> int:
     from mobile_spinenet.io_utils import write_json_atomically
 
     setup_logging()
-    metrics, detections = evaluate_path(args.model, args.data, args.max_images, labels=args.labels)
+    metrics, detections = evaluate_path(args.model, args.data, args.max_images, labels=args.labels, resize=args.resize)
     print(format_metrics(metrics))
     if args.json:
         write_json_atomically(args.json, detections)
@@ -65,6 +69,7 @@ def add_eval_parser(sub) -> None:
     evaluate.add_argument("--json", help="write the detections here (COCO results format)")
     evaluate.add_argument("--max-images", type=positive_int, help="score only the first N images")
     evaluate.add_argument("--labels", help=LABELS_HELP)
+    evaluate.add_argument("--resize", choices=["letterbox", "stretch"], help=RESIZE_HELP)
     evaluate.set_defaults(func=_cmd_eval)
 
 
@@ -72,7 +77,7 @@ def _cmd_predict(args) -> int:
     from mobile_spinenet.eval.predict import predict_images, summarize
 
     setup_logging()
-    results = predict_images(args.model, args.images, args.out, args.score_threshold, args.labels)
+    results = predict_images(args.model, args.images, args.out, args.score_threshold, args.labels, args.resize)
     for result in results:
         print(summarize(result))
     print(f"detections: {os.path.join(args.out, 'detections.json')}")
@@ -89,6 +94,7 @@ def add_predict_parser(sub) -> None:
     predict.add_argument("--out", required=True, help="output folder")
     predict.add_argument("--score-threshold", type=non_negative_float, default=0.3)
     predict.add_argument("--labels", help=LABELS_HELP)
+    predict.add_argument("--resize", choices=["letterbox", "stretch"], help=RESIZE_HELP)
     predict.set_defaults(func=_cmd_predict)
 
 
@@ -110,6 +116,7 @@ def _cmd_compare(args) -> int:
 
 
 def add_compare_parser(sub) -> None:
+    # --budget, --runs and --rounds are checked by CompareOptions.validate (before TensorFlow loads)
     from mobile_spinenet.eval.compare import DEFAULT_MODELS
 
     compare = sub.add_parser(
@@ -123,14 +130,14 @@ def add_compare_parser(sub) -> None:
                          "or the training set when --val is given")
     compare.add_argument("--val", help="validation set (default: DATA/val)")
     compare.add_argument("--models", default=",".join(DEFAULT_MODELS), help="comma-separated model ids")
-    compare.add_argument("--budget", type=positive_float, default=5.0, help="minutes of float training per model (default 5)")
+    compare.add_argument("--budget", type=float, default=5.0, help="minutes of float training per model (default 5)")
     compare.add_argument("--out", required=True, help="report folder (runs/, exports/, results/, report.md)")
     compare.add_argument("--image-size", type=positive_int, default=256, help="input size of every model (default 256)")
     compare.add_argument("--recipe", default="cpu_demo", help="training recipe (bundled name or YAML file)")
     compare.add_argument("--qat-share", type=non_negative_float, default=0.125, help="QAT epochs as a share of the float epochs")
     compare.add_argument("--threads", default="1,2", help="benchmark thread counts (default 1,2)")
-    compare.add_argument("--runs", type=positive_int, default=50, help="timed benchmark runs (default 50)")
-    compare.add_argument("--rounds", type=positive_int, default=3,
+    compare.add_argument("--runs", type=int, default=50, help="timed benchmark runs (default 50)")
+    compare.add_argument("--rounds", type=int, default=3,
                          help="interleaved benchmark passes over all int8 files; the median round counts (default 3)")
     compare.add_argument("--extra-exports", default="", help="also export and score: ptq (int8 from the float "
                          "model), fp32; comma-separated")

@@ -51,7 +51,8 @@ def _cmd_export(args) -> int:
                                        regular_nms=not args.fast_nms, input_type=args.input_type),
                   calibration=CalibrationOptions(data=args.calib, images=args.calib_steps),
                   verification=VerifyOptions(enabled=not args.no_verify, val=args.val, images=args.verify_images,
-                                             max_ap_drop=args.max_ap_drop, require_agreement=args.require_agreement))
+                                             max_ap_drop=args.max_ap_drop, require_agreement=args.require_agreement),
+                  resize=args.resize)
     return 0
 
 
@@ -80,6 +81,10 @@ def add_export_parser(sub) -> None:
                         f"(default: {drop['fp32']:g} fp32, {drop['fp16']:g} fp16, {drop['dynamic']:g} dynamic, "
                         f"{drop['int8']:g} int8 from a float run (post-training quantization), {drop['int8-qat']:g} "
                         f"int8 from a QAT run)")
+    export.add_argument("--resize", choices=["letterbox", "stretch"],
+                        help="how the app fits images to the input square (default: the run's, see train --resize): "
+                             "stretch for MediaPipe Tasks / the Task Library, letterbox for the kit's Android core; "
+                             "recorded in the metadata, and calibration and verification preprocess that way")
     export.add_argument("--require-agreement", action="store_true",
                         help="fail a file whose detection agreement with Keras could not be checked (the Keras "
                              "model has no confident detection on the verification images), instead of passing "

@@ -10,7 +10,7 @@ from mobile_spinenet.commands.common import (non_negative_float, non_negative_in
 
 def _train_overrides(args) -> dict:
     names = ("image_size", "epochs", "batch_size", "learning_rate", "warmup_epochs", "schedule", "strategy",
-             "tpu", "seed", "checkpoint_every_steps", "val_max_images", "activation", "weight_decay")
+             "tpu", "seed", "checkpoint_every_steps", "val_max_images", "activation", "weight_decay", "resize")
     overrides = {name: getattr(args, name) for name in names}
     if args.jitter:
         overrides["jitter"] = [float(v) for v in args.jitter.split(",")]
@@ -106,6 +106,9 @@ def add_train_parser(sub) -> None:
     train.add_argument("--schedule", choices=["step", "cosine"])
     train.add_argument("--jitter", help="scale jitter range as MIN,MAX (paper: 0.4,1.6)")
     train.add_argument("--activation", help="override the model's activation (e.g. hard_swish)")
+    train.add_argument("--resize", choices=["letterbox", "stretch"],
+                       help="how images are fitted to the input square: letterbox (default: keep the aspect ratio, "
+                            "pad) or stretch (what MediaPipe Tasks and the Task Library do); docs/quantization.md")
     train.add_argument("--strategy", choices=["default", "mirrored", "multiworker", "tpu"])
     train.add_argument("--tpu", help="TPU name or address for --strategy tpu")
     train.add_argument("--mixed-precision", action="store_true")

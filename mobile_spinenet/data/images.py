@@ -13,6 +13,10 @@ import numpy as np
 
 # The kit's one input normalisation: models take (pixel - PIXEL_MEAN) / PIXEL_STD, in [-1, 1].
 PIXEL_MEAN = PIXEL_STD = 127.5
+# How an image becomes the model's square: "letterbox" keeps the aspect ratio and pads
+# bottom/right (the kit's training and evaluation default); "stretch" resizes both sides to
+# the square (what MediaPipe Tasks and the Task Library feed a model).
+RESIZE_MODES = ("letterbox", "stretch")
 EXIF_ORIENTATION = 0x0112
 ROTATED_ORIENTATIONS = (5, 6, 7, 8)  # width and height swap when these are applied
 SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
@@ -89,19 +93,35 @@ def resize_bilinear(pixels: np.ndarray, height: int, width: int) -> np.ndarray:
     return (upper + (lower - upper) * wy[:, None, None]).astype(np.float32)
 
 
-def letterbox_pixels(pixels: np.ndarray, size: int) -> tuple:
-    """``([1, size, size, 3]`` float in [-1, 1], scale``)``: long side resized to ``size``
-    (bilinear, exactly as the training and evaluation pipeline does), zero-padded bottom/right,
-    as the models take it, without TensorFlow."""
+def check_resize(resize: str) -> str:
+    if resize not in RESIZE_MODES:
+        raise ValueError(f"--resize must be {' or '.join(RESIZE_MODES)}, got {resize!r}")
+    return resize
+
+
+def fit_pixels(pixels: np.ndarray, size: int, resize: str = "letterbox") -> tuple:
+    """``([1, size, size, 3]`` float in [-1, 1], ``(scale_y, scale_x))``: the image letterboxed
+    (long side to ``size``, padded bottom/right) or stretched to the square, resized exactly as
+    the training and evaluation pipeline does, without TensorFlow."""
+    check_resize(resize)
     height, width = pixels.shape[:2]
-    scale = size / max(width, height)
-    new_width, new_height = max(1, round(width * scale)), max(1, round(height * scale))
+    if resize == "stretch":
+        scale_y, scale_x = size / height, size / width
+    else:
+        scale_y = scale_x = size / max(width, height)
+    new_width, new_height = max(1, round(width * scale_x)), max(1, round(height * scale_y))
     normalized = pixels.astype(np.float32) / PIXEL_STD - PIXEL_MEAN / PIXEL_STD
     square = np.zeros((1, size, size, 3), np.float32)
     square[0, :new_height, :new_width] = resize_bilinear(normalized, new_height, new_width)
+    return square, (scale_y, scale_x)
+
+
+def letterbox_pixels(pixels: np.ndarray, size: int) -> tuple:
+    """:func:`fit_pixels` letterboxed: ``(square, scale)``."""
+    square, (scale, _) = fit_pixels(pixels, size, "letterbox")
     return square, scale
 
 
-def letterbox(path: str, size: int) -> np.ndarray:
-    """The image file at ``path`` decoded (:func:`decode_rgb`) and letterboxed to ``[1, size, size, 3]``."""
-    return letterbox_pixels(decode_rgb(path), size)[0]
+def letterbox(path: str, size: int, resize: str = "letterbox") -> np.ndarray:
+    """The image file at ``path`` decoded (:func:`decode_rgb`) and fitted to ``[1, size, size, 3]``."""
+    return fit_pixels(decode_rgb(path), size, resize)[0]

@@ -14,7 +14,7 @@ from typing import Optional
 import numpy as np
 
 from mobile_spinenet.backend import tf
-from mobile_spinenet.data.images import PIXEL_MEAN, PIXEL_STD, decode_rgb
+from mobile_spinenet.data.images import PIXEL_MEAN, PIXEL_STD, check_resize, decode_rgb
 from mobile_spinenet.data.labeler import label_anchors
 from mobile_spinenet.data.records import DetectionDataset
 
@@ -32,6 +32,7 @@ class InputConfig:
     seed: int = 0
     positive_iou: float = 0.5
     negative_iou: float = 0.4
+    resize: str = "letterbox"  # or "stretch" (see resize_and_pad)
 
 
 def _decode(path):
@@ -46,14 +47,25 @@ def normalize(image):
     return tf.cast(image, tf.float32) / PIXEL_STD - PIXEL_MEAN / PIXEL_STD
 
 
-def resize_and_pad(image, boxes, image_size: int, scale_factor=1.0, crop_fraction=(0.0, 0.0)):
-    """Resize so the long side is ``image_size * scale_factor``; crop an ``image_size`` square at
-    ``crop_fraction`` of the slack when larger; pad bottom/right with zeros (after normalising).
-    Returns the image, boxes in the new pixels, and (scale, offset_y, offset_x) to undo it."""
+def resize_and_pad(image, boxes, image_size: int, scale_factor=1.0, crop_fraction=(0.0, 0.0),
+                   resize: str = "letterbox"):
+    """Fit an image to the ``image_size`` square, then (for jitter) scale by ``scale_factor``.
+
+    ``letterbox`` (the kit's default, the paper's): the long side becomes ``image_size *
+    scale_factor``, the aspect ratio is kept. ``stretch`` (what MediaPipe Tasks and the Task
+    Library do): both sides become it. A result larger than the square is cropped at
+    ``crop_fraction`` of the slack; a smaller one is padded bottom/right with zeros (after
+    normalising). Returns the image, boxes in the new pixels, and ``(scale_y, offset_y, offset_x,
+    scale_x)`` to undo it (``scale_y == scale_x`` when letterboxed)."""
+    check_resize(resize)
     height, width = tf.cast(tf.shape(image)[0], tf.float32), tf.cast(tf.shape(image)[1], tf.float32)
-    scale = tf.cast(image_size, tf.float32) * scale_factor / tf.maximum(height, width)
-    new_h = tf.maximum(tf.cast(tf.round(height * scale), tf.int32), 1)
-    new_w = tf.maximum(tf.cast(tf.round(width * scale), tf.int32), 1)
+    target = tf.cast(image_size, tf.float32) * scale_factor
+    if resize == "stretch":
+        scale_y, scale_x = target / height, target / width
+    else:
+        scale_y = scale_x = target / tf.maximum(height, width)
+    new_h = tf.maximum(tf.cast(tf.round(height * scale_y), tf.int32), 1)
+    new_w = tf.maximum(tf.cast(tf.round(width * scale_x), tf.int32), 1)
     resized = tf.image.resize(normalize(image), [new_h, new_w], method="bilinear")
     off_y = tf.cast(tf.cast(tf.maximum(new_h - image_size, 0), tf.float32) * crop_fraction[0], tf.int32)
     off_x = tf.cast(tf.cast(tf.maximum(new_w - image_size, 0), tf.float32) * crop_fraction[1], tf.int32)
@@ -62,9 +74,9 @@ def resize_and_pad(image, boxes, image_size: int, scale_factor=1.0, crop_fractio
     offset = tf.cast(tf.stack([off_y, off_x, off_y, off_x]), tf.float32)
     limit = tf.cast(tf.stack([tf.minimum(new_h - off_y, image_size), tf.minimum(new_w - off_x, image_size)]),
                     tf.float32)
-    boxes = boxes * scale - offset
+    boxes = boxes * tf.stack([scale_y, scale_x, scale_y, scale_x]) - offset
     boxes = tf.clip_by_value(boxes, 0.0, tf.tile(limit, [2]))
-    return padded, boxes, tf.stack([scale, tf.cast(off_y, tf.float32), tf.cast(off_x, tf.float32)])
+    return padded, boxes, tf.stack([scale_y, tf.cast(off_y, tf.float32), tf.cast(off_x, tf.float32), scale_x])
 
 
 def _augment(image, boxes, classes, key, config: InputConfig):
@@ -78,7 +90,7 @@ def _augment(image, boxes, classes, key, config: InputConfig):
     lo, hi = config.jitter
     scale_factor = tf.random.stateless_uniform([], seeds[1], lo, hi) if hi > lo else tf.constant(float(lo))
     crop = tf.random.stateless_uniform([2], seeds[2])
-    image, boxes, _ = resize_and_pad(image, boxes, config.image_size, scale_factor, (crop[0], crop[1]))
+    image, boxes, _ = resize_and_pad(image, boxes, config.image_size, scale_factor, (crop[0], crop[1]), config.resize)
     keep = tf.logical_and(boxes[:, 2] - boxes[:, 0] >= 1.0, boxes[:, 3] - boxes[:, 1] >= 1.0)
     return image, tf.boolean_mask(boxes, keep), tf.boolean_mask(classes, keep)
 
@@ -134,14 +146,14 @@ def train_dataset(dataset: DetectionDataset, anchors: np.ndarray, config: InputC
 
 
 def eval_dataset(dataset: DetectionDataset, image_size: int, batch_size: int = 8,
-                 records: Optional[list] = None) -> tf.data.Dataset:
-    """Batches ``(images, image_ids, scales)`` without augmentation; ``scales`` maps model
-    pixels back to the original image (``original = model / scale``)."""
+                 records: Optional[list] = None, resize: str = "letterbox") -> tf.data.Dataset:
+    """Batches ``(images, image_ids, scales)`` without augmentation; ``scales [B, 2]`` (y, x) map
+    model pixels back to the original image (``original = model / scale``)."""
     records = records if records is not None else dataset.records
 
     def load(path, image_id):
-        image, _, undo = resize_and_pad(_decode(path), tf.zeros([0, 4]), image_size)
-        return image, image_id, undo[0]
+        image, _, undo = resize_and_pad(_decode(path), tf.zeros([0, 4]), image_size, resize=resize)
+        return image, image_id, tf.stack([undo[0], undo[3]])
 
     data = tf.data.Dataset.from_tensor_slices(([r.path for r in records],
                                                np.asarray([r.image_id for r in records], np.int64)))

@@ -38,6 +38,7 @@ class TrainConfig:
     positive_iou: float = 0.5  # an anchor with IoU >= this to a box learns it
     negative_iou: float = 0.4  # below this it is background; in between it is ignored
     jitter: list = field(default_factory=lambda: [0.4, 1.6])
+    resize: str = "letterbox"  # or "stretch", for apps that feed the model through MediaPipe / the Task Library
     flip: bool = True
     activation: Optional[str] = None  # None: the model id's own
     dropblock_keep_prob: Optional[float] = None
@@ -67,6 +68,8 @@ class TrainConfig:
             raise ValueError("config fields step_decay_at and step_decay_factors differ in length")
         if len(self.jitter) != 2 or not 0 < self.jitter[0] <= self.jitter[1]:
             raise ValueError(f"config field jitter must be [min, max] with 0 < min <= max, got {self.jitter}")
+        from mobile_spinenet.data.images import check_resize
+        check_resize(self.resize)
         if not 0 < self.negative_iou <= self.positive_iou <= 1:
             raise ValueError(f"config fields need 0 < negative_iou <= positive_iou <= 1, got negative_iou "
                              f"{self.negative_iou} and positive_iou {self.positive_iou}")

@@ -92,7 +92,7 @@ class RunLock:
 
 def has_checkpoints(run_dir: str) -> bool:
     from mobile_spinenet.training.checkpoints import LATEST
-    return os.path.isfile(os.path.join(run_dir, "checkpoints", LATEST))
+    return os.path.isfile(os.path.join(run_dir, CHECKPOINTS_DIR, LATEST))
 
 
 def refuse_to_restart(run_dir: str) -> None:
@@ -101,8 +101,21 @@ def refuse_to_restart(run_dir: str) -> None:
         raise ValueError(f"{run_dir} already holds checkpoints; pass --resume to continue it, or choose another --out")
 
 
+CONFIG_FILE = "config.yaml"
+LABEL_MAP_FILE = "label_map.json"
+DATA_ISSUES_FILE = "data_issues.txt"
+CHECKPOINTS_DIR = "checkpoints"
+
+
 @dataclass
 class Run:
+    """A run directory and what it holds. Its files are written here (``create``: config, label
+    map, records such as ``sources.json`` and ``qat.json``, the data report; ``write_final``:
+    the weights and ``run.json``), the checkpoints by the trainer into ``checkpoints_dir``, the
+    logs by :class:`~mobile_spinenet.training.logs.RunLog`. The float model comes from
+    :func:`load_run_model`; the quantizable and quantization-aware forms from
+    ``quantization.qat_run.load_any_run`` (they need tfmot, a layer above this one)."""
+
     run_dir: str
     config: TrainConfig
     label_map: LabelMap
@@ -112,17 +125,71 @@ class Run:
     def num_classes(self) -> int:
         return self.label_map.num_classes
 
+    @property
+    def checkpoints_dir(self) -> str:
+        return os.path.join(self.run_dir, CHECKPOINTS_DIR)
+
+    def path(self, name: str) -> str:
+        return os.path.join(self.run_dir, name)
+
+    def build_kwargs(self) -> dict:
+        """What rebuilds this run's model (``zoo.build_model`` / ``qat.quantizable_model`` keywords)."""
+        return dict(image_size=self.image_size, num_classes=self.num_classes, activation=self.config.activation)
+
+    @classmethod
+    def open(cls, run_dir: str) -> "Run":
+        """Config and label map of ``run_dir``; a clear error when it is not a run (directories
+        written by earlier versions open too: fields added since take their defaults)."""
+        from mobile_spinenet.registry import get_model_info
+
+        config_path = os.path.join(run_dir, CONFIG_FILE)
+        if not os.path.isfile(config_path):
+            raise ValueError(f"{run_dir} is not a training run directory (no {CONFIG_FILE})")
+        config = read_saved_config(config_path)
+        label_map = LabelMap.load(os.path.join(run_dir, LABEL_MAP_FILE))
+        return cls(run_dir, config, label_map, config.image_size or get_model_info(config.model).image_size)
+
+    @classmethod
+    def create(cls, run_dir: str, config: TrainConfig, label_map: LabelMap, image_size: int, resume: bool = False,
+               records: Optional[dict] = None, data_report: str = "") -> "Run":
+        """Accept a run into ``run_dir`` (refused over existing checkpoints unless ``resume``),
+        then write its config, label map, ``records`` ({file name: JSON}) and data report. Call it
+        holding the directory's :class:`RunLock`: nothing is written before the checks pass."""
+        from mobile_spinenet.io_utils import write_atomically, write_json_atomically
+        from mobile_spinenet.training.config import save_config
+
+        os.makedirs(run_dir, exist_ok=True)
+        if not resume:
+            refuse_to_restart(run_dir)
+        run = cls(run_dir, config, label_map, image_size)
+        save_config(config, run.path(CONFIG_FILE))
+        for name, content in (records or {}).items():
+            write_json_atomically(run.path(name), content)
+        label_map.save(run.path(LABEL_MAP_FILE))
+        write_atomically(run.path(DATA_ISSUES_FILE), data_report)
+        return run
+
+    def finished_record(self) -> Optional[dict]:
+        """``run.json`` of a finished run (final weights written), else None."""
+        if not (os.path.isfile(self.path(RUN_FILE)) and os.path.isfile(self.path(WEIGHTS_FILE))):
+            return None
+        with open(self.path(RUN_FILE)) as f:
+            return json.load(f)
+
+    def write_final(self, model, record: dict) -> str:
+        """The final weights (atomically) and ``run.json``; returns the weights' path."""
+        from mobile_spinenet.io_utils import write_json_atomically
+
+        path, temp = self.path(WEIGHTS_FILE), self.path(".tmp-" + WEIGHTS_FILE)
+        model.save_weights(temp)
+        os.replace(temp, path)
+        write_json_atomically(self.path(RUN_FILE), {**record, "weights": WEIGHTS_FILE, "label_map": LABEL_MAP_FILE})
+        return path
+
 
 def open_run(run_dir: str) -> Run:
-    """Config and label map of ``run_dir``; a clear error when it is not a run."""
-    from mobile_spinenet.registry import get_model_info
-
-    config_path = os.path.join(run_dir, "config.yaml")
-    if not os.path.isfile(config_path):
-        raise ValueError(f"{run_dir} is not a training run directory (no config.yaml)")
-    config = read_saved_config(config_path)
-    label_map = LabelMap.load(os.path.join(run_dir, "label_map.json"))
-    return Run(run_dir, config, label_map, config.image_size or get_model_info(config.model).image_size)
+    """:meth:`Run.open` (the name the rest of the kit calls)."""
+    return Run.open(run_dir)
 
 
 def load_run_model(run: Run, model_fn=None, **build_overrides):
@@ -133,15 +200,14 @@ def load_run_model(run: Run, model_fn=None, **build_overrides):
     from mobile_spinenet.zoo import build_model
 
     config = run.config
-    kwargs = dict(image_size=run.image_size, num_classes=run.num_classes, activation=config.activation)
-    kwargs.update(build_overrides)
+    kwargs = {**run.build_kwargs(), **build_overrides}
     model = model_fn() if model_fn is not None else build_model(config.model, **kwargs)
-    weights = os.path.join(run.run_dir, WEIGHTS_FILE)
+    weights = run.path(WEIGHTS_FILE)
     if os.path.isfile(weights):
         model.load_weights(weights)
         return model
     checkpoint = tf.train.Checkpoint(model=model)
-    prefix = AtomicCheckpoints(os.path.join(run.run_dir, "checkpoints"), checkpoint).latest()
+    prefix = AtomicCheckpoints(run.checkpoints_dir, checkpoint).latest()
     if prefix is None:
         raise ValueError(f"{run.run_dir} has neither {WEIGHTS_FILE} nor a checkpoint")
     checkpoint.read(prefix).expect_partial()

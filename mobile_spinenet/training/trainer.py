@@ -16,12 +16,11 @@ import numpy as np
 from mobile_spinenet.backend import keras, tf
 from mobile_spinenet.data.pipeline import InputConfig, steps_per_epoch, train_dataset
 from mobile_spinenet.data.records import DetectionDataset
-from mobile_spinenet.io_utils import write_atomically, write_json_atomically
 from mobile_spinenet.training.checkpoints import AtomicCheckpoints
-from mobile_spinenet.training.config import TrainConfig, save_config
+from mobile_spinenet.training.config import TrainConfig
 from mobile_spinenet.training.distribute import make_strategy
 from mobile_spinenet.training.logs import RunLog, plot_curves
-from mobile_spinenet.training.runs import RUN_FILE, WEIGHTS_FILE, RunLock, refuse_to_restart  # noqa: F401
+from mobile_spinenet.training.runs import CHECKPOINTS_DIR, RUN_FILE, WEIGHTS_FILE, Run, RunLock  # noqa: F401
 from mobile_spinenet.training.losses import LossConfig, detection_losses, weight_decay_loss
 from mobile_spinenet.training.schedule import WarmupDecay
 from mobile_spinenet.zoo import build_model, check_image_size, get_model_info, model_anchors
@@ -70,7 +69,7 @@ class Trainer:
         self.steps_per_epoch = steps_per_epoch(train_data, config.batch_size)
         self.total_steps = max(1, int(round(config.epochs * self.steps_per_epoch)))
         self.input_config = InputConfig(self.image_size, config.batch_size, tuple(config.jitter), config.flip,
-                                        config.seed, config.positive_iou, config.negative_iou)
+                                        config.seed, config.positive_iou, config.negative_iou, config.resize)
         self.loss_config = LossConfig(config.focal_alpha, config.focal_gamma, config.huber_delta)
         self.policy = _set_precision(config)
         sync_bn = self.replicas > 1 if config.sync_bn is None else config.sync_bn
@@ -94,7 +93,7 @@ class Trainer:
             self.optimizer = optimizer
             self.optimizer.build(self.model.trainable_variables)
             self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer)
-        self.checkpoints = AtomicCheckpoints(os.path.join(run_dir, "checkpoints"), self.checkpoint,
+        self.checkpoints = AtomicCheckpoints(os.path.join(run_dir, CHECKPOINTS_DIR), self.checkpoint,
                                              config.keep_checkpoints)
         self._train_step = tf.function(self._distributed_step)
 
@@ -137,17 +136,10 @@ class Trainer:
 
     # -- the loop -------------------------------------------------------------------------
     def _prepare_run_dir(self, resume: bool) -> int:
-        os.makedirs(self.run_dir, exist_ok=True)
         prefix = self.checkpoints.latest()
-        if not resume:
-            refuse_to_restart(self.run_dir)
-        save_config(self.config, os.path.join(self.run_dir, "config.yaml"))
-        for name, content in self.records.items():
-            write_json_atomically(os.path.join(self.run_dir, name), content)
-        self.train_data.label_map.save(os.path.join(self.run_dir, "label_map.json"))
         issues = self.train_data.issues
-        write_atomically(os.path.join(self.run_dir, "data_issues.txt"),
-                         issues.summary() + "\n" + "".join(m + "\n" for m in issues.messages))
+        self.run = Run.create(self.run_dir, self.config, self.train_data.label_map, self.image_size, resume,
+                              self.records, issues.summary() + "\n" + "".join(m + "\n" for m in issues.messages))
         log.info("training data: %d images; %s", len(self.train_data), issues.summary())
         if resume and prefix:
             self.checkpoints.restore_latest()
@@ -159,24 +151,21 @@ class Trainer:
         if self.config.precise_bn_images > 0:
             from mobile_spinenet.training.precise_bn import recompute_bn_statistics
             recompute_bn_statistics(self.model, self.train_data, self.image_size, self.config.precise_bn_images,
-                                    self.config.batch_size)
+                                    self.config.batch_size, self.config.resize)
 
     def _validate(self) -> dict:
         from mobile_spinenet.eval.detector_eval import evaluate_predictor, keras_predictor
 
         metrics, _ = evaluate_predictor(keras_predictor(self.model, self.anchors), self.val_data, self.image_size,
-                                        max_images=self.config.val_max_images)
+                                        max_images=self.config.val_max_images, resize=self.config.resize)
         return metrics
 
     def finished_row(self) -> Optional[dict]:
         """The last epoch's row of a run that already reached ``total_steps``, else None."""
-        path = os.path.join(self.run_dir, RUN_FILE)
-        if not (os.path.isfile(path) and os.path.isfile(os.path.join(self.run_dir, WEIGHTS_FILE))):
+        record = Run(self.run_dir, self.config, self.train_data.label_map, self.image_size).finished_record()
+        if record is None or record.get("steps") != self.total_steps:
             return None
-        import json
-        with open(path) as f:
-            record = json.load(f)
-        return record.get("last_epoch") or {} if record.get("steps") == self.total_steps else None
+        return record.get("last_epoch") or {}
 
     def fit(self, resume: bool = False) -> dict:
         """Train to ``total_steps``; returns the last epoch's metrics row. The run directory is
@@ -264,12 +253,7 @@ class Trainer:
         return last_row
 
     def save_final(self, row: dict) -> str:
-        path = os.path.join(self.run_dir, WEIGHTS_FILE)
-        temp = os.path.join(self.run_dir, ".tmp-" + WEIGHTS_FILE)
-        self.model.save_weights(temp)
-        os.replace(temp, path)
-        write_json_atomically(os.path.join(self.run_dir, RUN_FILE), {
+        return self.run.write_final(self.model, {
             "model": self.config.model, "image_size": self.image_size, "num_classes": self.num_classes,
-            "steps": self.step, "epochs": self.step / self.steps_per_epoch, "weights": WEIGHTS_FILE,
-            "label_map": "label_map.json", "last_epoch": row, "config": asdict(self.config)})
-        return path
+            "steps": self.step, "epochs": self.step / self.steps_per_epoch, "last_epoch": row,
+            "config": asdict(self.config)})
