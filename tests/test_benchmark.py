@@ -57,6 +57,7 @@ def test_interleaved_benchmark_keeps_every_round_and_reports_the_median_one(tiny
             assert entry["median_ms"] == sorted(entry["round_medians_ms"])[1]
 
 
+@pytest.mark.slow  # six QAT int8 exports and their benchmarks: ~4 min on 2 cores
 def test_bench_activations_exports_the_qat_way_and_times_each_activation(capsys):
     assert main(["bench", "activations", "--models", "spinenet49xxs", "--activations", "hard_swish", "--image-size",
                  "128", "--threads", "1", "--runs", "3", "--rounds", "2", "--json"]) == 0

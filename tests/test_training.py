@@ -114,6 +114,7 @@ assert mismatch / update < 0.002, mismatch / update
 """
 
 
+@pytest.mark.slow  # traces a two-replica step of SpineNet-49xxs: ~5 min on 2 cores
 def test_mirrored_strategy_on_two_cpus_matches_one_device(tiny, tmp_path):
     script = tmp_path / "mirrored.py"
     script.write_text(MIRRORED_SCRIPT)
