@@ -73,7 +73,7 @@ wheel_check() {
   # (a subpackage left out of setup.py once broke every command of an installed kit).
   local temp site
   temp=$(mktemp -d)
-  trap 'rm -rf "$temp"' RETURN
+  trap 'rm -rf "$temp"; trap - RETURN' RETURN  # once, on this function's return (a RETURN trap outlives it)
   echo "== wheel check: build, install into a fresh venv, run outside the repo"
   # from a clean copy of the tree: an in-tree build would reuse a stale build/lib and hide a missing package
   mkdir -p "$temp/src"
