@@ -31,6 +31,7 @@ class CompareOptions:
     image_size: int = 256
     recipe: str = "cpu_demo"
     qat_share: float = 0.125  # QAT epochs as a share of the float epochs
+    qat_epochs: Optional[float] = None  # a fixed number of QAT epochs instead (for reused, long float runs)
     threads: tuple = (1, 2)
     bench_runs: int = 50
     bench_rounds: int = 3  # interleaved passes over all int8 files, after every model is exported
@@ -48,6 +49,8 @@ class CompareOptions:
             raise ValueError(f"--models lists a model twice: {','.join(self.models)}")
         if self.bench_rounds < 1 or self.bench_runs < 1:
             raise ValueError(f"--rounds and --runs must be at least 1, got {self.bench_rounds} and {self.bench_runs}")
+        if self.qat_epochs is not None and self.qat_epochs <= 0:
+            raise ValueError(f"--qat-epochs must be positive, got {self.qat_epochs}")
         if self.budget_minutes <= 0:
             raise ValueError(f"--budget must be positive minutes, got {self.budget_minutes}")
         unknown = set(self.extra_exports) - set(EXTRA_EXPORTS)
@@ -121,7 +124,7 @@ def _train_float(model: str, options: CompareOptions, train_dir: str, val_dir: s
         batches = steps_per_epoch(train, recipe.batch_size)
         warmup = min(2, batches - 1)  # the first step traces the graph: never time it when there is a choice
         probe = bench_train(model, options.image_size, recipe.batch_size, steps=min(6, batches - warmup),
-                            warmup=warmup, data=train_dir)
+                            warmup=warmup, data=train_dir, recipe=options.recipe)[0]
         overhead = recipe.precise_bn_images / (3 * probe["images_per_s"]) + 2.0  # BN re-estimate, checkpoint
         # the budget covers the whole stage: the probe, and the trainer's own build and first trace (~ the probe's)
         seconds = max(0.1 * 60 * options.budget_minutes, 60 * options.budget_minutes - 2 * (time.perf_counter() - started))
@@ -211,7 +214,8 @@ def compare_model(model: str, options: CompareOptions, train_dir: str, val_dir: 
         with result.stage("float_eval"):
             result.record("float", _keras_ap(float_dir, val_dir))
     if not result.has("qat"):
-        epochs = max(0.25, round(options.qat_share * result["training"]["epochs"], 2))
+        epochs = (options.qat_epochs if options.qat_epochs is not None
+                  else max(0.25, round(options.qat_share * result["training"]["epochs"], 2)))
         if not os.path.isfile(os.path.join(qat_dir, "run.json")):
             progress(f"== {model}: quantization-aware training, {epochs:g} epochs -> {qat_dir}")
             with result.stage("qat"):

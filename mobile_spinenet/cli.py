@@ -61,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     summary.set_defaults(func=_cmd_summary)
     data.add_data_parser(sub)
     train.add_train_parser(sub)
+    train.add_pack_parser(sub)
     train.add_bench_parser(sub)
     quantize.add_qat_parser(sub)
     quantize.add_export_parser(sub)

@@ -94,7 +94,9 @@ def qat(from_run: str, data: str, out: str, options: Optional[QatOptions] = None
     train = read_dataset(data, label_map=run.label_map)
     val_data = read_dataset(val, label_map=run.label_map) if val else None
     base = run.config
-    config = replace(base, epochs=epochs, warmup_epochs=0.0, schedule="cosine",
+    # No weight average (the quantizer ranges follow the live weights, not an average of them) and
+    # no XLA (fake-quant training under XLA is untested here) in the short QAT fine-tune.
+    config = replace(base, epochs=epochs, warmup_epochs=0.0, schedule="cosine", ema_decay=None, jit_compile=False,
                      learning_rate=learning_rate if learning_rate is not None else base.resolved_learning_rate() / 10,
                      batch_size=batch_size or base.batch_size, image_size=run.image_size).validate()
 

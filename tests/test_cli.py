@@ -21,8 +21,8 @@ def test_summary_bad_id_is_a_clear_error(capsys):
     assert "unknown model id 'spinenet50'" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", [[], ["models"], ["summary"], ["train"], ["data"], ["data", "demo"],
-                                     ["data", "check"], ["bench"], ["bench", "train"], ["bench", "activations"], ["qat"], ["export"], ["benchmark"], ["eval"], ["predict"], ["compare"],
+@pytest.mark.parametrize("command", [[], ["models"], ["summary"], ["train"], ["data"], ["data", "demo"], ["data", "demo-classes"],
+                                     ["data", "check"], ["pack"], ["bench"], ["bench", "train"], ["bench", "activations"], ["qat"], ["export"], ["benchmark"], ["eval"], ["predict"], ["compare"],
                                      ["android-assets"]])
 def test_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:

@@ -264,3 +264,25 @@ def test_anchor_iou_thresholds_of_the_recipe_reach_the_input_pipeline(data, tmp_
     assert (trainer.input_config.positive_iou, trainer.input_config.negative_iou) == (0.6, 0.3)
     with pytest.raises(ValueError, match="0 < negative_iou <= positive_iou <= 1"):
         _config(positive_iou=0.3, negative_iou=0.6)
+
+
+def test_pack_copies_a_finished_run_without_checkpoints_or_data_paths(interrupted_run, data, tmp_path):
+    from mobile_spinenet.cli import main
+    from mobile_spinenet.training.runs import PACKED_FILES, SOURCES_FILE, load_run_model, open_run, pack_run
+
+    run_dir = interrupted_run["run_dir"]
+    packed = tmp_path / "packed"
+    assert main(["pack", str(run_dir), "--out", str(packed)]) == 0
+    assert sorted(os.listdir(packed)) == sorted(PACKED_FILES)
+    assert not (packed / SOURCES_FILE).exists() and not (packed / "checkpoints").exists()
+    assert _digest(packed / WEIGHTS_FILE) == _digest(run_dir / WEIGHTS_FILE)
+    model = load_run_model(open_run(str(packed)))  # a run every command opens
+    trained = interrupted_run["trainer"].model
+    assert all((a.numpy() == b.numpy()).all() for a, b in zip(model.weights, trained.weights))
+    with pytest.raises(ValueError, match="exists already"):
+        pack_run(str(run_dir), str(packed))
+    unfinished = tmp_path / "unfinished"
+    _trainer(data, unfinished)._prepare_run_dir(resume=False)  # accepted, never trained
+    with pytest.raises(ValueError, match="has not finished"):
+        pack_run(str(unfinished), str(tmp_path / "nothing"))
+    assert not (tmp_path / "nothing").exists()

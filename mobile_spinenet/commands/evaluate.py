@@ -106,7 +106,8 @@ def _cmd_compare(args) -> int:
     threads = parse_ints(args.threads, "--threads")
     options = CompareOptions(
         data=args.data, out=args.out, models=tuple(m for m in args.models.split(",") if m), budget_minutes=args.budget,
-        val=args.val, image_size=args.image_size, recipe=args.recipe, qat_share=args.qat_share, threads=threads,
+        val=args.val, image_size=args.image_size, recipe=args.recipe, qat_share=args.qat_share, qat_epochs=args.qat_epochs,
+        threads=threads,
         bench_runs=args.runs, bench_rounds=args.rounds, extra_exports=tuple(e for e in args.extra_exports.split(",") if e),
         runs_from=args.runs_from, verify_images=args.verify_images, show_progress=not args.no_progress)
     report = compare(options, progress=lambda message: print(message, flush=True))
@@ -135,6 +136,8 @@ def add_compare_parser(sub) -> None:
     compare.add_argument("--image-size", type=positive_int, default=256, help="input size of every model (default 256)")
     compare.add_argument("--recipe", default="cpu_demo", help="training recipe (bundled name or YAML file)")
     compare.add_argument("--qat-share", type=non_negative_float, default=0.125, help="QAT epochs as a share of the float epochs")
+    compare.add_argument("--qat-epochs", type=float,
+                         help="QAT epochs for every model (default: --qat-share of its float epochs); for reused runs")
     compare.add_argument("--threads", default="1,2", help="benchmark thread counts (default 1,2)")
     compare.add_argument("--runs", type=int, default=50, help="timed benchmark runs (default 50)")
     compare.add_argument("--rounds", type=int, default=3,

@@ -10,11 +10,12 @@ from mobile_spinenet.commands.common import (non_negative_float, non_negative_in
 
 def _train_overrides(args) -> dict:
     names = ("image_size", "epochs", "batch_size", "learning_rate", "warmup_epochs", "schedule", "strategy",
-             "tpu", "seed", "checkpoint_every_steps", "val_max_images", "activation", "weight_decay", "resize")
+             "tpu", "seed", "checkpoint_every_steps", "val_max_images", "activation", "weight_decay", "resize",
+             "optimizer", "ema_decay")
     overrides = {name: getattr(args, name) for name in names}
     if args.jitter:
         overrides["jitter"] = [float(v) for v in args.jitter.split(",")]
-    for flag in ("mixed_precision", "deterministic"):
+    for flag in ("mixed_precision", "deterministic", "jit_compile"):
         if getattr(args, flag):
             overrides[flag] = True
     return overrides
@@ -95,7 +96,7 @@ def add_train_parser(sub) -> None:
     train.add_argument("--val", help="validation set, scored with pycocotools after every epoch")
     train.add_argument("--out", required=True, help="run directory")
     train.add_argument("--config", help="YAML file of TrainConfig fields (over the model's own), or a bundled "
-                       "recipe name: cpu_demo")
+                       "recipe name: cpu_demo, cpu_fast")
     train.add_argument("--image-size", type=positive_int)
     train.add_argument("--epochs", type=positive_float)
     train.add_argument("--batch", dest="batch_size", type=positive_int, help="global batch size")
@@ -104,6 +105,10 @@ def add_train_parser(sub) -> None:
     train.add_argument("--warmup-epochs", type=non_negative_float)
     train.add_argument("--weight-decay", type=non_negative_float)
     train.add_argument("--schedule", choices=["step", "cosine"])
+    train.add_argument("--optimizer", choices=["sgd", "adamw"],
+                       help="sgd (the paper's; L2 weight decay) or adamw (decoupled weight decay on kernels)")
+    train.add_argument("--ema-decay", type=positive_float,
+                       help="keep a moving average of the weights (e.g. 0.999) for validation and the final weights")
     train.add_argument("--jitter", help="scale jitter range as MIN,MAX (paper: 0.4,1.6)")
     train.add_argument("--activation", help="override the model's activation (e.g. hard_swish)")
     train.add_argument("--resize", choices=["letterbox", "stretch"],
@@ -112,6 +117,8 @@ def add_train_parser(sub) -> None:
     train.add_argument("--strategy", choices=["default", "mirrored", "multiworker", "tpu"])
     train.add_argument("--tpu", help="TPU name or address for --strategy tpu")
     train.add_argument("--mixed-precision", action="store_true")
+    train.add_argument("--xla", dest="jit_compile", action="store_true",
+                       help="compile the forward and backward pass with XLA (faster on CPU; docs/training.md)")
     train.add_argument("--deterministic", action="store_true",
                        help="TF op determinism (slower); on CPU runs still differ in the last bits (docs/training.md)")
     train.add_argument("--seed", type=int)
@@ -122,11 +129,33 @@ def add_train_parser(sub) -> None:
     train.set_defaults(func=_cmd_train)
 
 
-def _cmd_bench_train(args) -> int:
-    from mobile_spinenet.training.bench import bench_train, format_bench
+def _cmd_pack(args) -> int:
+    from mobile_spinenet.training.runs import pack_run
 
-    result = bench_train(args.model, args.image_size, args.batch, args.steps, args.warmup, args.data, args.strategy)
-    print(json.dumps(result, indent=1) if args.json else format_bench(result))
+    names = pack_run(args.run, args.out)
+    size = sum(os.path.getsize(os.path.join(args.out, n)) for n in names) / 1e6
+    print(f"packed {args.run} -> {args.out}: {', '.join(names)} ({size:.1f} MB)")
+    return 0
+
+
+def add_pack_parser(sub) -> None:
+    pack = sub.add_parser(
+        "pack", help="copy a finished run's final files to share or commit",
+        description="Copy a finished run's final weights, config, label map, run.json, metrics and curves into a "
+                    "new folder, without its checkpoints, TensorBoard logs or the paths of the data it read. "
+                    "The folder is a run every command takes (eval, qat, export, compare --runs-from).")
+    pack.add_argument("run", help="a finished run directory")
+    pack.add_argument("--out", required=True, help="a new folder")
+    pack.set_defaults(func=_cmd_pack)
+
+
+def _cmd_bench_train(args) -> int:
+    from mobile_spinenet.training.bench import bench_train, check_variants, format_bench
+
+    variants = check_variants([v for v in args.variants.split(",") if v])
+    results = bench_train(args.model, args.image_size, args.batch, args.steps, args.warmup, args.data, args.strategy,
+                          variants=variants, rounds=args.rounds, recipe=args.config)
+    print(json.dumps(results, indent=1) if args.json else format_bench(results))
     return 0
 
 
@@ -153,6 +182,12 @@ def add_bench_parser(sub) -> None:
     train.add_argument("--warmup", type=non_negative_int, default=3)
     train.add_argument("--data")
     train.add_argument("--strategy", default="default", choices=["default", "mirrored"])
+    train.add_argument("--config", help="recipe the variants start from (a YAML file or a bundled recipe name)")
+    train.add_argument("--variants", default="recipe",
+                       help="comma-separated variants timed against each other in one interleaved run: recipe "
+                            "(as the recipe says), plain (no XLA), xla (jit_compile: XLA forward and backward pass)")
+    train.add_argument("--rounds", type=positive_int, default=4,
+                       help="interleaved rounds over the variants (default 4; each round times steps/rounds steps)")
     train.add_argument("--json", action="store_true")
     train.set_defaults(func=_cmd_bench_train)
     activations = bench_sub.add_parser(

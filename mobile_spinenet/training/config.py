@@ -12,6 +12,7 @@ from typing import Optional
 
 import yaml
 
+OPTIMIZERS = ("sgd", "adamw")
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "configs")
 
 
@@ -25,6 +26,7 @@ class TrainConfig:
     batch_size: int = 256
     learning_rate: Optional[float] = None  # None: lr_per_64_images * batch_size / 64
     lr_per_64_images: float = 0.08
+    optimizer: str = "sgd"  # "sgd" (the paper's) or "adamw"; momentum is AdamW's beta_1
     momentum: float = 0.9
     weight_decay: float = 4e-5
     warmup_epochs: float = 5.0
@@ -48,6 +50,8 @@ class TrainConfig:
     precise_bn_images: int = 256  # re-estimate BN statistics on this many train images (0: off)
     mixed_precision: bool = False
     clip_grad_norm: Optional[float] = None
+    ema_decay: Optional[float] = None  # moving average of the weights (e.g. 0.999); None: off
+    jit_compile: bool = False  # XLA for the forward and backward pass (same numbers up to rounding)
     strategy: str = "default"  # default | mirrored | multiworker | tpu
     tpu: str = ""
     seed: int = 0
@@ -68,6 +72,10 @@ class TrainConfig:
             raise ValueError("config fields step_decay_at and step_decay_factors differ in length")
         if len(self.jitter) != 2 or not 0 < self.jitter[0] <= self.jitter[1]:
             raise ValueError(f"config field jitter must be [min, max] with 0 < min <= max, got {self.jitter}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"config field optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
+            raise ValueError(f"--ema-decay must be in (0, 1), got {self.ema_decay!r} (config field ema_decay)")
         from mobile_spinenet.data.images import check_resize
         check_resize(self.resize)
         if not 0 < self.negative_iou <= self.positive_iou <= 1:
@@ -94,7 +102,7 @@ POSITIVE_FIELDS = (("epochs", 0, True), ("batch_size", 1, False), ("learning_rat
 # The command-line flag of a field, where its name differs (errors name what the user typed).
 FLAGS = {"epochs": "--epochs", "batch_size": "--batch", "learning_rate": "--lr", "warmup_epochs": "--warmup-epochs",
          "weight_decay": "--weight-decay", "image_size": "--image-size", "checkpoint_every_steps": "--checkpoint-every",
-         "val_max_images": "--val-max-images"}
+         "val_max_images": "--val-max-images", "ema_decay": "--ema-decay", "jit_compile": "--xla"}
 
 
 def recipe_path(name_or_path: str) -> str:

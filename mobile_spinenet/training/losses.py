@@ -50,7 +50,9 @@ def detection_losses(outputs: dict, targets: dict, config: LossConfig, num_posit
 
 def weight_decay_loss(model, weight_decay: float):
     """``weight_decay * sum(w**2) / 2`` over convolution and dense kernels (not BN, not biases)."""
-    kernels = [v for v in model.trainable_variables if "kernel" in v.name]
+    from mobile_spinenet.training.optimizers import decayed_variables
+
+    kernels = decayed_variables(model)
     if not kernels or not weight_decay:
         return tf.constant(0.0)
     return weight_decay * tf.add_n([tf.nn.l2_loss(tf.cast(v, tf.float32)) for v in kernels])

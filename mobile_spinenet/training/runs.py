@@ -187,6 +187,37 @@ class Run:
         return path
 
 
+# What a finished run is, for someone who did not train it: the final weights and everything
+# that describes them. Not its checkpoints, TensorBoard logs or the paths of the data it read.
+PACKED_FILES = (CONFIG_FILE, LABEL_MAP_FILE, RUN_FILE, WEIGHTS_FILE, DATA_ISSUES_FILE, "metrics.csv", "curves.png")
+PACKED_RECORDS = ("qat.json",)  # copied when present
+
+
+def pack_run(run_dir: str, out: str) -> list:
+    """Copy a finished run's :data:`PACKED_FILES` into ``out`` (a new folder, written whole or
+    not at all); returns the copied names. Refuses an unfinished run and an existing ``out``."""
+    import shutil
+
+    run = Run.open(run_dir)
+    if run.finished_record() is None:
+        raise ValueError(f"{run_dir} has not finished ({WEIGHTS_FILE} or {RUN_FILE} missing); finish it with "
+                         f"train --resume first")
+    if os.path.exists(out):
+        raise ValueError(f"--out {out} exists already; choose a new folder")
+    names = [n for n in PACKED_FILES + PACKED_RECORDS if os.path.isfile(run.path(n))]
+    temp = os.path.join(os.path.dirname(os.path.abspath(out)), f".tmp-pack-{os.getpid()}-{os.path.basename(out)}")
+    shutil.rmtree(temp, ignore_errors=True)
+    os.makedirs(temp)
+    try:
+        for name in names:
+            shutil.copy2(run.path(name), os.path.join(temp, name))
+        os.replace(temp, out)
+    except BaseException:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise
+    return names
+
+
 def open_run(run_dir: str) -> Run:
     """:meth:`Run.open` (the name the rest of the kit calls)."""
     return Run.open(run_dir)

@@ -5,6 +5,7 @@ it: weights, BN statistics, optimizer slots and iteration count (which gives the
 rate and, with the seeded epoch order of the input pipeline, the data position)."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -19,10 +20,13 @@ from mobile_spinenet.data.records import DetectionDataset
 from mobile_spinenet.training.checkpoints import AtomicCheckpoints
 from mobile_spinenet.training.config import TrainConfig
 from mobile_spinenet.training.distribute import make_strategy
+from mobile_spinenet.training.ema import WeightAverage
 from mobile_spinenet.training.logs import RunLog, plot_curves
 from mobile_spinenet.training.runs import CHECKPOINTS_DIR, RUN_FILE, WEIGHTS_FILE, Run, RunLock  # noqa: F401
 from mobile_spinenet.training.losses import LossConfig, detection_losses, weight_decay_loss
+from mobile_spinenet.training.optimizers import make_optimizer
 from mobile_spinenet.training.schedule import WarmupDecay
+from mobile_spinenet.training.xla import xla_gradients
 from mobile_spinenet.zoo import build_model, check_image_size, get_model_info, model_anchors
 
 log = logging.getLogger("mobile_spinenet.train")
@@ -86,39 +90,58 @@ class Trainer:
             self.schedule = WarmupDecay(config.resolved_learning_rate(), self.total_steps,
                                         int(round(config.warmup_epochs * self.steps_per_epoch)),
                                         config.schedule, config.step_decay_at, config.step_decay_factors)
-            optimizer = keras.optimizers.SGD(self.schedule, momentum=config.momentum, jit_compile=False,
-                                             global_clipnorm=config.clip_grad_norm)
+            optimizer = make_optimizer(config, self.schedule, self.model)
             if self.policy == "mixed_float16":
                 optimizer = keras.mixed_precision.LossScaleOptimizer(optimizer)
             self.optimizer = optimizer
             self.optimizer.build(self.model.trainable_variables)
-            self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer)
+            self.ema = WeightAverage(self.model.trainable_variables, config.ema_decay) if config.ema_decay else None
+            parts = {"ema": self.ema} if self.ema else {}
+            self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, **parts)
         self.checkpoints = AtomicCheckpoints(os.path.join(run_dir, CHECKPOINTS_DIR), self.checkpoint,
                                              config.keep_checkpoints)
+        # XLA compiles the per-replica forward and backward pass (not the optimizer update nor the
+        # all-reduce, so every strategy can use it); the numbers are the same up to float rounding
+        # (tests/test_training_speed.py).
+        self._loss_and_gradients = (tf.function(self._replica_loss_and_gradients, jit_compile=True)
+                                    if config.jit_compile else self._replica_loss_and_gradients)
         self._train_step = tf.function(self._distributed_step)
 
     # -- one step -------------------------------------------------------------------------
-    def _replica_step(self, images, targets):
-        positives = tf.reduce_sum(tf.cast(targets["classes"] >= 0, tf.float32))
-        global_positives = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, positives)
+    def _replica_loss_and_gradients(self, images, targets, global_positives):
+        """One replica's loss parts and (unscaled) gradients for its share of the batch."""
         variables = self.model.trainable_variables
         with tf.GradientTape() as tape:
             outputs = self.model(images, training=True)
             class_loss, box_loss = detection_losses(outputs, targets, self.loss_config, global_positives)
             box_loss = self.config.box_loss_weight * box_loss  # TrainConfig owns the weighting
-            l2_loss = weight_decay_loss(self.model, self.config.weight_decay) / self.replicas
+            l2_loss = weight_decay_loss(self.model, self.l2_coefficient) / self.replicas
             loss = class_loss + box_loss + l2_loss
             if self.model.losses:
                 loss += tf.add_n([tf.cast(x, tf.float32) for x in self.model.losses]) / self.replicas
             scaled = self.optimizer.get_scaled_loss(loss) if self.policy == "mixed_float16" else loss
-        gradients = tape.gradient(scaled, variables)
+        with xla_gradients() if self.config.jit_compile else contextlib.nullcontext():
+            gradients = tape.gradient(scaled, variables)
         if self.policy == "mixed_float16":
             gradients = self.optimizer.get_unscaled_gradients(gradients)
-        self.optimizer.apply_gradients(zip(gradients, variables))
-        return {"loss": loss, "class_loss": class_loss, "box_loss": box_loss, "l2_loss": l2_loss}
+        return {"loss": loss, "class_loss": class_loss, "box_loss": box_loss, "l2_loss": l2_loss}, gradients
+
+    @property
+    def l2_coefficient(self) -> float:
+        """The L2 term's weight in the loss: SGD's weight decay; 0 for AdamW (decoupled decay)."""
+        return 0.0 if self.config.optimizer == "adamw" else self.config.weight_decay
+
+    def _replica_step(self, images, targets):
+        positives = tf.reduce_sum(tf.cast(targets["classes"] >= 0, tf.float32))
+        global_positives = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, positives)
+        parts, gradients = self._loss_and_gradients(images, targets, global_positives)
+        self.optimizer.apply_gradients(zip(gradients, self.model.trainable_variables))
+        return parts
 
     def _distributed_step(self, images, targets):
         parts = self.strategy.run(self._replica_step, args=(images, targets))
+        if self.ema is not None:
+            self.ema.update()
         return {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in parts.items()}
 
     def train_step(self, images, targets) -> dict:
@@ -240,17 +263,24 @@ class Trainer:
             row = {"epoch": epoch + 1, "step": step, "lr": float(self.schedule(step - 1)), "seconds": round(seconds, 2),
                    "images_per_s": count * self.config.batch_size / max(seconds, 1e-9),
                    **run_log.epoch_means(epoch + 1)}
-            self.precise_bn()
-            if self.val_data is not None:
-                metrics = self._validate()
-                row.update(val_AP=metrics["AP"], val_AP50=metrics["AP50"], val_AP75=metrics["AP75"])
-                log.info("epoch %d: val AP %.4f AP50 %.4f", epoch + 1, metrics["AP"], metrics["AP50"])
+            with self.evaluation_weights():
+                self.precise_bn()
+                if self.val_data is not None:
+                    metrics = self._validate()
+                    row.update(val_AP=metrics["AP"], val_AP50=metrics["AP50"], val_AP75=metrics["AP75"])
+                    log.info("epoch %d: val AP %.4f AP50 %.4f", epoch + 1, metrics["AP"], metrics["AP50"])
             run_log.epoch(row)  # before the checkpoint: a resumed run never loses a row
             self.checkpoints.save(step)
             plot_curves(self.run_dir)
             last_row = row
+        if self.ema is not None:
+            self.ema.adopt()  # the run's weights are the averaged ones (BN re-estimated for them above)
         self.save_final(last_row)
         return last_row
+
+    def evaluation_weights(self):
+        """The weights validation and the final model use: the moving average when there is one."""
+        return self.ema.swapped() if self.ema is not None else contextlib.nullcontext()
 
     def save_final(self, row: dict) -> str:
         return self.run.write_final(self.model, {
