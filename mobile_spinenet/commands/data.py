@@ -12,6 +12,14 @@ def _cmd_data_demo(args) -> int:
     return 0
 
 
+def _cmd_data_demo_classes(args) -> int:
+    from mobile_spinenet.data.class_folders import make_demo_class_folders
+
+    folders = make_demo_class_folders(args.out, progress=print)
+    print(f"train: {folders['train']}\nval:   {folders['val']}")
+    return 0
+
+
 def _cmd_data_check(args) -> int:
     from mobile_spinenet.data.readers import read_dataset
 
@@ -35,6 +43,12 @@ def add_data_parser(sub) -> None:
     demo.add_argument("--train-images", type=positive_int, default=800)
     demo.add_argument("--val-images", type=positive_int, default=200)
     demo.set_defaults(func=_cmd_data_demo)
+    classes = data_sub.add_parser(
+        "demo-classes", help="write the Fashion-MNIST photos as class folders (classification)",
+        description="Write the bundled Fashion-MNIST photos (10 classes, 250 train and 100 val images a class, "
+                    "disjoint) as OUT/train/<class>/ and OUT/val/<class>/, the ImageNet folder layout.")
+    classes.add_argument("--out", required=True)
+    classes.set_defaults(func=_cmd_data_demo_classes)
     check = data_sub.add_parser("check", help="read a dataset and report bad input",
                                 description="Read a COCO or VOC dataset as training would and list "
                                             "what is skipped or fixed.")

@@ -1,0 +1,115 @@
+"""Image-folder datasets for classification (the ImageNet layout): one sub-folder per class,
+named by the class, holding that class's images. Classes are the sub-folders in sorted order.
+
+Bad input is refused with an error that names it, before any training: a missing folder, no
+class folders, an empty class folder, a file that is not an image (by extension, or an image
+file PIL cannot read). Hidden files (``.DS_Store``, ``.gitkeep``) are ignored.
+
+``make_demo_class_folders`` writes the bundled Fashion-MNIST photos in this layout (TF-free)."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+
+@dataclass(frozen=True)
+class ClassFolderDataset:
+    """``paths[i]`` is an image of class ``labels[i]`` (an index into ``class_names``)."""
+
+    root: str
+    class_names: tuple
+    paths: tuple
+    labels: tuple
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def counts(self) -> dict:
+        return {name: self.labels.count(i) for i, name in enumerate(self.class_names)}
+
+
+def _check_image(path: str) -> None:
+    from PIL import Image, UnidentifiedImageError
+
+    if not path.lower().endswith(IMAGE_EXTENSIONS):
+        raise ValueError(f"{path} is not an image (extension {os.path.splitext(path)[1] or 'none'}; "
+                         f"class folders hold only {', '.join(IMAGE_EXTENSIONS)} files)")
+    try:
+        with Image.open(path) as image:
+            image.size  # the header is read and checked
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        raise ValueError(f"{path} cannot be read as an image: {str(error).splitlines()[0]}") from None
+
+
+def read_class_folders(root: str, class_names: Optional[tuple] = None, check_images: bool = True
+                       ) -> ClassFolderDataset:
+    """Read ``root/<class>/<image>``; ``class_names`` fixes the class order (a val set read with
+    the training set's classes) and refuses folders it does not list."""
+    if not os.path.isdir(root):
+        raise ValueError(f"--data {root} is not a folder (expected one sub-folder per class)")
+    found = sorted(n for n in os.listdir(root) if not n.startswith(".") and os.path.isdir(os.path.join(root, n)))
+    stray = sorted(n for n in os.listdir(root) if not n.startswith(".") and not os.path.isdir(os.path.join(root, n)))
+    if not found:
+        raise ValueError(f"{root} has no class folders (expected {root}/<class name>/<images>)")
+    if stray:
+        raise ValueError(f"{root} holds files beside the class folders ({', '.join(stray[:3])}"
+                         f"{', ...' if len(stray) > 3 else ''}); move them out: every image belongs in its class folder")
+    names = tuple(class_names) if class_names is not None else tuple(found)
+    unknown = sorted(set(found) - set(names))
+    if unknown:
+        raise ValueError(f"{root} has class folders the model does not know: {', '.join(unknown)} "
+                         f"(its classes: {', '.join(names)})")
+    paths, labels = [], []
+    for index, name in enumerate(names):
+        folder = os.path.join(root, name)
+        if not os.path.isdir(folder):
+            continue  # a class the val set happens not to have
+        files = sorted(f for f in os.listdir(folder) if not f.startswith("."))
+        images = [os.path.join(folder, f) for f in files]
+        if not images:
+            raise ValueError(f"class folder {folder} is empty; remove it or add images of class {name!r}")
+        for path in images:
+            if os.path.isdir(path):
+                raise ValueError(f"{path} is a folder inside class folder {folder}; class folders hold images only")
+            if check_images:
+                _check_image(path)
+        paths.extend(images)
+        labels.extend([index] * len(images))
+    return ClassFolderDataset(root, names, tuple(paths), tuple(labels))
+
+
+def make_demo_class_folders(out_dir: str, progress=None) -> dict:
+    """Write the bundled Fashion-MNIST photos as ``out_dir/train/<class>/`` and ``out_dir/val/<class>/``
+    (PNG, 28x28 grey as stored; 250 train and 100 val images a class, disjoint); returns the folders."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from mobile_spinenet.data.glyphs import CLASS_NAMES, load_glyphs
+    from mobile_spinenet.io_utils import write_atomically
+
+    folders = {}
+    for split in ("train", "val"):
+        images, labels = load_glyphs(split)
+        for name in CLASS_NAMES:
+            os.makedirs(os.path.join(out_dir, split, name.replace(" ", "_")), exist_ok=True)
+        counters = np.zeros(len(CLASS_NAMES), int)
+        for image, label in zip(images, labels):
+            name = CLASS_NAMES[int(label)].replace(" ", "_")
+            path = os.path.join(out_dir, split, name, f"{split}_{counters[label]:04d}.png")
+            counters[label] += 1
+            buffer = io.BytesIO()
+            Image.fromarray(image).save(buffer, format="PNG")
+            write_atomically(path, buffer.getvalue())
+        folders[split] = os.path.join(out_dir, split)
+        if progress:
+            progress(f"wrote {len(images)} {split} images in {len(CLASS_NAMES)} class folders to {folders[split]}")
+    return folders
