@@ -33,18 +33,19 @@ def _separable_predictor(x, ops: Ops, units: int, name: str, bias_initializer="z
 
 def ssdlite(inputs, ops: Ops, size: str, num_classes: int, prior_probability: float = 0.01):
     """MobileNetV3-SSDLite: C4, C5 and four extra maps, each with its own separable
-    class and box predictors. Returns ``(class_logits, box_codes, anchors)``."""
+    class and box predictors. Returns ``(class_logits, box_codes)``; the anchors they are
+    decoded against are ``zoo.model_anchors`` (one place computes them)."""
     c4, c5 = mobilenet_v3(inputs, ops, size, detection=True)
     extra_ops = ops.with_activation("relu6")
     maps = [c4, c5]
     for i, depth in enumerate(EXTRA_DEPTHS):
         maps.append(_extra_layer(maps[-1], extra_ops, depth, name=f"ssd_extra{i}"))
-    anchors = SSDAnchors(tuple(int(m.shape[1]) for m in maps))
+    per_location = SSDAnchors(tuple(int(m.shape[1]) for m in maps)).anchors_per_location()
     class_maps, box_maps = [], []
-    for i, (feature, count) in enumerate(zip(maps, anchors.anchors_per_location())):
+    for i, (feature, count) in enumerate(zip(maps, per_location)):
         class_maps.append(_separable_predictor(feature, extra_ops, count * num_classes, f"ssd_class{i}",
                                                keras.initializers.Constant(prior_bias(prior_probability))))
         box_maps.append(_separable_predictor(feature, extra_ops, count * 4, f"ssd_box{i}"))
     classes = flatten_predictions(class_maps, num_classes, CLASS_OUTPUT)
     boxes = flatten_predictions(box_maps, 4, BOX_OUTPUT)
-    return classes, boxes, anchors
+    return classes, boxes

@@ -85,7 +85,7 @@ def build_model(model_id: str, task: str = "detection", image_size: Optional[int
     if info.kind == "ssdlite":
         if task != "detection":
             raise ValueError(f"{model_id} is a detector only")
-        classes, boxes, _ = ssdlite(inputs, ops, info.ssd_size, num_classes)
+        classes, boxes = ssdlite(inputs, ops, info.ssd_size, num_classes)
         return keras.Model(inputs, {CLASS_OUTPUT: classes, BOX_OUTPUT: boxes}, name=name)
     features = _features(info, inputs, ops, spec, stochastic_depth)
     if task == "classification":
