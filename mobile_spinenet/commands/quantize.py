@@ -75,7 +75,9 @@ def add_export_parser(sub) -> None:
     export.add_argument("--input-type", default="float", choices=["float", "uint8"],
                         help="int8 only: uint8 takes raw pixels")
     export.add_argument("--val", help="verification images (default: the run's val data, else its training data)")
-    export.add_argument("--verify-images", type=positive_int, default=50)
+    export.add_argument("--verify-images", type=positive_int, default=200,
+                        help="val images the file is checked on (default 200: on a few dozen, AP is noise at the "
+                             "allowed drop)")
     drop = DEFAULT_MAX_AP_DROP
     export.add_argument("--max-ap-drop", type=non_negative_float, help="AP points the file may lose against Keras "
                         f"(default: {drop['fp32']:g} fp32, {drop['fp16']:g} fp16, {drop['dynamic']:g} dynamic, "

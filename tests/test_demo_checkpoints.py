@@ -1,0 +1,51 @@
+"""The committed demo checkpoints (``checkpoints/demo/``, trained by the kit with the commands in
+docs/training.md) are trained models: each opens as a run, and a correct int8 export of the
+SpineNet-49xxs QAT one passes verification with the agreement check on (not on AP alone), on
+every CI run."""
+import json
+import os
+
+import pytest
+
+from mobile_spinenet.cli import main
+from mobile_spinenet.data.demo import make_split
+from mobile_spinenet.training.runs import PACKED_FILES, open_run
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CHECKPOINTS = os.path.join(ROOT, "checkpoints", "demo")
+MIN_KERAS_AP = 20.0  # points on the 200 demo val images; the QAT checkpoint scores 24.7
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """The demo val set the checkpoints were validated on (seed 0)."""
+    root = tmp_path_factory.mktemp("demo")
+    make_split(str(root / "val"), "val", 200, seed=0)  # the checkpoints' val set
+    return root
+
+
+def test_every_committed_checkpoint_is_a_finished_run_with_its_record():
+    names = sorted(os.listdir(CHECKPOINTS))
+    assert {"spinenet49xxs", "spinenet49xxs-qat"} <= set(names)
+    for name in names:
+        if not os.path.isdir(os.path.join(CHECKPOINTS, name)):
+            continue
+        folder = os.path.join(CHECKPOINTS, name)
+        assert set(PACKED_FILES) <= set(os.listdir(folder)), name
+        run = open_run(folder)
+        record = run.finished_record()
+        assert record["model"] == run.config.model == name.removesuffix("-qat")
+        assert record["last_epoch"]["val_AP"] > 0.1  # trained: untrained models score 0.000 here
+
+
+def test_int8_export_of_the_trained_qat_checkpoint_passes_verification_with_agreement(demo, tmp_path, capsys):
+    out = tmp_path / "xxs.tflite"
+    code = main(["export", os.path.join(CHECKPOINTS, "spinenet49xxs-qat"), "--quant", "int8", "--out", str(out),
+                 "--val", str(demo / "val"), "--require-agreement"])  # the default: 200 images
+    assert code == 0, capsys.readouterr().err
+    report = json.loads((tmp_path / "xxs.json").read_text())
+    verification = report["verification"]
+    assert verification["passed"] and verification["keras_ap"] >= MIN_KERAS_AP, verification
+    assert verification["agreement_checked"] and verification["agreement"] >= 0.8, verification
+    assert report["ops"]["float_ops"] in ([], {}), report["ops"]["float_ops"]  # int8 end to end
+    assert "PASSED" in capsys.readouterr().out
