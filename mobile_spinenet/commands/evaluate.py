@@ -106,8 +106,8 @@ def _cmd_compare(args) -> int:
     threads = parse_ints(args.threads, "--threads")
     options = CompareOptions(
         data=args.data, out=args.out, models=tuple(m for m in args.models.split(",") if m), budget_minutes=args.budget,
-        val=args.val, image_size=args.image_size, recipe=args.recipe, qat_share=args.qat_share, qat_epochs=args.qat_epochs,
-        threads=threads,
+        val=args.val, image_size=args.image_size, recipe=args.recipe, qat_share=args.qat_share,
+        qat_epochs=args.qat_epochs, threads=threads,
         bench_runs=args.runs, bench_rounds=args.rounds, extra_exports=tuple(e for e in args.extra_exports.split(",") if e),
         runs_from=args.runs_from, verify_images=args.verify_images, show_progress=not args.no_progress)
     report = compare(options, progress=lambda message: print(message, flush=True))

@@ -11,6 +11,12 @@ def decayed_variables(model) -> list:
     return [v for v in model.trainable_variables if "kernel" in v.name]
 
 
+def l2_loss_coefficient(config) -> float:
+    """The L2 term's weight in the loss: SGD's weight decay; 0 for AdamW, which decays the same
+    kernels itself (decoupled)."""
+    return 0.0 if config.optimizer == "adamw" else config.weight_decay
+
+
 def make_optimizer(config, learning_rate, model):
     """``keras`` optimizer of ``config.optimizer`` with schedule ``learning_rate``."""
     if config.optimizer == "sgd":

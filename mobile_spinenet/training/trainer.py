@@ -24,7 +24,7 @@ from mobile_spinenet.training.ema import WeightAverage
 from mobile_spinenet.training.logs import RunLog, plot_curves
 from mobile_spinenet.training.runs import CHECKPOINTS_DIR, RUN_FILE, WEIGHTS_FILE, Run, RunLock  # noqa: F401
 from mobile_spinenet.training.losses import LossConfig, detection_losses, weight_decay_loss
-from mobile_spinenet.training.optimizers import make_optimizer
+from mobile_spinenet.training.optimizers import l2_loss_coefficient, make_optimizer
 from mobile_spinenet.training.schedule import WarmupDecay
 from mobile_spinenet.training.xla import xla_gradients
 from mobile_spinenet.zoo import build_model, check_image_size, get_model_info, model_anchors
@@ -128,8 +128,7 @@ class Trainer:
 
     @property
     def l2_coefficient(self) -> float:
-        """The L2 term's weight in the loss: SGD's weight decay; 0 for AdamW (decoupled decay)."""
-        return 0.0 if self.config.optimizer == "adamw" else self.config.weight_decay
+        return l2_loss_coefficient(self.config)
 
     def _replica_step(self, images, targets):
         positives = tf.reduce_sum(tf.cast(targets["classes"] >= 0, tf.float32))
