@@ -116,7 +116,7 @@ PY
 run_tests() {
   wheel_check
   setup_mediapipe
-  MOBILE_SPINENET_MEDIAPIPE_PYTHON="$(cd "$MEDIAPIPE_VENV" && pwd)/bin/python" "$VENV/bin/python" -m pytest -q "$@"
+  MOBILE_SPINENET_MEDIAPIPE_PYTHON="$(cd "$MEDIAPIPE_VENV" && pwd)/bin/python" "$VENV/bin/python" -m pytest -q --durations=25 "$@"
 }
 
 command="${1:-}"

@@ -38,6 +38,7 @@ class CompareOptions:
     extra_exports: tuple = ()
     runs_from: Optional[str] = None  # a folder of existing runs (<model>/ and <model>-qat/) to reuse
     verify_images: Optional[int] = None  # None: the whole val set
+    seed_spread: Optional[str] = None  # seeds.json of `bench seeds`: int8 AP sd per model, significance marks
     show_progress: bool = True
 
     def validate(self) -> "CompareOptions":
@@ -147,7 +148,7 @@ def _keras_ap(run_dir: str, val_dir: str) -> dict:
     return {"AP": 100 * metrics["AP"], "AP50": 100 * metrics["AP50"]}
 
 
-def _export(run_dir: str, path: str, quant: str, val_dir: str, verify_images: int, progress) -> dict:
+def export_verified(run_dir: str, path: str, quant: str, val_dir: str, verify_images: int, progress) -> dict:
     """Export and verify; a rejected file is recorded (and benchmarked) as rejected, not fatal."""
     import json
 
@@ -231,7 +232,7 @@ def compare_model(model: str, options: CompareOptions, train_dir: str, val_dir: 
             source, quant, file = exports[name]
             progress(f"== {model}: export {name} TFLite, verified on {verify_images} val images")
             with result.stage(f"export_{name}"):
-                result.record(name, _export(source, os.path.join(out, "exports", file), quant, val_dir,
+                result.record(name, export_verified(source, os.path.join(out, "exports", file), quant, val_dir,
                                             verify_images, progress))
             keras.backend.clear_session()
     if not result.has("int8_raw"):  # the same QAT model without the post-processing: the network's own latency
@@ -279,6 +280,10 @@ def compare(options: CompareOptions, progress: Callable[[str], None] = print) ->
 
     options.validate()
     train_dir, val_dir = data_folders(options.data, options.val)
+    spread = None
+    if options.seed_spread:
+        from mobile_spinenet.eval.significance import read_seeds, spread_of
+        spread = spread_of(read_seeds(options.seed_spread))  # before hours of work, so a bad file fails now
     verify_images = options.verify_images or len(read_dataset(val_dir))  # default: the whole val set
     started = time.perf_counter()
     results = [compare_model(model, options, train_dir, val_dir, verify_images, progress) for model in options.models]
@@ -288,5 +293,6 @@ def compare(options: CompareOptions, progress: Callable[[str], None] = print) ->
                 "budget_minutes": options.budget_minutes, "image_size": options.image_size, "recipe": options.recipe,
                 "qat_share": options.qat_share, "threads": list(options.threads), "bench_runs": options.bench_runs,
                 "bench_rounds": options.bench_rounds,
-                "minutes_this_call": round((time.perf_counter() - started) / 60, 1)}
-    return write_report(options.out, results, settings)
+                "minutes_this_call": round((time.perf_counter() - started) / 60, 1),
+                **({"seed_spread": os.path.abspath(options.seed_spread)} if options.seed_spread else {})}
+    return write_report(options.out, results, settings, spread)

@@ -20,10 +20,13 @@ def _latency(result: dict, threads: int, key: str = "benchmark") -> Optional[flo
     return None
 
 
-def table_rows(results: list, threads: tuple) -> list:
-    """One flat dict per model with the report's columns (AP in points, 0..100)."""
+def table_rows(results: list, threads: tuple, spread: Optional[dict] = None) -> list:
+    """One flat dict per model with the report's columns (AP in points, 0..100); ``spread``
+    (:func:`~mobile_spinenet.eval.significance.spread_of` of a ``bench seeds`` record) adds each
+    model's int8 AP standard deviation over seeds."""
     rows = []
     for r in results:
+        seeds = (spread or {}).get(r["model"], {}).get("tflite_AP")
         madds_b = r["counts"]["multiply_adds"] / 1e9
         latency = {t: _latency(r, t) for t in threads}
         network = {t: _latency(r, t, "benchmark_raw") for t in threads}  # the same file without post-processing
@@ -32,6 +35,7 @@ def table_rows(results: list, threads: tuple) -> list:
             "model": r["model"], "image_size": r["counts"]["image_size"], "params_m": r["counts"]["params"] / 1e6,
             "multiply_adds_b": madds_b, "float_ap": r["float"]["AP"], "float_ap50": r["float"]["AP50"],
             "int8_ap": r["int8"]["tflite_AP"], "int8_ap50": r["int8"]["tflite_AP50"], "int8_passed": r["int8"]["passed"],
+            "int8_ap_sd": seeds["sd"] if seeds else None, "int8_ap_seeds": seeds["n"] if seeds else None,
             "ptq_ap": r["ptq"]["tflite_AP"] if "ptq" in r else None, "ptq_mb": r["ptq"]["mb"] if "ptq" in r else None,
             "fp32_mb": r["fp32"]["mb"] if "fp32" in r else None, "qat_keras_ap": r["int8"]["keras_AP"],
             "int8_mb": r["int8"]["mb"], "latency_ms": latency, "network_ms": network,
@@ -59,11 +63,32 @@ def pair_ratios(rows: list, threads: tuple) -> list:
     return ratios
 
 
+def pair_significance(rows: list) -> list:
+    """For each Table 9 pair present: the int8 AP difference and whether it exceeds two standard
+    deviations of the difference (from the models' spreads over seeds; None when one is unknown)."""
+    from mobile_spinenet.eval.significance import significance
+
+    by_model = {row["model"]: row for row in rows}
+    found = []
+    for spine, ssd in PAIRS:
+        if spine in by_model and ssd in by_model:
+            a, b = by_model[spine], by_model[ssd]
+            found.append({"spinenet": spine, "ssdlite": ssd, "spinenet_ap": a["int8_ap"], "ssdlite_ap": b["int8_ap"],
+                          **significance(a["int8_ap"], a["int8_ap_sd"], b["int8_ap"], b["int8_ap_sd"])})
+    return found
+
+
+def _verdict(pair: dict) -> str:
+    if pair["significant"] is None:
+        return "unknown: no seed spread (run `mobile-spinenet bench seeds` and pass --seed-spread)"
+    return "**significant**" if pair["significant"] else "not significant (under 2 sd)"
+
+
 def _fmt(value, digits: int = 2) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
-def markdown(rows: list, ratios: list, settings: dict) -> str:
+def markdown(rows: list, ratios: list, settings: dict, significant: Optional[list] = None) -> str:
     from mobile_spinenet.paper import TABLE_9
 
     threads = tuple(settings["threads"])
@@ -89,8 +114,9 @@ def markdown(rows: list, ratios: list, settings: dict) -> str:
         flag = "" if row["int8_passed"] else " (rejected)"
         latency = " | ".join(_fmt(row["latency_ms"][t]) for t in threads) + " | " + \
             " | ".join(_fmt(row["network_ms"][t]) for t in threads)
+        sd = "" if row.get("int8_ap_sd") is None else f" ± {row['int8_ap_sd']:.2f}"
         lines.append(f"| {row['model']} | {row['image_size']} | {row['params_m']:.2f} | {row['multiply_adds_b']:.3f} | "
-                     f"{row['float_ap']:.2f} | {row['int8_ap']:.2f}{flag} | {row['int8_mb']:.2f} | {latency} | "
+                     f"{row['float_ap']:.2f} | {row['int8_ap']:.2f}{sd}{flag} | {row['int8_mb']:.2f} | {latency} | "
                      f"{_fmt(row['ap_per_ms'], 3)} | {row['train_epochs']:g} ({row['qat_epochs']:g}) |")
     blank = " | ".join("–" for _ in range(2 * len(threads)))
     for ref in TABLE_9:
@@ -99,6 +125,18 @@ def markdown(rows: list, ratios: list, settings: dict) -> str:
                          f"{ref.multiply_adds_b:.2f} | *{ref.ap:.1f} COCO* | – | – | {blank} | – | – |")
     lines += ["", "Reference rows: the paper's COCO test-dev figures (80 classes, its input sizes), for scale; the "
               "rows above them are this run (demo data, its classes and input size).", ""]
+    if any(row.get("int8_ap_sd") is not None for row in rows):
+        lines += [f"int8 AP ± sd: the sample standard deviation of the model's int8 AP over reruns of the QAT "
+                  f"fine-tune with other seeds (`bench seeds`, {settings.get('seed_spread', 'seeds.json')}).", ""]
+    if significant:
+        lines += ["## Are the AP differences real?", "",
+                  "| pair | SpineNet int8 AP | SSDLite int8 AP | difference | 2 sd of the difference | verdict |",
+                  "|---|---|---|---|---|---|"]
+        for pair in significant:
+            lines.append(f"| {pair['spinenet']} / {pair['ssdlite']} | {pair['spinenet_ap']:.2f} | "
+                         f"{pair['ssdlite_ap']:.2f} | {pair['difference']:+.2f} | {_fmt(pair['threshold'])} | "
+                         f"{_verdict(pair)} |")
+        lines += ["", "2 sd of the difference: 2 * sqrt(sd_a^2 + sd_b^2), the seed spreads of the two models.", ""]
     if ratios:
         lines += ["## Latency per multiply-add: SpineNet / MobileNetV3-SSDLite (int8, XNNPACK)", "",
                   "| pair | multiply-add ratio | " + " | ".join(f"latency ratio {t} thr" for t in threads) + " | "
@@ -203,15 +241,17 @@ def plots(rows: list, threads: tuple) -> dict:
     return files
 
 
-def write_report(out: str, results: list, settings: dict) -> str:
-    """Write ``report.md``, ``report.json`` and the plots into ``out``; returns the report's path."""
+def write_report(out: str, results: list, settings: dict, spread: Optional[dict] = None) -> str:
+    """Write ``report.md``, ``report.json`` and the plots into ``out``; returns the report's path.
+    ``spread``: the models' AP spreads over seeds (see :func:`table_rows`)."""
     threads = tuple(settings["threads"])
-    rows = table_rows(results, threads)
+    rows = table_rows(results, threads, spread)
     ratios = pair_ratios(rows, threads)
+    significant = pair_significance(rows)
     for name, png in plots(rows, threads).items():
         write_atomically(os.path.join(out, name), png)
     write_json_atomically(os.path.join(out, "report.json"), {"settings": settings, "rows": rows, "ratios": ratios,
-                                                            "results": results})
+                                                            "significance": significant, "results": results})
     path = os.path.join(out, "report.md")
-    write_atomically(path, markdown(rows, ratios, settings))
+    write_atomically(path, markdown(rows, ratios, settings, significant))
     return path

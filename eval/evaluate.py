@@ -124,6 +124,6 @@ def evaluate_path(path: str, data: str, max_images: Optional[int] = None, progre
         dataset = read_dataset(data)
         label_map = detector.label_map_for(dataset.label_map)
         if label_map is not dataset.label_map:
-            dataset = read_dataset(data, label_map=label_map)
+            dataset = dataset.relabelled(label_map)
     return evaluate_predictor(detector.predict, dataset, detector.image_size, max_images=max_images, progress=progress,
                               resize=detector.resize)

@@ -134,6 +134,9 @@ def build_metadata(model_name: str, description: str, image_size: int, output_na
     return bytes(builder.Output())
 
 
+ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest a zip entry can record
+
+
 def attach_metadata(flatbuffer: bytes, model_name: str, description: str, labels: Sequence[str],
                     version: str = "", resize: str = "letterbox") -> bytes:
     """``flatbuffer`` with its tensors named after the signature, the metadata entry and the labels."""
@@ -157,7 +160,9 @@ def attach_metadata(flatbuffer: bytes, model_name: str, description: str, labels
     model.metadata = [m for m in (model.metadata or []) if _text(m.name) != METADATA_NAME] + [entry]
     packed = io.BytesIO(bytes(flatbuffer_utils.convert_object_to_bytearray(model)))
     with zipfile.ZipFile(packed, "a") as archive:  # appended after the flatbuffer, as the populator does
-        archive.writestr(LABELS_FILE, "".join(label + "\n" for label in labels))
+        # a fixed time stamp: the same model and labels give the same bytes, whenever they are exported
+        entry = zipfile.ZipInfo(LABELS_FILE, date_time=ZIP_DATE_TIME)
+        archive.writestr(entry, "".join(label + "\n" for label in labels))
     return packed.getvalue()
 
 

@@ -11,7 +11,8 @@ from dataclasses import dataclass, replace
 from typing import Optional
 
 
-QAT_FILE = "qat.json"
+from mobile_spinenet.training.runs import QAT_FILE, register_model_form
+
 CALIBRATION_IMAGES = 32
 
 
@@ -33,32 +34,49 @@ def build_qat_model(run, float_model=None, calibration=None):
     return model
 
 
-def load_qat_model(qat_dir: str):
-    """``(qat_run, qat_model)`` of a QAT directory, with its fine-tuned weights (or latest checkpoint).
-
-    Self-contained: the QAT directory's own config and label map give the model's structure
-    (model id, size, classes, activation) and its weights replace every float one, so the float
-    run it started from may be moved or deleted."""
-    from mobile_spinenet.training.runs import load_run_model, open_run
+def _qat_form(qat):
+    """The quantization-aware model of QAT run ``qat`` with its fine-tuned weights (or latest
+    checkpoint). Self-contained: the QAT directory's own config and label map give the model's
+    structure (model id, size, classes, activation) and its weights replace every float one, so
+    the float run it started from may be moved or deleted."""
+    from mobile_spinenet.training.runs import load_run_model
     from mobile_spinenet.zoo import build_model
 
-    qat = open_run(qat_dir)
+    if not qat.is_qat:
+        raise ValueError(f"{qat.run_dir} is a float run: fine-tune it with `mobile-spinenet qat` for a \"qat\" model")
 
     def structure():  # any float weights do: the QAT weights are loaded over them
         return build_qat_model(qat, float_model=build_model(qat.config.model, **qat.build_kwargs()))
 
-    return qat, load_run_model(qat, model_fn=structure)
+    return load_run_model(qat, model_fn=structure)
+
+
+def _quantizable_form(run):
+    """The float run's trained weights in the unrolled form the int8 converter and QAT take."""
+    from mobile_spinenet.quantization.qat import quantizable_model
+
+    return quantizable_model(run.config.model, run.model("float"), **run.build_kwargs())
+
+
+register_model_form("qat", _qat_form)
+register_model_form("quantizable", _quantizable_form)
+
+
+def load_qat_model(qat_dir: str):
+    """``(qat_run, qat_model)`` of a QAT directory (see :meth:`Run.model`)."""
+    from mobile_spinenet.training.runs import open_run
+
+    qat = open_run(qat_dir)
+    return qat, qat.model("qat")
 
 
 def load_any_run(run_dir: str):
-    """``(run, keras_model, is_qat)`` of a float run (its float model) or a QAT run (its
-    quantization-aware model): what export, eval and predict load."""
-    from mobile_spinenet.training.runs import load_run_model, open_run
+    """``(run, keras_model, is_qat)``: the run and its model in its own form (float, or the
+    quantization-aware model of a QAT run): what export, eval and predict load."""
+    from mobile_spinenet.training.runs import open_run
 
-    if is_qat_run(run_dir):
-        return (*load_qat_model(run_dir), True)
     run = open_run(run_dir)
-    return run, load_run_model(run), False
+    return run, run.model(), run.is_qat
 
 
 @dataclass(frozen=True)
@@ -69,6 +87,7 @@ class QatOptions:
     learning_rate: Optional[float] = None  # default: a tenth of the float run's
     batch_size: Optional[int] = None  # default: the float run's
     val: Optional[str] = None  # validation set, scored after every epoch
+    seed: Optional[int] = None  # data order, augmentation and initial state; default: the float run's
     resume: bool = False
     show_progress: bool = True
 
@@ -98,7 +117,8 @@ def qat(from_run: str, data: str, out: str, options: Optional[QatOptions] = None
     # no XLA (fake-quant training under XLA is untested here) in the short QAT fine-tune.
     config = replace(base, epochs=epochs, warmup_epochs=0.0, schedule="cosine", ema_decay=None, jit_compile=False,
                      learning_rate=learning_rate if learning_rate is not None else base.resolved_learning_rate() / 10,
-                     batch_size=batch_size or base.batch_size, image_size=run.image_size).validate()
+                     batch_size=batch_size or base.batch_size, image_size=run.image_size,
+                     seed=base.seed if options.seed is None else options.seed).validate()
 
     def model_fn(num_classes):
         if num_classes != run.num_classes:

@@ -91,10 +91,98 @@ def test_compare_command_passes_every_flag_to_its_options(tmp_path, capsys, monk
     monkeypatch.setattr(compare_module, "compare", lambda options, progress: seen.setdefault("options", options) and str(report))
     assert main(["compare", "--data", "d", "--val", "v", "--out", "o", "--models", "spinenet49xxs", "--budget", "1.5",
                  "--image-size", "128", "--qat-share", "0.5", "--threads", "1", "--runs", "7", "--rounds", "2",
-                 "--extra-exports", "ptq", "--runs-from", "r", "--verify-images", "9", "--no-progress"]) == 0
+                 "--extra-exports", "ptq", "--runs-from", "r", "--verify-images", "9", "--seed-spread", "s.json",
+                 "--no-progress"]) == 0
     options = seen["options"]
     assert (options.data, options.val, options.out, options.models, options.budget_minutes, options.image_size) == \
         ("d", "v", "o", ("spinenet49xxs",), 1.5, 128)
     assert (options.qat_share, options.threads, options.bench_runs, options.bench_rounds, options.extra_exports) == \
         (0.5, (1,), 7, 2, ("ptq",))
     assert (options.runs_from, options.verify_images, options.show_progress) == ("r", 9, False)
+    assert options.seed_spread == "s.json"
+
+
+def test_mean_sd_and_the_two_sd_rule():
+    from mobile_spinenet.eval.significance import mean_and_sd, significance
+
+    mean, sd = mean_and_sd([1.0, 2.0, 3.0])
+    assert (mean, sd) == (2.0, 1.0)  # sample sd (n - 1)
+    assert mean_and_sd([4.0]) == (4.0, None)
+    # sd 0.3 and 0.4 combine to 0.5: a difference of 0.9 is under 2 sd (1.0), 1.1 is over it
+    assert significance(10.9, 0.3, 10.0, 0.4) == pytest.approx({"difference": 0.9, "threshold": 1.0,
+                                                                "significant": False})
+    assert significance(11.1, 0.3, 10.0, 0.4)["significant"] is True
+    assert significance(11.1, None, 10.0, 0.4)["significant"] is None
+
+
+def _seeds_record(values: dict) -> dict:
+    return {"runs": {model: {str(k): {"seed": k, "tflite_AP": v, "tflite_AP50": 2 * v, "keras_AP": v + 0.1}
+                             for k, v in enumerate(aps, 1)} for model, aps in values.items()},
+            "settings": {"runs_from": "c", "qat_epochs": 0.25, "seeds": [1, 2, 3], "val_images": 200}}
+
+
+def test_report_marks_ap_differences_under_two_sd_as_not_significant(tmp_path):
+    from mobile_spinenet.eval.significance import spread_of
+
+    results = [_result("spinenet49xs", 0.4e9, 8.0, 5.0, 3.0, 2.5), _result("mnv3_large_ssdlite", 0.2e9, 2, 1, 2.0, 1.0),
+               _result("spinenet49xxs", 0.15e9, 3.0, 2.0, 1.0, 2.6), _result("mnv3_small_ssdlite", 0.1e9, 1, 1, 1, 2.0)]
+    spread = spread_of(_seeds_record({"spinenet49xs": [2.4, 2.5, 2.6], "mnv3_large_ssdlite": [0.9, 1.0, 1.1],
+                                      "spinenet49xxs": [2.0, 2.6, 3.2], "mnv3_small_ssdlite": [1.4, 2.0, 2.6]}))
+    assert spread["spinenet49xs"]["tflite_AP"]["sd"] == pytest.approx(0.1)
+    text = open(write_report(str(tmp_path), results, {**SETTINGS, "seed_spread": "s.json"}, spread)).read()
+    assert "| 3.00 | 2.50 ± 0.10 | 1.50 |" in text
+    # 49xs vs large: 1.5 apart, 2 sd = 2 * sqrt(0.01 + 0.01) = 0.28; 49xxs vs small: 0.6 apart, 2 sd = 1.70
+    assert "| spinenet49xs / mnv3_large_ssdlite | 2.50 | 1.00 | +1.50 | 0.28 | **significant** |" in text
+    assert "| spinenet49xxs / mnv3_small_ssdlite | 2.60 | 2.00 | +0.60 | 1.70 | not significant (under 2 sd) |" in text
+    unknown = open(write_report(str(tmp_path / "none"), results, SETTINGS)).read()
+    assert "unknown: no seed spread" in unknown and "±" not in unknown
+
+
+def test_seed_spread_runs_each_missing_seed_once_and_resumes(tmp_path, monkeypatch):
+    import mobile_spinenet.eval.compare as compare_module
+    import mobile_spinenet.quantization.qat_run as qat_module
+    from mobile_spinenet.eval.seed_spread import SeedSpreadOptions, seed_spread
+    from mobile_spinenet.eval.significance import read_seeds
+
+    for split in ("train", "val"):
+        (tmp_path / "data" / split).mkdir(parents=True)
+    (tmp_path / "runs" / "spinenet49xxs").mkdir(parents=True)
+    (tmp_path / "runs" / "spinenet49xxs" / "run.json").write_text("{}")
+    calls = []
+
+    def fake_qat(float_dir, train_dir, qat_dir, options):
+        calls.append(("qat", options.seed, options.epochs))
+
+    def fake_export(run_dir, path, quant, val_dir, images, progress):
+        seed = int(run_dir.rsplit("seed", 1)[1])
+        calls.append(("export", seed))
+        if seed == 3:
+            raise KeyboardInterrupt  # killed during the third seed
+        return {"tflite_AP": 20.0 + seed, "tflite_AP50": 40.0, "keras_AP": 21.0, "passed": True, "agreement": 1.0,
+                "images": images}
+
+    monkeypatch.setattr(qat_module, "qat", fake_qat)
+    monkeypatch.setattr(compare_module, "export_verified", fake_export)
+    options = SeedSpreadOptions(runs_from=str(tmp_path / "runs"), data=str(tmp_path / "data"), out=str(tmp_path / "out"),
+                                models=("spinenet49xxs",), seeds=(1, 2, 3), qat_epochs=0.5, verify_images=10)
+    with pytest.raises(KeyboardInterrupt):
+        seed_spread(options, progress=lambda message: None)
+    assert sorted(read_seeds(str(tmp_path / "out" / "seeds.json"))["runs"]["spinenet49xxs"]) == ["1", "2"]
+    calls.clear()
+    monkeypatch.setattr(compare_module, "export_verified",
+                        lambda run_dir, path, quant, val_dir, images, progress: {
+                            "tflite_AP": 23.0, "tflite_AP50": 40.0, "keras_AP": 21.0, "passed": True, "agreement": 1.0,
+                            "images": images})
+    record = seed_spread(options, progress=lambda message: None)
+    assert calls == [("qat", 3, 0.5)]  # only the missing seed
+    assert [record["runs"]["spinenet49xxs"][k]["tflite_AP"] for k in ("1", "2", "3")] == [21.0, 22.0, 23.0]
+    assert "| spinenet49xxs | 3 | 22.00 | 1.00 |" in (tmp_path / "out" / "seeds.md").read_text()
+    with pytest.raises(ValueError, match="measured with other settings \\(qat_epochs\\)"):
+        seed_spread(SeedSpreadOptions(**{**options.__dict__, "qat_epochs": 1.0}), progress=lambda message: None)
+    (tmp_path / "bad.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="--seed-spread .*bad.json is not a seeds.json"):
+        read_seeds(str(tmp_path / "bad.json"))
+    with pytest.raises(ValueError, match="at least two different seeds"):
+        SeedSpreadOptions(**{**options.__dict__, "seeds": (1,)}).validate()
+    with pytest.raises(ValueError, match="has no finished run mnv3_small_ssdlite/"):
+        SeedSpreadOptions(**{**options.__dict__, "models": ("mnv3_small_ssdlite",)}).validate()

@@ -108,6 +108,21 @@ def test_label_map_round_trip_and_val_uses_train_map(messy_coco, tmp_path):
     assert good.classes.tolist() == [1, 0]
 
 
+def test_relabelling_read_records_equals_reading_with_the_label_map(messy_coco):
+    train = read_dataset(str(messy_coco))
+    for label_map in (LabelMap([7, 3], ["dog", "cat"]), LabelMap([7, -2], ["dog", "unmatched"])):
+        read = read_dataset(str(messy_coco), label_map=label_map)
+        relabelled = train.relabelled(label_map)
+        assert relabelled.label_map is label_map and train.label_map.category_ids == [3, 7]  # original kept
+        assert [r.image_id for r in relabelled.records] == [r.image_id for r in read.records]
+        for ours, theirs in zip(relabelled.records, read.records):
+            assert ours.classes.tolist() == theirs.classes.tolist()
+            np.testing.assert_array_equal(ours.boxes, theirs.boxes)
+    dropped = train.relabelled(LabelMap([7], ["dog"]))
+    assert dropped.issues.counts["unknown category"] > train.issues.counts["unknown category"]
+    assert sum(len(r.classes) for r in dropped.records) < sum(len(r.classes) for r in train.records)
+
+
 def test_voc_reader(tmp_path):
     (tmp_path / "Annotations").mkdir()
     (tmp_path / "JPEGImages").mkdir()

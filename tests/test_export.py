@@ -157,3 +157,24 @@ def test_android_assets_copies_model_labels_and_raw_anchors(run_dir, tmp_path, c
     assert main(["android-assets", str(raw), "--assets", str(assets)]) == 2
     assert "raw.json, which is missing" in capsys.readouterr().err
     assert main(["android-assets", str(tmp_path / "missing.tflite"), "--assets", str(assets)]) == 2
+
+
+def test_an_export_has_the_same_bytes_whenever_it_is_made(monkeypatch):
+    """The labels zip appended to the model carried the export's time stamp, so two exports of the
+    same run differed in two bytes (found comparing exports made before and after a refactor)."""
+    import time
+    import zipfile
+
+    from test_mediapipe import LABELS, colour_cells
+
+    from mobile_spinenet.quantization.export import ExportOptions, convert
+    from mobile_spinenet.quantization.metadata import attach_metadata
+
+    model, anchors = colour_cells()
+    flatbuffer = convert(model, anchors, ExportOptions(quant="fp32"))
+    now = attach_metadata(flatbuffer, "colour cells", "d", LABELS)
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + 3 * 86400 + 7)  # three days and seven seconds later
+    assert attach_metadata(flatbuffer, "colour cells", "d", LABELS) == now
+    with zipfile.ZipFile(__import__("io").BytesIO(now)) as archive:
+        assert archive.read("labels.txt").decode().splitlines() == LABELS

@@ -27,8 +27,9 @@ LAYERS = [
                   "training.precise_bn", "training.xla", "training.trainer", "training.bench"]),
     ("quantization", ["quantization.qat", "quantization.postprocess_op", "quantization.export", "quantization.verify",
                       "quantization.qat_run", "quantization.export_run", "quantization.android_assets"]),
-    ("eval", ["eval.evaluate", "eval.predict", "eval.benchmark", "eval.activation_bench", "eval.compare_report"]),
-    ("pipeline", ["eval.compare"]),
+    ("eval", ["eval.evaluate", "eval.predict", "eval.benchmark", "eval.activation_bench", "eval.significance",
+              "eval.compare_report"]),
+    ("pipeline", ["eval.compare", "eval.seed_spread"]),
     ("commands", ["commands.common", "commands.data", "commands.train", "commands.quantize", "commands.evaluate", "cli",
                   "__main__"]),
 ]

@@ -252,11 +252,41 @@ def test_a_qat_run_exports_and_evaluates_after_its_float_run_is_moved_away(inter
     assert report["verification"]["agreement_checked"] is False
     metrics, _ = evaluate_path(str(qat_dir), str(data / "train"), max_images=4)
     assert 0.0 <= metrics["AP"] <= 1.0
+    from mobile_spinenet.training.runs import open_run
+    qat_run = open_run(str(qat_dir))
+    assert qat_run.is_qat and qat_run.own_form == "qat"
+    with pytest.raises(ValueError, match="is a QAT run: its weights exist only in the \"qat\" form"):
+        qat_run.model("float")
     from mobile_spinenet.quantization.verify import ExportVerificationError
     with pytest.raises(ExportVerificationError, match="--require-agreement is set"):
         export_tflite(str(qat_dir), str(tmp_path / "strict.tflite"),
                       verification=VerifyOptions(images=4, require_agreement=True), progress=lambda message: None)
     assert not (tmp_path / "strict.tflite").exists()
+
+
+def test_a_run_gives_its_model_in_each_form_with_the_trained_weights(interrupted_run):
+    import numpy as np
+
+    import mobile_spinenet.quantization.qat_run  # noqa: F401  (registers the quantized forms)
+    from mobile_spinenet.training.runs import open_run
+
+    run = open_run(str(interrupted_run["run_dir"]))
+    trained = interrupted_run["trainer"].model
+    assert not run.is_qat and run.own_form == "float"
+    model = run.model()
+    assert all((a.numpy() == b.numpy()).all() for a, b in zip(model.weights, trained.weights))
+    image = np.random.default_rng(0).uniform(-1, 1, (1, 128, 128, 3)).astype("float32")
+    quantizable = run.model("quantizable")
+    assert quantizable is not model
+    from mobile_spinenet.backend import tf
+    ours, theirs = (tf.nest.flatten(m(image, training=False)) for m in (quantizable, model))
+    assert len(ours) == len(theirs) > 0
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-4)
+    with pytest.raises(ValueError, match="is a float run: fine-tune it with `mobile-spinenet qat`"):
+        run.model("qat")
+    with pytest.raises(ValueError, match="model form 'int4' is unknown \\(known: float, qat, quantizable"):
+        run.model("int4")
 
 
 def test_anchor_iou_thresholds_of_the_recipe_reach_the_input_pipeline(data, tmp_path):

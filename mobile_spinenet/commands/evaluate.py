@@ -109,7 +109,8 @@ def _cmd_compare(args) -> int:
         val=args.val, image_size=args.image_size, recipe=args.recipe, qat_share=args.qat_share,
         qat_epochs=args.qat_epochs, threads=threads,
         bench_runs=args.runs, bench_rounds=args.rounds, extra_exports=tuple(e for e in args.extra_exports.split(",") if e),
-        runs_from=args.runs_from, verify_images=args.verify_images, show_progress=not args.no_progress)
+        runs_from=args.runs_from, verify_images=args.verify_images, seed_spread=args.seed_spread,
+        show_progress=not args.no_progress)
     report = compare(options, progress=lambda message: print(message, flush=True))
     print(open(report).read())
     print(f"report: {report} (report.json, ap_vs_multiply_adds.png, ap_vs_latency.png beside it)")
@@ -146,5 +147,7 @@ def add_compare_parser(sub) -> None:
                          "model), fp32; comma-separated")
     compare.add_argument("--runs-from", help="reuse runs in this folder (<model>/ and <model>-qat/) instead of training")
     compare.add_argument("--verify-images", type=positive_int, help="val images scored per export (default: all)")
+    compare.add_argument("--seed-spread", help="seeds.json of `bench seeds`: the report shows each model's int8 AP "
+                         "sd over seeds and marks differences under 2 sd as not significant")
     compare.add_argument("--no-progress", action="store_true")
     compare.set_defaults(func=_cmd_compare)

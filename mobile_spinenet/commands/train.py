@@ -169,6 +169,21 @@ def _cmd_bench_activations(args) -> int:
     return 0
 
 
+def _cmd_bench_seeds(args) -> int:
+    from mobile_spinenet.eval.seed_spread import REPORT_FILE, SeedSpreadOptions, format_spread, seed_spread
+
+    setup_logging()
+    options = SeedSpreadOptions(runs_from=args.runs_from, data=args.data, out=args.out, val=args.val,
+                                models=tuple(m for m in args.models.split(",") if m),
+                                seeds=parse_ints(args.seeds, "--seeds"), qat_epochs=args.qat_epochs,
+                                verify_images=args.verify_images, show_progress=not args.no_progress).validate()
+    record = seed_spread(options, progress=lambda message: print(message, flush=True))
+    print(format_spread(record))
+    print(f"recorded: {os.path.join(args.out, 'seeds.json')} and {os.path.join(args.out, REPORT_FILE)}; pass the "
+          f"json to `compare --seed-spread`")
+    return 0
+
+
 def add_bench_parser(sub) -> None:
     bench = sub.add_parser("bench", help="training-speed and activation-latency benchmarks",
                            description="Benchmarks that print numbers.")
@@ -205,4 +220,20 @@ def add_bench_parser(sub) -> None:
                              help="interleaved passes over all files; the median round counts (default 3)")
     activations.add_argument("--json", action="store_true")
     activations.set_defaults(func=_cmd_bench_activations)
+    seeds = bench_sub.add_parser(
+        "seeds", help="spread of each model's int8 AP over reruns of the QAT fine-tune with other seeds",
+        description="For each model's trained float run in --runs-from and each seed: QAT fine-tune, verified int8 "
+                    "export, Keras and int8 AP on the val set. Writes OUT/seeds.json (every finished seed at once; "
+                    "rerun to resume) and OUT/seeds.md (mean and sample sd per model). `compare --seed-spread "
+                    "OUT/seeds.json` marks AP differences under 2 sd as not significant.")
+    seeds.add_argument("--runs-from", required=True, help="folder of finished float runs <model>/ (e.g. checkpoints/demo)")
+    seeds.add_argument("--data", required=True, help="a folder with train/ and val/, or the training set with --val")
+    seeds.add_argument("--val", help="validation set (default: DATA/val)")
+    seeds.add_argument("--models", required=True, help="comma-separated model ids")
+    seeds.add_argument("--seeds", default="1,2,3", help="comma-separated seeds (default 1,2,3)")
+    seeds.add_argument("--qat-epochs", type=positive_float, default=0.25, help="QAT epochs per seed (default 0.25)")
+    seeds.add_argument("--verify-images", type=positive_int, help="val images scored (default: all)")
+    seeds.add_argument("--out", required=True, help="folder for seeds.json, seeds.md, runs/ and exports/")
+    seeds.add_argument("--no-progress", action="store_true")
+    seeds.set_defaults(func=_cmd_bench_seeds)
 

@@ -108,6 +108,24 @@ class DetectionDataset:
     def __len__(self) -> int:
         return len(self.records)
 
+    def relabelled(self, label_map: LabelMap) -> "DetectionDataset":
+        """These records with class indices of ``label_map`` (matched by category id), without
+        reading the dataset again; boxes of a category it lacks are dropped and reported, as a
+        reader given ``label_map`` drops them."""
+        issues = DataIssues(self.issues.source, Counter(self.issues.counts), list(self.issues.messages),
+                            self.issues.log_per_kind)
+        new_index = {c: label_map.index_of(c) for c in self.label_map.category_ids}
+        records = []
+        for r in self.records:
+            indices = [new_index[self.label_map.category_ids[c]] for c in r.classes.tolist()]
+            for c in {self.label_map.category_ids[c] for c, i in zip(r.classes.tolist(), indices) if i is None}:
+                issues.add("unknown category", f"image id {r.image_id} has boxes of category id {c}, "
+                           f"not in the label map; skipped")
+            keep = np.asarray([i is not None for i in indices], bool).reshape(-1)
+            records.append(ImageRecord(r.image_id, r.path, r.width, r.height, r.boxes[keep],
+                                       np.asarray([i for i in indices if i is not None], np.int32)))
+        return DetectionDataset(records, label_map, issues, self.annotation_file)
+
     def coco_ground_truth(self) -> dict:
         """COCO ground truth of these records for pycocotools: the original annotation file
         (so crowd regions count as ignored) restricted to the records' images, or, for VOC,

@@ -19,6 +19,16 @@ LOCK_FILE = "run.lock"
 WEIGHTS_FILE = "model.weights.h5"  # the final weights of a finished run
 RUN_FILE = "run.json"  # what a finished run records: steps, epochs, last metrics row, config
 SOURCES_FILE = "sources.json"  # the data a run was trained on (export calibrates and verifies with it)
+QAT_FILE = "qat.json"  # present in a quantization-aware fine-tune: names the float run it started from
+FLOAT_FORM = "float"
+# How a run's model is rebuilt in forms that need layers above this one (quantization.qat_run
+# registers "quantizable" and "qat" when it is imported): form name -> loader(run) -> Keras model.
+_MODEL_FORMS: dict = {}
+
+
+def register_model_form(form: str, loader) -> None:
+    """Teach :meth:`Run.model` a form (``loader(run)`` returns the run's model in that form)."""
+    _MODEL_FORMS[form] = loader
 
 
 def sources_record(train: str, val: Optional[str]) -> dict:
@@ -90,6 +100,15 @@ class RunLock:
         self.release()
 
 
+def finished_record(run_dir: str) -> Optional[dict]:
+    """``run.json`` of the finished run in ``run_dir`` (final weights written), else None."""
+    run_file, weights = os.path.join(run_dir, RUN_FILE), os.path.join(run_dir, WEIGHTS_FILE)
+    if not (os.path.isfile(run_file) and os.path.isfile(weights)):
+        return None
+    with open(run_file) as f:
+        return json.load(f)
+
+
 def has_checkpoints(run_dir: str) -> bool:
     from mobile_spinenet.training.checkpoints import LATEST
     return os.path.isfile(os.path.join(run_dir, CHECKPOINTS_DIR, LATEST))
@@ -112,9 +131,9 @@ class Run:
     """A run directory and what it holds. Its files are written here (``create``: config, label
     map, records such as ``sources.json`` and ``qat.json``, the data report; ``write_final``:
     the weights and ``run.json``), the checkpoints by the trainer into ``checkpoints_dir``, the
-    logs by :class:`~mobile_spinenet.training.logs.RunLog`. The float model comes from
-    :func:`load_run_model`; the quantizable and quantization-aware forms from
-    ``quantization.qat_run.load_any_run`` (they need tfmot, a layer above this one)."""
+    logs by :class:`~mobile_spinenet.training.logs.RunLog`. Its model, with the trained weights,
+    comes from :meth:`model` in each form: ``"float"`` here, ``"quantizable"`` and ``"qat"`` once
+    ``mobile_spinenet.quantization.qat_run`` is imported (they need tfmot, a layer above this one)."""
 
     run_dir: str
     config: TrainConfig
@@ -135,6 +154,30 @@ class Run:
     def build_kwargs(self) -> dict:
         """What rebuilds this run's model (``zoo.build_model`` / ``qat.quantizable_model`` keywords)."""
         return dict(image_size=self.image_size, num_classes=self.num_classes, activation=self.config.activation)
+
+    @property
+    def is_qat(self) -> bool:
+        """A quantization-aware fine-tune (``mobile-spinenet qat``), whose own form is ``"qat"``."""
+        return os.path.isfile(self.path(QAT_FILE))
+
+    @property
+    def own_form(self) -> str:
+        return "qat" if self.is_qat else FLOAT_FORM
+
+    def model(self, form: Optional[str] = None):
+        """The run's Keras model with its trained weights, in ``form``: ``"float"`` (the zoo's
+        model), ``"quantizable"`` (the same weights, unrolled for quantization) or ``"qat"`` (the
+        quantization-aware model of a QAT run); default: the run's own form."""
+        form = form or self.own_form
+        if form == FLOAT_FORM:
+            if self.is_qat:
+                raise ValueError(f"{self.run_dir} is a QAT run: its weights exist only in the \"qat\" form")
+            return load_run_model(self)
+        if form not in _MODEL_FORMS:
+            known = ", ".join([FLOAT_FORM, *sorted(_MODEL_FORMS)])
+            raise ValueError(f"model form {form!r} is unknown (known: {known}; the quantized forms need "
+                             f"`import mobile_spinenet.quantization.qat_run`)")
+        return _MODEL_FORMS[form](self)
 
     @classmethod
     def open(cls, run_dir: str) -> "Run":
@@ -171,10 +214,7 @@ class Run:
 
     def finished_record(self) -> Optional[dict]:
         """``run.json`` of a finished run (final weights written), else None."""
-        if not (os.path.isfile(self.path(RUN_FILE)) and os.path.isfile(self.path(WEIGHTS_FILE))):
-            return None
-        with open(self.path(RUN_FILE)) as f:
-            return json.load(f)
+        return finished_record(self.run_dir)
 
     def write_final(self, model, record: dict) -> str:
         """The final weights (atomically) and ``run.json``; returns the weights' path."""
@@ -190,7 +230,7 @@ class Run:
 # What a finished run is, for someone who did not train it: the final weights and everything
 # that describes them. Not its checkpoints, TensorBoard logs or the paths of the data it read.
 PACKED_FILES = (CONFIG_FILE, LABEL_MAP_FILE, RUN_FILE, WEIGHTS_FILE, DATA_ISSUES_FILE, "metrics.csv", "curves.png")
-PACKED_RECORDS = ("qat.json",)  # copied when present
+PACKED_RECORDS = (QAT_FILE,)  # copied when present
 
 
 def pack_run(run_dir: str, out: str) -> list:

@@ -22,7 +22,7 @@ from mobile_spinenet.training.config import TrainConfig
 from mobile_spinenet.training.distribute import make_strategy
 from mobile_spinenet.training.ema import WeightAverage
 from mobile_spinenet.training.logs import RunLog, plot_curves
-from mobile_spinenet.training.runs import CHECKPOINTS_DIR, RUN_FILE, WEIGHTS_FILE, Run, RunLock  # noqa: F401
+from mobile_spinenet.training.runs import CHECKPOINTS_DIR, RUN_FILE, WEIGHTS_FILE, Run, RunLock, finished_record  # noqa: F401
 from mobile_spinenet.training.losses import LossConfig, detection_losses, weight_decay_loss
 from mobile_spinenet.training.optimizers import l2_loss_coefficient, make_optimizer
 from mobile_spinenet.training.schedule import WarmupDecay
@@ -184,7 +184,7 @@ class Trainer:
 
     def finished_row(self) -> Optional[dict]:
         """The last epoch's row of a run that already reached ``total_steps``, else None."""
-        record = Run(self.run_dir, self.config, self.train_data.label_map, self.image_size).finished_record()
+        record = finished_record(self.run_dir)
         if record is None or record.get("steps") != self.total_steps:
             return None
         return record.get("last_epoch") or {}
