@@ -127,3 +127,39 @@ def evaluate_path(path: str, data: str, max_images: Optional[int] = None, progre
             dataset = dataset.relabelled(label_map)
     return evaluate_predictor(detector.predict, dataset, detector.image_size, max_images=max_images, progress=progress,
                               resize=detector.resize)
+
+
+def classifier_task_of(path: str) -> bool:
+    """Is ``path`` a classification run directory, or a file the kit exported from one?"""
+    if os.path.isdir(path):
+        from mobile_spinenet.training.runs import open_run
+
+        return open_run(path).config.task == "classification"
+    from mobile_spinenet.quantization.export_run import sidecar_paths
+
+    report = sidecar_paths(path)["report"]
+    return os.path.isfile(report) and json.load(open(report)).get("task") == "classification"
+
+
+def evaluate_classifier_path(path: str, data: str, max_images: Optional[int] = None,
+                             resize: Optional[str] = None) -> dict:
+    """Top-1/top-5 accuracy of a classification run (Keras) or of a classifier file the kit
+    exported (its report gives labels, size and resize) on the class folders ``data``."""
+    from mobile_spinenet.data.class_folders import read_class_folders
+    from mobile_spinenet.eval.classifier_eval import evaluate_classifier, keras_classifier, tflite_classifier
+
+    if os.path.isdir(path):
+        from mobile_spinenet.quantization.qat_run import load_any_run
+
+        run, model, _ = load_any_run(path)
+        predict, size, names = keras_classifier(model), run.image_size, run.label_map.names
+        resize = resize or run.config.resize
+    else:
+        from mobile_spinenet.quantization.export_run import sidecar_paths
+        from mobile_spinenet.quantization.interpreter import load_interpreter
+
+        report = json.load(open(sidecar_paths(path)["report"]))
+        predict, size, names = tflite_classifier(load_interpreter(path)), report["image_size"], report["labels"]
+        resize = resize or report["input"]["resize"]
+    dataset = read_class_folders(data, class_names=tuple(names))
+    return evaluate_classifier(predict, dataset, size, max_images=max_images, resize=resize)

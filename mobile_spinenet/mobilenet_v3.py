@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mobile_spinenet.backend import keras
 from mobile_spinenet.blocks import Ops, make_divisible, mbconv_block
 
 RE, HS = "relu", "hard_swish"
@@ -41,6 +42,7 @@ SMALL = _table([
     (5, 576, 96, True, HS, 1), (5, 576, 96, True, HS, 1),
 ])
 LAST_CONV = {"large": 960, "small": 576}
+HEAD_CONV = {"large": 1280, "small": 1024}  # the classifier's 1x1 conv after pooling (no BN)
 TABLES = {"large": LARGE, "small": SMALL}
 
 
@@ -67,3 +69,16 @@ def mobilenet_v3(inputs, ops: Ops, size: str = "large", detection: bool = True):
             c4 = expansion
     c5 = ops.with_activation(HS).conv_bn(x, LAST_CONV[size] // divider, 1, name="v3_last_conv")
     return c4, c5
+
+
+def mobilenet_v3_classifier(inputs, ops: Ops, size: str, num_classes: int, dropout: float = 0.2):
+    """Logits ``[B, num_classes]`` of the MobileNetV3 classifier (Sec. 5.1 of its paper): the full-width
+    backbone, global average pooling, a 1x1 conv with hard-swish and no BN, dropout, a linear layer."""
+    _, c5 = mobilenet_v3(inputs, ops, size, detection=False)
+    x = keras.layers.GlobalAveragePooling2D(keepdims=True, name="v3_pool")(c5)
+    x = ops.act(keras.layers.Conv2D(HEAD_CONV[size], 1, use_bias=True, name="v3_head_conv")(x), name="v3_head_act",
+                activation=HS)
+    x = keras.layers.Flatten(name="v3_flatten")(x)
+    if dropout:
+        x = keras.layers.Dropout(dropout, name="v3_dropout")(x)
+    return keras.layers.Dense(num_classes, name="logits")(x)

@@ -41,7 +41,7 @@ FAMILIES = {f.name: f for f in [
            frozenset({"activation", "spec", "stochastic_depth"})),
     Family("resnet_fpn", "ResNet-FPN", {"detection": 128, "classification": 32}, frozenset({"activation"}),
            why_not="the block spec and stochastic depth are SpineNet's"),
-    Family("ssdlite", "MobileNetV3-SSDLite", {"detection": 32}, frozenset(),
+    Family("ssdlite", "MobileNetV3-SSDLite", {"detection": 32, "classification": 32}, frozenset(),
            why_not="MobileNetV3 fixes each block's activation (ReLU or hard-swish) and the SSD extras use ReLU6; "
                    "it has no block spec or stochastic depth"),
 ]}

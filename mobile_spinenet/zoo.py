@@ -10,6 +10,7 @@ from mobile_spinenet.anchors import RetinaNetAnchors, SSDAnchors
 from mobile_spinenet.backend import keras
 from mobile_spinenet.blocks import Ops
 from mobile_spinenet.heads import BOX_OUTPUT, CLASS_OUTPUT, classification_head, retinanet_head
+from mobile_spinenet.mobilenet_v3 import mobilenet_v3_classifier
 from mobile_spinenet.resnet_fpn import fpn, resnet50
 from mobile_spinenet.registry import (FAMILIES, MODELS, TASKS, ModelInfo, check_image_size,  # noqa: F401
                                       family_of, get_model_info)
@@ -83,8 +84,8 @@ def build_model(model_id: str, task: str = "detection", image_size: Optional[int
     if num_classes < 1:
         raise ValueError(f"num_classes must be >= 1, got {num_classes}")
     if info.kind == "ssdlite":
-        if task != "detection":
-            raise ValueError(f"{model_id} is a detector only")
+        if task == "classification":  # the MobileNetV3 the SSDLite is built on, as a classifier
+            return keras.Model(inputs, mobilenet_v3_classifier(inputs, ops, info.ssd_size, num_classes), name=name)
         classes, boxes = ssdlite(inputs, ops, info.ssd_size, num_classes)
         return keras.Model(inputs, {CLASS_OUTPUT: classes, BOX_OUTPUT: boxes}, name=name)
     features = _features(info, inputs, ops, spec, stochastic_depth)

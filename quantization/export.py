@@ -46,6 +46,13 @@ class ExportOptions:
         return self
 
 
+def sidecar_paths(out: str) -> dict:
+    """The files written beside an export ``out``: labels, report, and a rejected file's pair."""
+    stem = out[:-len(".tflite")] if out.endswith(".tflite") else out
+    return {"labels": stem + ".labels.txt", "report": stem + ".json", "rejected": stem + ".rejected.tflite",
+            "rejected_report": stem + ".rejected.json"}
+
+
 def export_function(model: keras.Model, anchors: Optional[np.ndarray], options: ExportOptions):
     """The concrete function that is converted: image -> named outputs (the model's own with
     ``nms="none"``; ``anchors`` are needed only for the in-graph post-processing)."""

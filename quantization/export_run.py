@@ -8,6 +8,7 @@ from typing import Callable, Optional
 
 from mobile_spinenet.io_utils import write_atomically, write_json_atomically
 
+from mobile_spinenet.quantization.export import sidecar_paths  # noqa: F401  (where every command finds it)
 from mobile_spinenet.quantization.verify import VerifyOptions
 from mobile_spinenet.training.runs import SOURCES_FILE, read_sources  # noqa: F401  (the run owns them)
 
@@ -48,12 +49,6 @@ def check_export_out(out: str) -> None:
         raise ValueError(f"--out {out} is a directory; give the .tflite file to write (e.g. {os.path.join(out, 'model.tflite')})")
 
 
-def sidecar_paths(out: str) -> dict:
-    stem = out[:-len(".tflite")] if out.endswith(".tflite") else out
-    return {"labels": stem + ".labels.txt", "report": stem + ".json", "rejected": stem + ".rejected.tflite",
-            "rejected_report": stem + ".rejected.json"}
-
-
 def export_tflite(run_dir: str, out: str, export=None, calibration: Optional[CalibrationOptions] = None,
                   verification: Optional[VerifyOptions] = None, progress: Callable[[str], None] = print,
                   resize: Optional[str] = None) -> dict:
@@ -88,6 +83,12 @@ def export_tflite(run_dir: str, out: str, export=None, calibration: Optional[Cal
     quant, nms, regular_nms, input_type = options.quant, options.nms, options.regular_nms, options.input_type
     if is_qat_run(run_dir) and quant != "int8":  # before loading anything
         raise ValueError(f"{run_dir} is a QAT run: export it with --quant int8 (export its float run for {quant})")
+    from mobile_spinenet.training.runs import open_run
+    if open_run(run_dir).config.task == "classification":
+        from mobile_spinenet.quantization.export_classifier import export_classifier
+        run = open_run(run_dir)
+        return export_classifier(run, run_dir, out, options, calibration, verification,
+                                 check_resize(resize or run.config.resize), progress)
     run, model, from_qat = load_any_run(run_dir)
     sources = read_sources(run_dir)
     model_id, size = run.config.model, run.image_size

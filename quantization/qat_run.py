@@ -108,6 +108,9 @@ def qat(from_run: str, data: str, out: str, options: Optional[QatOptions] = None
     from mobile_spinenet.training.trainer import Trainer
 
     run = open_run(from_run)
+    if run.config.task != "detection":
+        raise ValueError(f"{from_run} is a {run.config.task} run: QAT fine-tunes detectors only so far "
+                         f"(export it with --quant int8 for post-training int8)")
     if is_qat_run(from_run):
         raise ValueError(f"{from_run} is already a QAT run; pass the float run it came from")
     train = read_dataset(data, label_map=run.label_map)

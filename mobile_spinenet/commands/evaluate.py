@@ -50,6 +50,14 @@ def _cmd_eval(args) -> int:
     from mobile_spinenet.io_utils import write_json_atomically
 
     setup_logging()
+    from mobile_spinenet.eval.evaluate import classifier_task_of, evaluate_classifier_path
+    if classifier_task_of(args.model):
+        if args.json or args.labels:
+            raise ValueError("--json and --labels are for detectors; a classifier's labels come from its run or report")
+        accuracy = evaluate_classifier_path(args.model, args.data, args.max_images, args.resize)
+        print(f"top-1 {100 * accuracy['top1']:.2f}%  top-5 {100 * accuracy['top5']:.2f}%  "
+              f"({accuracy['images']} images of {args.data})")
+        return 0
     metrics, detections = evaluate_path(args.model, args.data, args.max_images, labels=args.labels, resize=args.resize)
     print(format_metrics(metrics))
     if args.json:
@@ -60,12 +68,13 @@ def _cmd_eval(args) -> int:
 
 def add_eval_parser(sub) -> None:
     evaluate = sub.add_parser(
-        "eval", help="COCO AP of a run directory or a .tflite file (pycocotools)",
+        "eval", help="COCO AP of a run directory or a .tflite file (pycocotools); top-1/top-5 of a classifier",
         description="Score a training run (Keras, float or QAT) or an exported .tflite file on a COCO or VOC "
                     "dataset with pycocotools: AP, AP50, AP75, APs/m/l, AR1/10/100 and per-class AP. Boxes are "
-                    "mapped back to original image pixels (resize and padding undone).")
+                    "mapped back to original image pixels (resize and padding undone). A classification run, or a "
+                    "file exported from one, is scored by top-1 and top-5 accuracy on class folders.")
     evaluate.add_argument("model", help="run directory or .tflite file")
-    evaluate.add_argument("--data", required=True, help="COCO folder/JSON or VOC folder")
+    evaluate.add_argument("--data", required=True, help="COCO folder/JSON or VOC folder (a classifier: class folders)")
     evaluate.add_argument("--json", help="write the detections here (COCO results format)")
     evaluate.add_argument("--max-images", type=positive_int, help="score only the first N images")
     evaluate.add_argument("--labels", help=LABELS_HELP)

@@ -9,7 +9,7 @@ from mobile_spinenet.commands.common import (non_negative_float, non_negative_in
 
 
 def _train_overrides(args) -> dict:
-    names = ("image_size", "epochs", "batch_size", "learning_rate", "warmup_epochs", "schedule", "strategy",
+    names = ("task", "image_size", "epochs", "batch_size", "learning_rate", "warmup_epochs", "schedule", "strategy",
              "tpu", "seed", "checkpoint_every_steps", "val_max_images", "activation", "weight_decay", "resize",
              "optimizer", "ema_decay")
     overrides = {name: getattr(args, name) for name in names}
@@ -67,33 +67,37 @@ def _cmd_train(args) -> int:
         if not args.resume:
             refuse_to_restart(args.out)
         config = load_config(args.model, args.config, _train_overrides(args))
-    from mobile_spinenet.data.readers import read_dataset
     from mobile_spinenet.training.runs import sources_record
+    from mobile_spinenet.training.tasks import read_task_data
     from mobile_spinenet.training.trainer import Trainer
 
     setup_logging()
-    train = read_dataset(args.data)
-    val = read_dataset(args.val, label_map=train.label_map) if args.val else None
+    train, val = read_task_data(config.task, args.data, args.val)
     trainer = Trainer(config, train, args.out, val, show_progress=not args.no_progress,
                       records=sources_record(args.data, args.val))
     print(f"training {config.model} at {trainer.image_size} px on {len(train)} images: "
           f"{trainer.total_steps} steps of {config.batch_size} ({trainer.steps_per_epoch}/epoch), "
           f"{trainer.replicas} replica(s), base lr {config.resolved_learning_rate():g} -> {args.out}", flush=True)
     row = trainer.fit(resume=args.resume)
-    summary = ", ".join(f"{k} {row[k]:.4f}" for k in ("loss", "val_AP", "val_AP50") if k in row)
+    summary = ", ".join(f"{k} {row[k]:.4f}" for k in ("loss", "val_AP", "val_AP50", "val_top1", "val_top5") if k in row)
     print(f"done: {summary}\nrun directory: {args.out} (model.weights.h5, metrics.csv, curves.png, tensorboard/)")
     return 0
 
 
 def add_train_parser(sub) -> None:
     train = sub.add_parser(
-        "train", help="train a detector on COCO / VOC data",
+        "train", help="train a detector on COCO / VOC data, or a classifier on class folders",
         description="Train a model id with the paper's recipe (its family's YAML in mobile_spinenet/configs/base), "
                     "overridden by --config and then by flags. Writes config.yaml, label_map.json, "
-                    "checkpoints/, steps.csv, metrics.csv, curves.png, tensorboard/ and model.weights.h5.")
+                    "checkpoints/, steps.csv, metrics.csv, curves.png, tensorboard/ and model.weights.h5. "
+                    "--task classification trains the model id's classifier (SpineNet: P3-P7 averaged, pooled, "
+                    "linear; MobileNetV3-SSDLite ids: their MobileNetV3 classifier) on DATA/<class>/<images> "
+                    "with softmax cross-entropy and label smoothing, scored by top-1/top-5 accuracy.")
     train.add_argument("--model", help="model id (see `mobile-spinenet models`)")
-    train.add_argument("--data", required=True, help="training set: COCO folder/JSON or Pascal VOC folder")
-    train.add_argument("--val", help="validation set, scored with pycocotools after every epoch")
+    train.add_argument("--task", choices=["detection", "classification"], help="what to train (default detection)")
+    train.add_argument("--data", required=True, help="training set: COCO folder/JSON or Pascal VOC folder "
+                       "(classification: a folder of class folders, e.g. `data demo-classes` output's train/)")
+    train.add_argument("--val", help="validation set, scored after every epoch (pycocotools AP, or top-1/top-5)")
     train.add_argument("--out", required=True, help="run directory")
     train.add_argument("--config", help="YAML file of TrainConfig fields (over the model's own), or a bundled "
                        "recipe name: cpu_demo, cpu_fast")

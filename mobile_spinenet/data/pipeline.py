@@ -110,25 +110,40 @@ def epoch_order(num_records: int, seed: int, epoch: int) -> np.ndarray:
     return np.random.default_rng([seed, epoch]).permutation(num_records)
 
 
-def steps_per_epoch(dataset: DetectionDataset, batch_size: int) -> int:
-    """Full batches per epoch (the remainder is dropped)."""
+def steps_per_epoch(dataset, batch_size: int) -> int:
+    """Full batches per epoch of a detection or class-folder dataset (the remainder is dropped)."""
     steps = len(dataset) // batch_size
     if steps == 0:
         raise ValueError(f"{len(dataset)} training images are fewer than one batch of {batch_size}")
     return steps
 
 
+def _epoch_slice(num_examples: int, config: InputConfig, epoch: int, start_step: int) -> tuple:
+    """``(order, keys)``: the indices the epoch's batches take from ``start_step`` on, and each
+    example's random key (seed, epoch, position), the same whenever the epoch is (re)started."""
+    steps = max(1, num_examples // config.batch_size)
+    order = epoch_order(num_examples, config.seed, epoch)[start_step * config.batch_size:steps * config.batch_size]
+    positions = np.arange(start_step * config.batch_size, steps * config.batch_size, dtype=np.int64)
+    keys = np.stack([np.full_like(positions, config.seed), epoch * 1_000_000 + positions], axis=1)
+    return order, keys
+
+
+def _batched(data: tf.data.Dataset, load, batch_size: int, deterministic: bool) -> tf.data.Dataset:
+    options = tf.data.Options()
+    options.deterministic = deterministic
+    # A file that passed the reader's check but fails to decode later is dropped with a warning.
+    return (data.map(load, num_parallel_calls=AUTOTUNE).with_options(options)
+            .ignore_errors(log_warning=True).batch(batch_size, drop_remainder=True).prefetch(AUTOTUNE))
+
+
 def train_dataset(dataset: DetectionDataset, anchors: np.ndarray, config: InputConfig, epoch: int,
                   start_step: int = 0, deterministic: bool = True) -> tf.data.Dataset:
     """Batches ``(images [B, S, S, 3], {"classes": [B, N], "boxes": [B, N, 4]})`` of ``epoch``,
     starting at ``start_step`` (for resume)."""
-    steps = steps_per_epoch(dataset, config.batch_size)
-    order = epoch_order(len(dataset), config.seed, epoch)[start_step * config.batch_size:
-                                                          steps * config.batch_size]
+    steps_per_epoch(dataset, config.batch_size)  # at least one batch
+    order, keys = _epoch_slice(len(dataset), config, epoch, start_step)
     records = [dataset.records[i] for i in order]
     boxes, classes = _ragged(records)
-    positions = np.arange(start_step * config.batch_size, steps * config.batch_size, dtype=np.int64)
-    keys = np.stack([np.full_like(positions, config.seed), epoch * 1_000_000 + positions], axis=1)
     anchors = tf.constant(anchors, tf.float32)
 
     def load(path, boxes, classes, key):
@@ -138,11 +153,51 @@ def train_dataset(dataset: DetectionDataset, anchors: np.ndarray, config: InputC
         return image, {"classes": target_classes, "boxes": target_boxes}
 
     data = tf.data.Dataset.from_tensor_slices(([r.path for r in records], boxes, classes, keys))
-    options = tf.data.Options()
-    options.deterministic = deterministic
-    # A file that passed the reader's check but fails to decode later is dropped with a warning.
-    return (data.map(load, num_parallel_calls=AUTOTUNE).with_options(options)
-            .ignore_errors(log_warning=True).batch(config.batch_size, drop_remainder=True).prefetch(AUTOTUNE))
+    return _batched(data, load, config.batch_size, deterministic)
+
+
+def classification_train_dataset(dataset, config: InputConfig, epoch: int, start_step: int = 0,
+                                 deterministic: bool = True) -> tf.data.Dataset:
+    """Batches ``(images [B, S, S, 3], labels [B])`` of ``epoch`` of a
+    :class:`~mobile_spinenet.data.class_folders.ClassFolderDataset`, from ``start_step`` on: the
+    detection augmentation (flip, scale jitter with a random crop) without boxes."""
+    steps_per_epoch(dataset, config.batch_size)  # at least one batch
+    order, keys = _epoch_slice(len(dataset), config, epoch, start_step)
+    no_boxes = tf.zeros([0, 4], tf.float32)
+
+    def load(path, label, key):
+        image, _, _ = _augment(_decode(path), no_boxes, tf.zeros([0], tf.int32), key, config)
+        return image, label
+
+    data = tf.data.Dataset.from_tensor_slices(([dataset.paths[i] for i in order],
+                                               np.asarray([dataset.labels[i] for i in order], np.int32), keys))
+    return _batched(data, load, config.batch_size, deterministic)
+
+
+def statistics_sample(num_examples: int, count: int, seed: int) -> np.ndarray:
+    """``count`` example indices in a seeded random order, for statistics over batches (precise BN):
+    a dataset stored in order (class folders sorted by class, frames of one video) would make
+    each batch one class or one scene, and averaging such batches' variances misses the variance
+    between them."""
+    return np.random.default_rng([seed, 7_777_777]).permutation(num_examples)[:count]
+
+
+def classification_eval_dataset(dataset, image_size: int, batch_size: int = 32, resize: str = "letterbox",
+                                max_images: Optional[int] = None, indices=None) -> tf.data.Dataset:
+    """Batches ``(images, labels)`` of a class-folder dataset, without augmentation; ``max_images``
+    takes that many spread evenly over the set (its files are sorted by class); ``indices``
+    chooses the images (and their order) instead."""
+    count = len(dataset) if max_images is None else min(max_images, len(dataset))
+    chosen = np.unique(np.round(np.linspace(0, len(dataset) - 1, count)).astype(int)) if count else []
+    chosen = chosen if indices is None else indices
+
+    def load(path, label):
+        image, _, _ = resize_and_pad(_decode(path), tf.zeros([0, 4]), image_size, resize=resize)
+        return image, label
+
+    data = tf.data.Dataset.from_tensor_slices(([dataset.paths[i] for i in chosen],
+                                               np.asarray([dataset.labels[i] for i in chosen], np.int32)))
+    return data.map(load, num_parallel_calls=AUTOTUNE).batch(batch_size).prefetch(AUTOTUNE)
 
 
 def eval_dataset(dataset: DetectionDataset, image_size: int, batch_size: int = 8,

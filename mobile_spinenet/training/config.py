@@ -21,6 +21,7 @@ class TrainConfig:
     """Everything that decides a training run."""
 
     model: str
+    task: str = "detection"  # or "classification" (class-folder data, softmax cross-entropy, top-1/top-5)
     image_size: Optional[int] = None  # None: the model id's own size
     epochs: float = 600
     batch_size: int = 256
@@ -37,6 +38,7 @@ class TrainConfig:
     focal_gamma: float = 1.5
     huber_delta: float = 0.1
     box_loss_weight: float = 50.0
+    label_smoothing: float = 0.1  # classification: softmax cross-entropy against smoothed one-hot labels
     positive_iou: float = 0.5  # an anchor with IoU >= this to a box learns it
     negative_iou: float = 0.4  # below this it is background; in between it is ignored
     jitter: list = field(default_factory=lambda: [0.4, 1.6])
@@ -74,6 +76,11 @@ class TrainConfig:
             raise ValueError(f"config field jitter must be [min, max] with 0 < min <= max, got {self.jitter}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"config field optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        from mobile_spinenet.registry import TASKS
+        if self.task not in TASKS:
+            raise ValueError(f"--task must be one of {', '.join(TASKS)}, got {self.task!r} (config field task)")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"config field label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
         if self.ema_decay is not None and not 0 < self.ema_decay < 1:
             raise ValueError(f"--ema-decay must be in (0, 1), got {self.ema_decay!r} (config field ema_decay)")
         from mobile_spinenet.data.images import check_resize
@@ -102,7 +109,7 @@ POSITIVE_FIELDS = (("epochs", 0, True), ("batch_size", 1, False), ("learning_rat
 # The command-line flag of a field, where its name differs (errors name what the user typed).
 FLAGS = {"epochs": "--epochs", "batch_size": "--batch", "learning_rate": "--lr", "warmup_epochs": "--warmup-epochs",
          "weight_decay": "--weight-decay", "image_size": "--image-size", "checkpoint_every_steps": "--checkpoint-every",
-         "val_max_images": "--val-max-images", "ema_decay": "--ema-decay", "jit_compile": "--xla"}
+         "val_max_images": "--val-max-images", "ema_decay": "--ema-decay", "jit_compile": "--xla", "task": "--task"}
 
 
 def recipe_path(name_or_path: str) -> str:
@@ -159,6 +166,9 @@ def load_config(model_id: Optional[str] = None, config_file: Optional[str] = Non
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
     values["model"] = model_id
     config = TrainConfig(**values).validate()
+    if config.task not in family.size_multiple:  # e.g. a classifier of a detector-only family, before any work
+        raise ValueError(f"{model_id} ({family.display}) has no {config.task} model; it builds: "
+                         f"{', '.join(family.size_multiple)}")
     # an option the model's family ignores is refused here, before any work, not dropped in the build
     family.check_options(model_id, activation=config.activation, stochastic_depth=config.stochastic_depth)
     return config

@@ -11,7 +11,8 @@ from mobile_spinenet.io_utils import write_atomically
 
 STEP_FIELDS = ("step", "epoch", "loss", "class_loss", "box_loss", "l2_loss", "lr", "images_per_s")
 EPOCH_FIELDS = ("epoch", "step", "loss", "class_loss", "box_loss", "l2_loss", "lr", "images_per_s",
-                "seconds", "val_AP", "val_AP50", "val_AP75")
+                "seconds", "val_AP", "val_AP50", "val_AP75", "val_top1", "val_top5")
+VAL_CURVES = ("val_AP", "val_AP50", "val_top1", "val_top5")  # plotted when a run logs them
 
 
 def read_rows(path: str) -> list[dict]:
@@ -122,11 +123,12 @@ def plot_curves(run_dir: str, out_path: Optional[str] = None) -> str:
     axes[0].legend()
     axes[1].plot(*_floats(steps, "lr"))
     axes[1].set(title="learning rate", xlabel="step")
-    for key in ("val_AP", "val_AP50"):
+    for key in VAL_CURVES:
         x, y = _floats(epochs, key)
         if y:
             axes[2].plot(x, y, marker="o", label=key)
-    axes[2].set(title="validation AP (pycocotools)", xlabel="step")
+    classifier = any(r.get("val_top1") not in (None, "") for r in epochs)
+    axes[2].set(title="validation accuracy" if classifier else "validation AP (pycocotools)", xlabel="step")
     if axes[2].lines:
         axes[2].legend()
     else:

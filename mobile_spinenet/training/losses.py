@@ -1,6 +1,7 @@
 """RetinaNet losses: sigmoid focal loss over all non-ignored anchors and Huber loss on the
 positive anchors' box codes, both normalised by the number of positive anchors in the whole
-global batch (summed over replicas, so every strategy computes the same loss)."""
+global batch (summed over replicas, so every strategy computes the same loss). The classifier's
+loss: softmax cross-entropy with label smoothing, normalised by the images of the global batch."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -46,6 +47,17 @@ def detection_losses(outputs: dict, targets: dict, config: LossConfig, num_posit
     box_loss = huber_loss_sum(outputs["boxes"], targets["boxes"], targets["classes"] >= 0,
                               config.huber_delta) / (4.0 * normaliser)
     return class_loss, box_loss
+
+
+def classification_loss(logits, labels, label_smoothing: float, num_images):
+    """Summed softmax cross-entropy of one replica's images against one-hot ``labels`` smoothed by
+    ``label_smoothing`` (the true class gets 1 - s + s/K, every class s/K), divided by the global
+    ``num_images``."""
+    logits = tf.cast(logits, tf.float32)
+    classes = tf.shape(logits)[-1]
+    targets = tf.one_hot(labels, classes) * (1.0 - label_smoothing) + label_smoothing / tf.cast(classes, tf.float32)
+    loss = tf.nn.softmax_cross_entropy_with_logits(labels=targets, logits=logits)
+    return tf.reduce_sum(loss) / tf.maximum(tf.cast(num_images, tf.float32), 1.0)
 
 
 def weight_decay_loss(model, weight_decay: float):

@@ -21,18 +21,15 @@ def batch_norm_layers(model) -> list:
     return found
 
 
-def recompute_bn_statistics(model, dataset, image_size: int, num_images: int = 256, batch_size: int = 16,
-                            resize: str = "letterbox") -> int:
-    """Set every BN layer's moving mean/variance to the average of its batch statistics over the
-    first ``num_images`` of ``dataset`` (un-augmented). Returns the number of batches used."""
-    from mobile_spinenet.data.pipeline import eval_dataset
-
+def recompute_bn_statistics(model, image_batches) -> int:
+    """Set every BN layer's moving mean/variance to the average of its batch statistics over
+    ``image_batches`` (preprocessed, un-augmented training images, e.g. a task's
+    ``bn_image_batches``). Returns the number of batches used."""
     layers = batch_norm_layers(model)
     saved = [layer.momentum for layer in layers]
-    records = dataset.records[:num_images]
     batches = 0
     try:
-        for images, _, _ in eval_dataset(dataset, image_size, batch_size, records, resize):
+        for images in image_batches:
             for layer in layers:  # cumulative average: new = old * k/(k+1) + batch / (k+1)
                 layer.momentum = batches / (batches + 1.0)
             model(images, training=True)

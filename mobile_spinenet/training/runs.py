@@ -153,7 +153,8 @@ class Run:
 
     def build_kwargs(self) -> dict:
         """What rebuilds this run's model (``zoo.build_model`` / ``qat.quantizable_model`` keywords)."""
-        return dict(image_size=self.image_size, num_classes=self.num_classes, activation=self.config.activation)
+        return dict(task=self.config.task, image_size=self.image_size, num_classes=self.num_classes,
+                    activation=self.config.activation)
 
     @property
     def is_qat(self) -> bool:

@@ -15,7 +15,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from mobile_spinenet.backend import keras, tf
-from mobile_spinenet.data.pipeline import InputConfig, steps_per_epoch, train_dataset
+from mobile_spinenet.data.pipeline import steps_per_epoch
 from mobile_spinenet.data.records import DetectionDataset
 from mobile_spinenet.training.checkpoints import AtomicCheckpoints
 from mobile_spinenet.training.config import TrainConfig
@@ -23,11 +23,12 @@ from mobile_spinenet.training.distribute import make_strategy
 from mobile_spinenet.training.ema import WeightAverage
 from mobile_spinenet.training.logs import RunLog, plot_curves
 from mobile_spinenet.training.runs import CHECKPOINTS_DIR, RUN_FILE, WEIGHTS_FILE, Run, RunLock, finished_record  # noqa: F401
-from mobile_spinenet.training.losses import LossConfig, detection_losses, weight_decay_loss
+from mobile_spinenet.training.losses import weight_decay_loss
 from mobile_spinenet.training.optimizers import l2_loss_coefficient, make_optimizer
 from mobile_spinenet.training.schedule import WarmupDecay
+from mobile_spinenet.training.tasks import make_task
 from mobile_spinenet.training.xla import xla_gradients
-from mobile_spinenet.zoo import build_model, check_image_size, get_model_info, model_anchors
+from mobile_spinenet.zoo import build_model, check_image_size, get_model_info
 
 log = logging.getLogger("mobile_spinenet.train")
 # A loss this many times the lowest one the run has logged (or not finite) stops training. A
@@ -51,8 +52,11 @@ def _set_precision(config: TrainConfig) -> Optional[str]:
 class Trainer:
     """Builds the model, optimizer and checkpoint of ``config`` under its strategy and trains.
 
+    What differs between detection and classification (data, loss, validation) is the task's
+    (:mod:`mobile_spinenet.training.tasks`, chosen by ``config.task``): ``train_data`` and
+    ``val_data`` are detection datasets or class-folder datasets accordingly.
     ``model_fn(num_classes) -> keras.Model`` replaces the zoo's builder (QAT passes its
-    quantized model here); ``learning_rate`` overrides the schedule's base rate."""
+    quantized model here)."""
 
     def __init__(self, config: TrainConfig, train_data: DetectionDataset, run_dir: str,
                  val_data: Optional[DetectionDataset] = None, model_fn: Optional[Callable] = None,
@@ -67,20 +71,20 @@ class Trainer:
         if config.batch_size % self.replicas:
             raise ValueError(f"batch size {config.batch_size} is not divisible by the {self.replicas} replicas")
         self.image_size = config.image_size or get_model_info(config.model).image_size
-        check_image_size(config.model, self.image_size)
-        self.anchors = model_anchors(config.model, self.image_size)
-        self.num_classes = train_data.label_map.num_classes
+        check_image_size(config.model, self.image_size, config.task)
+        self.task = make_task(config, train_data, self.image_size, val_data)
+        self.anchors = self.task.anchors  # None for a classifier
+        self.input_config = self.task.input_config
+        self.num_classes = self.task.label_map.num_classes
         self.steps_per_epoch = steps_per_epoch(train_data, config.batch_size)
         self.total_steps = max(1, int(round(config.epochs * self.steps_per_epoch)))
-        self.input_config = InputConfig(self.image_size, config.batch_size, tuple(config.jitter), config.flip,
-                                        config.seed, config.positive_iou, config.negative_iou, config.resize)
-        self.loss_config = LossConfig(config.focal_alpha, config.focal_gamma, config.huber_delta)
         self.policy = _set_precision(config)
         sync_bn = self.replicas > 1 if config.sync_bn is None else config.sync_bn
         with self.strategy.scope():
             keras.utils.set_random_seed(config.seed)
             if model_fn is None:
-                self.model = build_model(config.model, image_size=self.image_size, num_classes=self.num_classes,
+                self.model = build_model(config.model, task=config.task, image_size=self.image_size,
+                                         num_classes=self.num_classes,
                                          activation=config.activation, sync_bn=sync_bn,
                                          stochastic_depth=config.stochastic_depth,
                                          dropblock_keep_prob=config.dropblock_keep_prob,
@@ -113,10 +117,9 @@ class Trainer:
         variables = self.model.trainable_variables
         with tf.GradientTape() as tape:
             outputs = self.model(images, training=True)
-            class_loss, box_loss = detection_losses(outputs, targets, self.loss_config, global_positives)
-            box_loss = self.config.box_loss_weight * box_loss  # TrainConfig owns the weighting
+            parts = self.task.losses(outputs, targets, global_positives)
             l2_loss = weight_decay_loss(self.model, self.l2_coefficient) / self.replicas
-            loss = class_loss + box_loss + l2_loss
+            loss = tf.add_n(list(parts.values())) + l2_loss
             if self.model.losses:
                 loss += tf.add_n([tf.cast(x, tf.float32) for x in self.model.losses]) / self.replicas
             scaled = self.optimizer.get_scaled_loss(loss) if self.policy == "mixed_float16" else loss
@@ -124,16 +127,16 @@ class Trainer:
             gradients = tape.gradient(scaled, variables)
         if self.policy == "mixed_float16":
             gradients = self.optimizer.get_unscaled_gradients(gradients)
-        return {"loss": loss, "class_loss": class_loss, "box_loss": box_loss, "l2_loss": l2_loss}, gradients
+        return {"loss": loss, **parts, "l2_loss": l2_loss}, gradients
 
     @property
     def l2_coefficient(self) -> float:
         return l2_loss_coefficient(self.config)
 
     def _replica_step(self, images, targets):
-        positives = tf.reduce_sum(tf.cast(targets["classes"] >= 0, tf.float32))
-        global_positives = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, positives)
-        parts, gradients = self._loss_and_gradients(images, targets, global_positives)
+        share = self.task.normaliser(targets)  # positive anchors, or images
+        global_share = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, share)
+        parts, gradients = self._loss_and_gradients(images, targets, global_share)
         self.optimizer.apply_gradients(zip(gradients, self.model.trainable_variables))
         return parts
 
@@ -149,8 +152,7 @@ class Trainer:
 
     # -- data -----------------------------------------------------------------------------
     def epoch_batches(self, epoch: int, start_step: int = 0):
-        dataset = train_dataset(self.train_data, self.anchors, self.input_config, epoch, start_step)
-        return self.strategy.experimental_distribute_dataset(dataset)
+        return self.strategy.experimental_distribute_dataset(self.task.epoch_batches(epoch, start_step))
 
     @property
     def step(self) -> int:
@@ -159,10 +161,10 @@ class Trainer:
     # -- the loop -------------------------------------------------------------------------
     def _prepare_run_dir(self, resume: bool) -> int:
         prefix = self.checkpoints.latest()
-        issues = self.train_data.issues
-        self.run = Run.create(self.run_dir, self.config, self.train_data.label_map, self.image_size, resume,
-                              self.records, issues.summary() + "\n" + "".join(m + "\n" for m in issues.messages))
-        log.info("training data: %d images; %s", len(self.train_data), issues.summary())
+        summary, report = self.task.data_report()
+        self.run = Run.create(self.run_dir, self.config, self.task.label_map, self.image_size, resume,
+                              self.records, report)
+        log.info("training data: %d images; %s", len(self.train_data), summary)
         if resume and prefix:
             self.checkpoints.restore_latest()
             log.info("resumed from %s at step %d", prefix, self.step)
@@ -172,15 +174,8 @@ class Trainer:
         """Re-estimate BN statistics with the final weights (see :mod:`precise_bn`)."""
         if self.config.precise_bn_images > 0:
             from mobile_spinenet.training.precise_bn import recompute_bn_statistics
-            recompute_bn_statistics(self.model, self.train_data, self.image_size, self.config.precise_bn_images,
-                                    self.config.batch_size, self.config.resize)
-
-    def _validate(self) -> dict:
-        from mobile_spinenet.eval.detector_eval import evaluate_predictor, keras_predictor
-
-        metrics, _ = evaluate_predictor(keras_predictor(self.model, self.anchors), self.val_data, self.image_size,
-                                        max_images=self.config.val_max_images, resize=self.config.resize)
-        return metrics
+            recompute_bn_statistics(self.model, self.task.bn_image_batches(self.config.precise_bn_images,
+                                                                           self.config.batch_size))
 
     def finished_row(self) -> Optional[dict]:
         """The last epoch's row of a run that already reached ``total_steps``, else None."""
@@ -247,8 +242,9 @@ class Trainer:
                     bar.close()
                     run_log.flush_steps()  # the curve up to the blow-up, for the user to see
                     raise
-                bar.set_postfix(loss=f"{parts['loss']:.3f}", cls=f"{parts['class_loss']:.3f}",
-                                box=f"{parts['box_loss']:.3f}", lr=f"{lr:.2e}", img_s=f"{speed:.1f}")
+                bar.set_postfix(loss=f"{parts['loss']:.3f}",
+                                **{short: f"{parts[part]:.3f}" for part, short in self.task.loss_parts.items()},
+                                lr=f"{lr:.2e}", img_s=f"{speed:.1f}")
                 bar.update(1)
                 # The epoch's last step is checkpointed once the epoch is closed (precise BN,
                 # validation, metrics row), so that a checkpoint there always means a closed epoch.
@@ -265,9 +261,9 @@ class Trainer:
             with self.evaluation_weights():
                 self.precise_bn()
                 if self.val_data is not None:
-                    metrics = self._validate()
-                    row.update(val_AP=metrics["AP"], val_AP50=metrics["AP50"], val_AP75=metrics["AP75"])
-                    log.info("epoch %d: val AP %.4f AP50 %.4f", epoch + 1, metrics["AP"], metrics["AP50"])
+                    fields, line = self.task.validate(self.model, self.val_data)
+                    row.update(fields)
+                    log.info("epoch %d: %s", epoch + 1, line)
             run_log.epoch(row)  # before the checkpoint: a resumed run never loses a row
             self.checkpoints.save(step)
             plot_curves(self.run_dir)
@@ -283,6 +279,7 @@ class Trainer:
 
     def save_final(self, row: dict) -> str:
         return self.run.write_final(self.model, {
-            "model": self.config.model, "image_size": self.image_size, "num_classes": self.num_classes,
+            "model": self.config.model, "task": self.config.task, "image_size": self.image_size,
+            "num_classes": self.num_classes,
             "steps": self.step, "epochs": self.step / self.steps_per_epoch, "last_epoch": row,
             "config": asdict(self.config)})
