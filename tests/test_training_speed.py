@@ -33,6 +33,7 @@ def _first_batch(trainer):
     return images, targets
 
 
+@pytest.mark.slow  # ~2 min of XLA compilation; XLA is off by default (3.4x slower on the CI's CPU)
 def test_xla_step_computes_the_same_loss_and_gradients(data, tmp_path):
     plain = _trainer(data, tmp_path / "plain")
     compiled = _trainer(data, tmp_path / "xla", jit_compile=True)
