@@ -75,7 +75,7 @@ def verify_classifier(keras_predict, tflite_predict, dataset, image_size: int, q
     return {**result, "top1_drop": drop, "problems": problems, "passed": not problems}
 
 
-def export_classifier(run, run_dir: str, out: str, options, calibration, verification, resize: str,
+def export_classifier(run, out: str, options, calibration, verification, resize: str,
                       progress: Callable[[str], None]) -> dict:
     """What :func:`~mobile_spinenet.quantization.export_run.export_tflite` does for a
     classification run (``options.nms`` does not apply: the file outputs logits)."""
@@ -90,7 +90,7 @@ def export_classifier(run, run_dir: str, out: str, options, calibration, verific
     from mobile_spinenet.quantization.verify import ExportVerificationError
     from mobile_spinenet.training.runs import read_sources
 
-    quant = options.quant
+    quant, run_dir = options.quant, run.run_dir
     sources = read_sources(run_dir)
     names = run.label_map.names
     model = run.model()

@@ -10,7 +10,7 @@ from mobile_spinenet.io_utils import write_atomically, write_json_atomically
 
 from mobile_spinenet.quantization.export import sidecar_paths  # noqa: F401  (where every command finds it)
 from mobile_spinenet.quantization.verify import VerifyOptions
-from mobile_spinenet.training.runs import SOURCES_FILE, read_sources  # noqa: F401  (the run owns them)
+from mobile_spinenet.training.runs import SOURCES_FILE, open_run, read_sources  # noqa: F401  (the run owns them)
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ def export_tflite(run_dir: str, out: str, export=None, calibration: Optional[Cal
     from mobile_spinenet.quantization.interpreter import load_interpreter
     from mobile_spinenet.quantization.metadata import attach_metadata
     from mobile_spinenet.quantization.qat import quantizable_model
-    from mobile_spinenet.quantization.qat_run import is_qat_run, load_any_run
+    import mobile_spinenet.quantization.qat_run  # noqa: F401  (registers the "qat" and "quantizable" forms)
     from mobile_spinenet.quantization.verify import DEFAULT_MAX_AP_DROP, ExportVerificationError, verify_export
     from mobile_spinenet.data.images import PIXEL_MEAN, PIXEL_STD, check_resize
     from mobile_spinenet.progress import elapsed
@@ -81,15 +81,14 @@ def export_tflite(run_dir: str, out: str, export=None, calibration: Optional[Cal
     calibration = calibration or CalibrationOptions()
     verification = verification or VerifyOptions()
     quant, nms, regular_nms, input_type = options.quant, options.nms, options.regular_nms, options.input_type
-    if is_qat_run(run_dir) and quant != "int8":  # before loading anything
+    run = open_run(run_dir)  # config and label map only: the model is loaded below
+    if run.is_qat and quant != "int8":  # before loading anything
         raise ValueError(f"{run_dir} is a QAT run: export it with --quant int8 (export its float run for {quant})")
-    from mobile_spinenet.training.runs import open_run
-    if open_run(run_dir).config.task == "classification":
+    if run.config.task == "classification":
         from mobile_spinenet.quantization.export_classifier import export_classifier
-        run = open_run(run_dir)
-        return export_classifier(run, run_dir, out, options, calibration, verification,
+        return export_classifier(run, out, options, calibration, verification,
                                  check_resize(resize or run.config.resize), progress)
-    run, model, from_qat = load_any_run(run_dir)
+    model, from_qat = run.model(), run.is_qat
     sources = read_sources(run_dir)
     model_id, size = run.config.model, run.image_size
     resize = check_resize(resize or run.config.resize)

@@ -16,10 +16,6 @@ from mobile_spinenet.training.runs import QAT_FILE, register_model_form
 CALIBRATION_IMAGES = 32
 
 
-def is_qat_run(run_dir: str) -> bool:
-    return os.path.isfile(os.path.join(run_dir, QAT_FILE))
-
-
 def build_qat_model(run, float_model=None, calibration=None):
     """The quantization-aware model of float ``run`` (its quantizable form, annotated).
     ``calibration`` (batches of images) sets the quantizer ranges before training starts."""
@@ -60,14 +56,6 @@ def _quantizable_form(run):
 
 register_model_form("qat", _qat_form)
 register_model_form("quantizable", _quantizable_form)
-
-
-def load_qat_model(qat_dir: str):
-    """``(qat_run, qat_model)`` of a QAT directory (see :meth:`Run.model`)."""
-    from mobile_spinenet.training.runs import open_run
-
-    qat = open_run(qat_dir)
-    return qat, qat.model("qat")
 
 
 def load_any_run(run_dir: str):
@@ -111,7 +99,7 @@ def qat(from_run: str, data: str, out: str, options: Optional[QatOptions] = None
     if run.config.task != "detection":
         raise ValueError(f"{from_run} is a {run.config.task} run: QAT fine-tunes detectors only so far "
                          f"(export it with --quant int8 for post-training int8)")
-    if is_qat_run(from_run):
+    if run.is_qat:
         raise ValueError(f"{from_run} is already a QAT run; pass the float run it came from")
     train = read_dataset(data, label_map=run.label_map)
     val_data = read_dataset(val, label_map=run.label_map) if val else None

@@ -35,9 +35,11 @@ def test_training_spinenet49xxs_on_demo_data_lifts_val_ap(trained):
 
     train, val = read_dataset(folders["train"]), read_dataset(folders["val"])
     untrained = build_model("spinenet49xxs", image_size=256, num_classes=10)
-    from mobile_spinenet.data.pipeline import eval_dataset
-    recompute_bn_statistics(untrained, (images for images, _, _ in eval_dataset(train, 256, 16, train.records[:256])))
-    # the same BN treatment as the trained model
+    from mobile_spinenet.training.runs import open_run
+    from mobile_spinenet.training.tasks import DetectionTask
+    config = open_run(str(run)).config  # the same BN treatment as the trained model: its images, its batches
+    recompute_bn_statistics(untrained, DetectionTask(config, train, 256).bn_image_batches(config.precise_bn_images,
+                                                                                         config.batch_size))
     baseline, _ = evaluate_predictor(keras_predictor(untrained, model_anchors("spinenet49xxs", 256)), val, 256)
     print(f"val AP untrained {baseline['AP']:.4f} / trained {trained['val_AP']:.4f}; "
           f"AP50 {baseline['AP50']:.4f} / {trained['val_AP50']:.4f}")

@@ -187,9 +187,10 @@ def classification_eval_dataset(dataset, image_size: int, batch_size: int = 32, 
     """Batches ``(images, labels)`` of a class-folder dataset, without augmentation; ``max_images``
     takes that many spread evenly over the set (its files are sorted by class); ``indices``
     chooses the images (and their order) instead."""
-    count = len(dataset) if max_images is None else min(max_images, len(dataset))
-    chosen = np.unique(np.round(np.linspace(0, len(dataset) - 1, count)).astype(int)) if count else []
-    chosen = chosen if indices is None else indices
+    chosen = indices
+    if chosen is None:
+        count = len(dataset) if max_images is None else min(max_images, len(dataset))
+        chosen = np.unique(np.round(np.linspace(0, len(dataset) - 1, count)).astype(int)) if count else []
 
     def load(path, label):
         image, _, _ = resize_and_pad(_decode(path), tf.zeros([0, 4]), image_size, resize=resize)

@@ -112,12 +112,12 @@ class Trainer:
         self._train_step = tf.function(self._distributed_step)
 
     # -- one step -------------------------------------------------------------------------
-    def _replica_loss_and_gradients(self, images, targets, global_positives):
+    def _replica_loss_and_gradients(self, images, targets, global_share):
         """One replica's loss parts and (unscaled) gradients for its share of the batch."""
         variables = self.model.trainable_variables
         with tf.GradientTape() as tape:
             outputs = self.model(images, training=True)
-            parts = self.task.losses(outputs, targets, global_positives)
+            parts = self.task.losses(outputs, targets, global_share)
             l2_loss = weight_decay_loss(self.model, self.l2_coefficient) / self.replicas
             loss = tf.add_n(list(parts.values())) + l2_loss
             if self.model.losses:
