@@ -67,12 +67,23 @@ def load_any_run(run_dir: str):
     return run, run.model(), run.is_qat
 
 
+# The QAT fine-tune's default rate as a share of the float run's, per optimizer. A tenth suits SGD
+# (the paper's recipe); AdamW's steps are scale-free, and a tenth of cpu_fast's 0.002 cost 1.3 AP
+# before any int8 where a hundredth cost 0.7 (docs/quantization.md).
+QAT_RATE_SHARE = {"sgd": 0.1, "adamw": 0.01}
+
+
+def qat_learning_rate(config) -> float:
+    """The default QAT learning rate for a float run trained with ``config``."""
+    return config.resolved_learning_rate() * QAT_RATE_SHARE[config.optimizer]
+
+
 @dataclass(frozen=True)
 class QatOptions:
     """How a float run is fine-tuned quantization-aware."""
 
     epochs: float = 1.0
-    learning_rate: Optional[float] = None  # default: a tenth of the float run's
+    learning_rate: Optional[float] = None  # default: qat_learning_rate(the float run's config)
     batch_size: Optional[int] = None  # default: the float run's
     val: Optional[str] = None  # validation set, scored after every epoch
     seed: Optional[int] = None  # data order, augmentation and initial state; default: the float run's
@@ -83,7 +94,7 @@ class QatOptions:
 def qat(from_run: str, data: str, out: str, options: Optional[QatOptions] = None) -> dict:
     """Fine-tune ``from_run`` quantization-aware on ``data`` into ``out`` (see :class:`QatOptions`).
 
-    The learning rate defaults to a tenth of the float run's, on a cosine schedule without
+    The learning rate defaults to :func:`qat_learning_rate`, on a cosine schedule without
     warm-up; everything else (loss, augmentation, BN) is the float run's recipe."""
     options = options or QatOptions()
     epochs, learning_rate, batch_size = options.epochs, options.learning_rate, options.batch_size
@@ -107,7 +118,7 @@ def qat(from_run: str, data: str, out: str, options: Optional[QatOptions] = None
     # No weight average (the quantizer ranges follow the live weights, not an average of them) and
     # no XLA (fake-quant training under XLA is untested here) in the short QAT fine-tune.
     config = replace(base, epochs=epochs, warmup_epochs=0.0, schedule="cosine", ema_decay=None, jit_compile=False,
-                     learning_rate=learning_rate if learning_rate is not None else base.resolved_learning_rate() / 10,
+                     learning_rate=learning_rate if learning_rate is not None else qat_learning_rate(base),
                      batch_size=batch_size or base.batch_size, image_size=run.image_size,
                      seed=base.seed if options.seed is None else options.seed).validate()
 

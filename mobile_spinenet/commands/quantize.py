@@ -30,7 +30,7 @@ def add_qat_parser(sub) -> None:
     qat.add_argument("--val", help="validation set, scored after every epoch")
     qat.add_argument("--out", required=True, help="QAT directory")
     qat.add_argument("--epochs", type=positive_float, default=1.0)
-    qat.add_argument("--lr", type=positive_float, help="base learning rate (default: a tenth of the float run's)")
+    qat.add_argument("--lr", type=positive_float, help="base learning rate (default: a tenth of the float run's for SGD, a hundredth for AdamW)")
     qat.add_argument("--batch", type=positive_int, help="global batch size (default: the float run's)")
     qat.add_argument("--resume", action="store_true", help="continue the QAT run in --out")
     qat.add_argument("--no-progress", action="store_true")
