@@ -123,9 +123,28 @@ PY
   ) || { echo "wheel check failed" >&2; exit 1; }
 }
 
+setup_model_garden() {
+  # TF Model Garden, the reference of tests/test_model_garden_parity.py: --no-deps, since its own
+  # requirements would replace the pinned stack; a test-only install, never a runtime dependency.
+  local want have
+  want=$(sha256sum tests/model-garden-requirements.txt | cut -c1-16)
+  have=$(cat "$VENV/.model-garden-stamp" 2>/dev/null || true)
+  if [ "$want" != "$have" ]; then
+    echo "== installing TF Model Garden (a reference for the tests, without its dependencies) into $VENV"
+    if ! "$VENV/bin/pip" install --disable-pip-version-check -q --no-deps -r tests/model-garden-requirements.txt \
+        > "$VENV/.model-garden-pip.log" 2>&1; then
+      grep -v "^WARNING: Location" "$VENV/.model-garden-pip.log" | tail -20 >&2
+      echo "Model Garden install failed (full log: $VENV/.model-garden-pip.log)" >&2
+      exit 1
+    fi
+    echo "$want" > "$VENV/.model-garden-stamp"
+  fi
+}
+
 run_tests() {
   wheel_check
   setup_mediapipe
+  setup_model_garden
   MOBILE_SPINENET_MEDIAPIPE_PYTHON="$(cd "$MEDIAPIPE_VENV" && pwd)/bin/python" "$VENV/bin/python" -m pytest -q --durations=25 "$@"
 }
 

@@ -245,11 +245,22 @@ def test_a_qat_run_exports_and_evaluates_after_its_float_run_is_moved_away(inter
     assert "calibrating quantizer ranges" in shown
     shutil.move(str(float_run), str(tmp_path / "moved"))
     assert json.loads((qat_dir / "qat.json").read_text())["from"] == str(float_run)  # gone
-    report = export_tflite(str(qat_dir), str(tmp_path / "qat.tflite"), verification=VerifyOptions(images=4),
-                           progress=lambda message: None)
-    assert report["quant"] == "int8-qat" and report["verification"]["passed"]
-    # an untrained model has no confident detection: the pass rests on AP alone, and says so
-    assert report["verification"]["agreement_checked"] is False
+    # One conversion serves both checks: the QAT run converts and verifies without its float run, and
+    # the pass of an untrained model (no confident detection) rests on AP alone, so the strict
+    # option refuses it, writes no file and keeps the converted one as rejected for inspection.
+    from mobile_spinenet.quantization.verify import ExportVerificationError
+    with pytest.raises(ExportVerificationError, match="--require-agreement is set"):
+        export_tflite(str(qat_dir), str(tmp_path / "qat.tflite"),
+                      verification=VerifyOptions(images=4, require_agreement=True), progress=lambda message: None)
+    assert not (tmp_path / "qat.tflite").exists()
+    report = json.loads((tmp_path / "qat.rejected.json").read_text())
+    assert report["quant"] == "int8-qat" and report["verification"]["agreement_checked"] is False
+    from mobile_spinenet.quantization.verify import Verification
+    verification = {k: v for k, v in report["verification"].items()
+                    if k not in ("ap_drop", "passed", "agreement_checked")}
+    assert not Verification(**{**verification, "require_agreement": False}).problems  # passes unless strict
+    from mobile_spinenet.quantization.interpreter import load_interpreter
+    assert load_interpreter(str(tmp_path / "qat.rejected.tflite")) is not None  # a whole, loadable file
     metrics, _ = evaluate_path(str(qat_dir), str(data / "train"), max_images=4)
     assert 0.0 <= metrics["AP"] <= 1.0
     from mobile_spinenet.training.runs import open_run
@@ -257,11 +268,6 @@ def test_a_qat_run_exports_and_evaluates_after_its_float_run_is_moved_away(inter
     assert qat_run.is_qat and qat_run.own_form == "qat"
     with pytest.raises(ValueError, match="is a QAT run: its weights exist only in the \"qat\" form"):
         qat_run.model("float")
-    from mobile_spinenet.quantization.verify import ExportVerificationError
-    with pytest.raises(ExportVerificationError, match="--require-agreement is set"):
-        export_tflite(str(qat_dir), str(tmp_path / "strict.tflite"),
-                      verification=VerifyOptions(images=4, require_agreement=True), progress=lambda message: None)
-    assert not (tmp_path / "strict.tflite").exists()
 
 
 def test_a_run_gives_its_model_in_each_form_with_the_trained_weights(interrupted_run):
