@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from mobile_spinenet import box_coder
 from mobile_spinenet.anchors import RetinaNetAnchors, SSDAnchors
@@ -52,3 +53,18 @@ def test_decode_clamps_wild_size_codes_like_torchvision():
     ordinary = np.array([[0.1, -0.2, 0.3, -0.4]], np.float32)
     np.testing.assert_allclose(decode(ordinary, anchors)[0, 2] - decode(ordinary, anchors)[0, 0], 16 * np.exp(0.3),
                                rtol=1e-6)  # codes in range are untouched
+
+
+def test_pre_nms_top_k_limits_each_class_candidates_before_nms():
+    from mobile_spinenet.postprocess import NMSConfig, detect
+
+    # one class, three anchors: A (best) and B overlap, C stands apart and scores lowest
+    anchors = np.array([[0, 0, 10, 10], [0, 1, 10, 11], [20, 20, 30, 30]], np.float32)
+    codes = np.zeros((1, 3, 4), np.float32)
+    logits = np.array([[[3.0], [2.0], [1.0]]], np.float32)
+    _, scores, _, count = detect(logits, codes, anchors, NMSConfig(pre_nms_top_k=2))
+    assert count[0] == 1  # A and B were the candidates, B is suppressed, C never entered
+    _, scores, _, count = detect(logits, codes, anchors, NMSConfig(pre_nms_top_k=3))
+    assert count[0] == 2 and scores[0, 1] == pytest.approx(1 / (1 + np.exp(-1.0)))
+    _, _, _, count = detect(logits, codes, anchors, NMSConfig(pre_nms_top_k=3, max_detections=1))
+    assert count[0] == 1

@@ -30,7 +30,8 @@ def golden_fixture() -> str:
     rng = np.random.default_rng(7)
     logits = rng.normal(-3.0, 2.0, (len(anchors), num_classes)).astype(np.float32)
     codes = rng.normal(0.0, 0.2, (len(anchors), 4)).astype(np.float32)  # near the anchors: NMS has work
-    nms = NMSConfig(score_threshold=0.05, iou_threshold=0.5, max_detections=20)
+    # a small pre-NMS top-k, so that the Java core must pick each class's candidates as the kit does
+    nms = NMSConfig(score_threshold=0.05, iou_threshold=0.5, max_detections=20, pre_nms_top_k=8)
     boxes, scores, classes, count = detect(logits[None], codes[None], anchors, nms)
     n = int(count[0])
     scale = input_size / max(frame_w, frame_h)

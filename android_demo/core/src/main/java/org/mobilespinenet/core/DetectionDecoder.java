@@ -43,8 +43,9 @@ public final class DetectionDecoder {
 
     /**
      * Detections of a raw-output file: box codes (ty, tx, th, tw) against anchors in input pixels
-     * (ymin, xmin, ymax, xmax), sigmoid scores, per-class NMS, the best {@code maxDetections}
-     * overall by score, boxes normalised by {@code inputSize}.
+     * (ymin, xmin, ymax, xmax), sigmoid scores; each class's {@code preNmsTopK} best anchors above
+     * the score threshold enter its NMS, which keeps up to {@code maxDetections}; the best
+     * {@code maxDetections} overall by score, boxes normalised by {@code inputSize}.
      */
     public static List<Detection> fromRawOutputs(float[][] classLogits, float[][] boxCodes, float[][] anchors,
                                                  int inputSize, NmsConfig nms, Labels labels) {
@@ -57,7 +58,6 @@ public final class DetectionDecoder {
             boxes[i] = decode(boxCodes[i], anchors[i]);
         }
         int numClasses = classLogits.length == 0 ? 0 : classLogits[0].length;
-        int perClass = Math.min(nms.preNmsTopK, nms.maxDetections);
         List<Detection> all = new ArrayList<>();
         for (int c = 0; c < numClasses; c++) {
             List<Detection> candidates = new ArrayList<>();
@@ -67,7 +67,9 @@ public final class DetectionDecoder {
                     candidates.add(new Detection(c, labels.get(c), s, boxes[i]));
                 }
             }
-            all.addAll(greedyNms(candidates, nms.iouThreshold, perClass));
+            candidates.sort(BY_SCORE);  // stable: equal scores keep anchor order, as TensorFlow's top_k
+            List<Detection> best = candidates.subList(0, Math.min(candidates.size(), nms.preNmsTopK));
+            all.addAll(greedyNms(new ArrayList<>(best), nms.iouThreshold, nms.maxDetections));
         }
         all.sort(BY_SCORE);
         List<Detection> kept = all.subList(0, Math.min(all.size(), nms.maxDetections));

@@ -45,6 +45,25 @@ public class DetectionDecoderTest {
     }
 
     @Test
+    public void preNmsTopKLimitsTheCandidatesBeforeNms() {
+        // one class, three anchors: A (best) and B overlap, C stands apart and scores lowest
+        float[][] anchors = {{0f, 0f, 10f, 10f}, {0f, 1f, 10f, 11f}, {20f, 20f, 30f, 30f}};
+        float[][] codes = new float[3][4];
+        float[][] logits = {{3f}, {2f}, {1f}};
+        Labels one = new Labels(Arrays.asList("shirt"));
+        // top 2: A and B enter NMS, B is suppressed, C never was a candidate
+        List<Detection> two = DetectionDecoder.fromRawOutputs(logits, codes, anchors, 32,
+                new NmsConfig(0.05f, 0.5f, 100, 2), one);
+        assertEquals(1, two.size());
+        assertEquals(DetectionDecoder.sigmoid(3f), two.get(0).score, 0f);
+        // top 3: C is a candidate too and survives NMS (a cap after NMS would have kept A and C at 2)
+        List<Detection> three = DetectionDecoder.fromRawOutputs(logits, codes, anchors, 32,
+                new NmsConfig(0.05f, 0.5f, 100, 3), one);
+        assertEquals(2, three.size());
+        assertEquals(DetectionDecoder.sigmoid(1f), three.get(1).score, 0f);
+    }
+
+    @Test
     public void wildSizeCodesAreClampedLikeThePythonCoder() {
         Box box = DetectionDecoder.decode(new float[] {0f, 0f, 500f, 500f}, new float[] {0f, 0f, 16f, 16f});
         assertTrue(Float.isFinite(box.right) && Float.isFinite(box.bottom));
