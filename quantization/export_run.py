@@ -108,7 +108,7 @@ def export_tflite(run_dir: str, out: str, export=None, calibration: Optional[Cal
         flatbuffer = convert(converted_model, anchors, options, representative, quantization_aware=from_qat)
     flatbuffer = attach_metadata(flatbuffer, model_id, f"{model_id} RetinaNet detector, {size} px, {quant_name}, "
                                  f"mobile-spinenet {__version__}", run.label_map.names, version=__version__,
-                                 resize=resize)
+                                 resize=resize, score_threshold=options.nms_config.score_threshold if nms != "none" else None)
     report = {"model": model_id, "image_size": size, "quant": quant_name, "nms": nms, "regular_nms": regular_nms,
               "input": {"type": input_type, "range": [-1.0, 1.0], "normalization": {"mean": PIXEL_MEAN, "std": PIXEL_STD},
                         "resize": resize},

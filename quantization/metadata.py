@@ -21,7 +21,7 @@ LABELS_FILE = "labels.txt"
 _IDENTIFIER = b"M001"
 _TENSOR_VALUE_LABELS = 3
 _IMAGE_PROPERTIES, _BOUNDING_BOX_PROPERTIES, _FEATURE_PROPERTIES = 2, 3, 1
-_NORMALIZATION_OPTIONS = 1
+_NORMALIZATION_OPTIONS, _SCORE_THRESHOLDING_OPTIONS = 1, 3  # ProcessUnitOptions
 _RGB, _BOUNDARIES, _RATIO = 1, 1, 0
 
 OUTPUT_DESCRIPTIONS = {
@@ -97,8 +97,10 @@ def resize_of(metadata: dict) -> Optional[str]:
 
 def build_metadata(model_name: str, description: str, image_size: int, output_names: Sequence[str],
                    mean: float = PIXEL_MEAN, std: float = PIXEL_STD, version: str = "",
-                   resize: str = "letterbox") -> bytes:
-    """The metadata flatbuffer of a detector with one ``[1, S, S, 3]`` RGB input."""
+                   resize: str = "letterbox", score_threshold: Optional[float] = None) -> bytes:
+    """The metadata flatbuffer of a detector with one ``[1, S, S, 3]`` RGB input. With
+    ``score_threshold``, the ``score`` output carries it as ``ScoreThresholdingOptions`` (what
+    MediaPipe Tasks and the Task Library apply when the app sets no threshold of its own)."""
     builder = flatbuffers.Builder(1024)
     # input: an RGB image, normalised (x - mean) / std
     size = _table(builder, [(0, "uint", image_size), (1, "uint", image_size)])
@@ -125,7 +127,12 @@ def build_metadata(model_name: str, description: str, image_size: int, output_na
                 "class names, one a line, in class index order")
             files = _vector(builder, [_table(builder, [(0, "offset", label_name), (1, "offset", label_description),
                                                        (2, "byte", _TENSOR_VALUE_LABELS)])])
-        outputs.append(_tensor(builder, name, OUTPUT_DESCRIPTIONS.get(name, name), content, None, files))
+        units = None
+        if name == "score" and score_threshold is not None:
+            thresholding = _table(builder, [(0, "float", float(score_threshold))])
+            units = _vector(builder, [_table(builder, [(0, "byte", _SCORE_THRESHOLDING_OPTIONS),
+                                                       (1, "offset", thresholding)])])
+        outputs.append(_tensor(builder, name, OUTPUT_DESCRIPTIONS.get(name, name), content, units, files))
     subgraph = _table(builder, [(2, "offset", _vector(builder, inputs)), (3, "offset", _vector(builder, outputs))])
     strings = [builder.CreateString(text) for text in (model_name, description, version, "1.0.1")]
     root = _table(builder, [(0, "offset", strings[0]), (1, "offset", strings[1]), (2, "offset", strings[2]),
@@ -138,7 +145,7 @@ ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest a zip entry can record
 
 
 def attach_metadata(flatbuffer: bytes, model_name: str, description: str, labels: Sequence[str],
-                    version: str = "", resize: str = "letterbox") -> bytes:
+                    version: str = "", resize: str = "letterbox", score_threshold: Optional[float] = None) -> bytes:
     """``flatbuffer`` with its tensors named after the signature, the metadata entry and the labels."""
     from ai_edge_litert import schema_py_generated as schema
     from ai_edge_litert.tools import flatbuffer_utils
@@ -153,7 +160,7 @@ def attach_metadata(flatbuffer: bytes, model_name: str, description: str, labels
     image_size = int(subgraph.tensors[subgraph.inputs[0]].shape[1])
     buffer = schema.BufferT()
     buffer.data = list(build_metadata(model_name, description, image_size, output_names, version=version,
-                                      resize=resize))
+                                      resize=resize, score_threshold=score_threshold))
     model.buffers.append(buffer)
     entry = schema.MetadataT()
     entry.name, entry.buffer = METADATA_NAME, len(model.buffers) - 1
@@ -220,10 +227,19 @@ def read_metadata(tflite: bytes) -> dict:
     image = _tables(subgraph, 2)[0]
     normalization = _subtable(_tables(image, 4)[0], 1)
     outputs = [_string(t, 0) for t in _tables(subgraph, 3)]
+    score_threshold = None
+    for tensor in _tables(subgraph, 3):
+        for unit in _tables(tensor, 4):
+            if unit.Get(flatbuffers.number_types.Uint8Flags, unit.Pos + _field(unit, 0)) == _SCORE_THRESHOLDING_OPTIONS:
+                options = _subtable(unit, 1)
+                offset = _field(options, 0)
+                score_threshold = (options.Get(flatbuffers.number_types.Float32Flags, options.Pos + offset)
+                                   if offset else 0.0)
     with zipfile.ZipFile(io.BytesIO(tflite)) as archive:
         labels = archive.read(LABELS_FILE).decode().splitlines()
     tensor_names = {_text(t.name) for t in model.subgraphs[0].tensors}
     return {"name": _string(root, 0), "description": _string(root, 1), "input": _string(image, 0),
             "input_description": _string(image, 1),
             "mean": _float_vector(normalization, 0), "std": _float_vector(normalization, 1),
-            "outputs": outputs, "labels": labels, "outputs_are_tensor_names": set(outputs) <= tensor_names}
+            "outputs": outputs, "labels": labels, "outputs_are_tensor_names": set(outputs) <= tensor_names,
+            "score_threshold": score_threshold}

@@ -71,6 +71,7 @@ def test_fp32_export_is_verified_and_written_with_labels_and_report(run_dir, tmp
     assert metadata["labels"] == report["labels"] and metadata["name"] == "spinenet49xxs"
     assert set(metadata["outputs"]) == set(OUTPUT_NAMES) and metadata["outputs_are_tensor_names"]
     assert (metadata["input"], metadata["mean"], metadata["std"]) == ("image", [127.5], [127.5])
+    assert metadata["score_threshold"] == pytest.approx(0.05)  # the in-graph op's, for the app
     (tmp_path / "model.labels.txt").unlink()  # android-assets takes the labels from the metadata
     assert main(["android-assets", str(out), "--assets", str(tmp_path / "assets")]) == 0
     assert (tmp_path / "assets" / "model.labels.txt").read_text().splitlines() == report["labels"]
@@ -178,3 +179,18 @@ def test_an_export_has_the_same_bytes_whenever_it_is_made(monkeypatch):
     assert attach_metadata(flatbuffer, "colour cells", "d", LABELS) == now
     with zipfile.ZipFile(__import__("io").BytesIO(now)) as archive:
         assert archive.read("labels.txt").decode().splitlines() == LABELS
+
+
+def test_the_score_threshold_of_an_export_is_in_its_metadata_for_the_app():
+    from test_mediapipe import LABELS, colour_cells
+
+    from mobile_spinenet.quantization.export import ExportOptions, convert
+    from mobile_spinenet.quantization.metadata import attach_metadata
+
+    model, anchors = colour_cells()
+    flatbuffer = convert(model, anchors, ExportOptions(quant="fp32"))
+    phone = read_metadata(attach_metadata(flatbuffer, "colour cells", "d", LABELS, score_threshold=0.3))
+    assert phone["score_threshold"] == pytest.approx(0.3) and phone["labels"] == LABELS
+    assert read_metadata(attach_metadata(flatbuffer, "colour cells", "d", LABELS))["score_threshold"] is None
+    with pytest.raises(SystemExit):
+        main(["export", "run", "--out", "x.tflite", "--score-threshold", "1.5"])

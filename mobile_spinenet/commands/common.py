@@ -40,3 +40,11 @@ positive_int = _number(int, 1, False)
 non_negative_int = _number(int, 0, False)
 positive_float = _number(float, 0, True)
 non_negative_float = _number(float, 0, False)
+
+
+def unit_interval(text: str) -> float:
+    """An argparse ``type`` for a score or share in [0, 1)."""
+    value = non_negative_float(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"must be < 1, got {text}")
+    return value

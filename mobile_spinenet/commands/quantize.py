@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from mobile_spinenet.quantization.verify import DEFAULT_MAX_AP_DROP
-from mobile_spinenet.commands.common import non_negative_float, positive_float, positive_int, setup_logging
+from mobile_spinenet.commands.common import (non_negative_float, positive_float, positive_int, setup_logging,
+                                             unit_interval)
 
 
 def _cmd_qat(args) -> int:
@@ -47,7 +48,8 @@ def _cmd_export(args) -> int:
 
     setup_logging()
     export_tflite(args.run, args.out,
-                  export=ExportOptions(quant=args.quant, nms=args.nms, nms_config=NMSConfig(max_detections=args.max_detections),
+                  export=ExportOptions(quant=args.quant, nms=args.nms, nms_config=NMSConfig(max_detections=args.max_detections,
+                                                                                       score_threshold=args.score_threshold),
                                        regular_nms=not args.fast_nms, input_type=args.input_type),
                   calibration=CalibrationOptions(data=args.calib, images=args.calib_steps),
                   verification=VerifyOptions(enabled=not args.no_verify, val=args.val, images=args.verify_images,
@@ -72,6 +74,11 @@ def add_export_parser(sub) -> None:
     export.add_argument("--fast-nms", action="store_true", help="class-agnostic NMS of the op (faster on device); "
                         "default: per-class NMS, as evaluation does")
     export.add_argument("--max-detections", type=positive_int, default=100)
+    export.add_argument("--score-threshold", type=unit_interval, default=0.05,
+                        help="the in-graph post-processing drops boxes scoring below it, and the metadata "
+                             "records it for the app (default 0.05, what COCO evaluation needs; an app that shows "
+                             "only confident boxes, e.g. 0.3, also saves post-processing time); verification "
+                             "compares Keras and the file at this threshold")
     export.add_argument("--input-type", default="float", choices=["float", "uint8"],
                         help="int8 only: uint8 takes raw pixels")
     export.add_argument("--val", help="verification images (default: the run's val data, else its training data)")
