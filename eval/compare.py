@@ -292,7 +292,8 @@ def compare(options: CompareOptions, progress: Callable[[str], None] = print) ->
     settings = {"data": os.path.abspath(train_dir), "val": os.path.abspath(val_dir),
                 "budget_minutes": options.budget_minutes, "image_size": options.image_size, "recipe": options.recipe,
                 "qat_share": options.qat_share, "threads": list(options.threads), "bench_runs": options.bench_runs,
-                "bench_rounds": options.bench_rounds,
+                "bench_rounds": options.bench_rounds, "models": len(results),
+                "reused_runs": {r["model"]: r["training"]["run"] for r in results if r["training"].get("reused")},
                 "minutes_this_call": round((time.perf_counter() - started) / 60, 1),
                 **({"seed_spread": os.path.abspath(options.seed_spread)} if options.seed_spread else {})}
     return write_report(options.out, results, settings, spread)

@@ -88,6 +88,23 @@ def _fmt(value, digits: int = 2) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
+def training_sentence(settings: dict) -> str:
+    """How the float and QAT models came about: trained here for the budget, or reused runs."""
+    reused = settings.get("reused_runs") or {}
+    trained = (f"recipe `{settings['recipe']}` at {settings['image_size']} px, {settings['budget_minutes']:g} min of "
+               f"float training (a throughput probe turns it into epochs), then QAT for {settings['qat_share']:g} of "
+               f"its float epochs")
+    if not reused:
+        return f"Every model: {trained}."
+    runs = ", ".join(f"`{path}`" for path in reused.values())
+    text = (f"Float models: the finished runs {runs}, reused as they are (their own recipe and epochs, "
+            f"the table's epochs column); QAT fine-tunes from them for the epochs in brackets (a QAT run found "
+            f"beside a float run is reused too).")
+    if len(reused) < settings.get("models", len(reused)):
+        text += f" The other models: {trained}."
+    return text
+
+
 def markdown(rows: list, ratios: list, settings: dict, significant: Optional[list] = None) -> str:
     from mobile_spinenet.paper import TABLE_9
 
@@ -96,10 +113,8 @@ def markdown(rows: list, ratios: list, settings: dict, significant: Optional[lis
     lines = [
         "# SpineNet vs MobileNetV3-SSDLite",
         "",
-        f"Data: `{settings['data']}` (train), `{settings['val']}` (val). Every model: recipe `{settings['recipe']}` at "
-        f"{settings['image_size']} px, {settings['budget_minutes']:g} min of float training (a throughput probe turns "
-        f"it into epochs), QAT for {settings['qat_share']:g} of its float epochs, int8 TFLite from the QAT model with "
-        f"`TFLite_Detection_PostProcess` in the graph, verified against Keras. AP: COCO AP (pycocotools) in points on "
+        f"Data: `{settings['data']}` (train), `{settings['val']}` (val). {training_sentence(settings)} "
+        f"Then int8 TFLite from the QAT model with `TFLite_Detection_PostProcess` in the graph, verified against Keras. AP: COCO AP (pycocotools) in points on "
         f"the val set; int8 AP is the exported file's. Latency: median of {settings['bench_runs']} runs, ai-edge-litert "
         f"with XNNPACK, this machine, all files timed together in {settings.get('bench_rounds', 1)} interleaved "
         f"round(s) (the median round is shown). \"int8 ms\" times the verified file (network and post-processing: "

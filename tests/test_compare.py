@@ -59,6 +59,19 @@ def test_report_has_the_table_reference_rows_ratio_and_plots(tmp_path):
     assert json.loads((tmp_path / "report.json").read_text())["ratios"][0]["ssdlite"] == "mnv3_large_ssdlite"
 
 
+def test_report_says_when_the_float_models_were_reused_not_trained_for_the_budget(tmp_path):
+    # the main job reuses the demo checkpoints: its report described a 2-minute budget it never ran
+    text = open(write_report(str(tmp_path), RESULTS, SETTINGS)).read()
+    assert "2 min of float training" in text and "finished runs" not in text
+    reused = {**SETTINGS, "models": 3, "reused_runs": {"spinenet49xs": "checkpoints/demo/spinenet49xs",
+                                                       "mnv3_large_ssdlite": "checkpoints/demo/mnv3_large_ssdlite"}}
+    text = open(write_report(str(tmp_path / "reused"), RESULTS, reused)).read()
+    assert "the finished runs `checkpoints/demo/spinenet49xs`, `checkpoints/demo/mnv3_large_ssdlite`, reused" in text
+    assert "The other models: recipe `cpu_demo` at 256 px, 2 min of float training" in text
+    everything = {**reused, "models": 2}
+    assert "min of float training" not in open(write_report(str(tmp_path / "all"), RESULTS, everything)).read()
+
+
 def test_model_result_resumes_from_its_file(tmp_path):
     path = str(tmp_path / "results" / "m.json")
     first = ModelResult(path, "m")
