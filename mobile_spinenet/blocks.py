@@ -140,9 +140,3 @@ def mbconv_block(x, ops: Ops, out_filters: int, expand_filters: int, kernel_size
     return (y, expansion) if return_expansion else y
 
 
-def make_divisible(value: float, divisor: int = 8) -> int:
-    """Round ``value`` to a multiple of ``divisor``, never more than 10% down (MobileNet rule)."""
-    new_value = max(divisor, int(value + divisor / 2) // divisor * divisor)
-    if new_value < 0.9 * value:
-        new_value += divisor
-    return int(new_value)

@@ -8,7 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mobile_spinenet.backend import keras
-from mobile_spinenet.blocks import Ops, make_divisible, mbconv_block
+from mobile_spinenet.blocks import Ops, mbconv_block
+from mobile_spinenet.specs import make_divisible
 
 RE, HS = "relu", "hard_swish"
 

@@ -151,6 +151,14 @@ MBCONV_FILTERS = {0: 8, 1: 16, 2: 24, 3: 40, 4: 80, 5: 112, 6: 112, 7: 112}
 BOTTLENECK_STEM_FILTERS = 64
 
 
+def make_divisible(value: float, divisor: int = 8) -> int:
+    """Round ``value`` to a multiple of ``divisor``, never more than 10% down (MobileNet rule)."""
+    new_value = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    if new_value < 0.9 * value:
+        new_value += divisor
+    return int(new_value)
+
+
 @dataclass(frozen=True)
 class SpineNetConfig:
     """Everything that tells one SpineNet apart from another."""
@@ -166,7 +174,12 @@ class SpineNetConfig:
     expand_ratio: int = 6
     se_ratio: float = 0.2
     stochastic_depth: float = 0.0
+    # 1: the paper's and Model Garden's int(width * scale) (9, 14, 67 ... at x0.6; imported
+    # checkpoints need it); 8: widths rounded to multiples of 8 by the MobileNet rule, which int8
+    # kernels (XNNPACK packs 8 or 16 channels) run without padding waste
+    channel_divisor: int = 1
 
     def filters(self, level: int) -> int:
         table = BOTTLENECK_FILTERS if self.family == "bottleneck" else MBCONV_FILTERS
-        return int(table[level] * self.filter_scale)
+        width = table[level] * self.filter_scale
+        return int(width) if self.channel_divisor == 1 else make_divisible(width, self.channel_divisor)

@@ -67,3 +67,30 @@ def test_user_spec_with_single_parents_builds():
     spec = spec_from_ordering([3, 4, 5, 6, 7], "mbconv")
     model = build_backbone("spinenet49xxs", image_size=128, spec=spec)
     assert model.output["p7"].shape[1:3] == (1, 1)
+
+
+def test_channel_divisor_rounds_every_width_to_its_multiple_and_the_default_keeps_the_papers():
+    from dataclasses import replace
+
+    from mobile_spinenet.backend import keras
+    from mobile_spinenet.blocks import Ops
+    from mobile_spinenet.registry import get_model_info
+    from mobile_spinenet.spinenet import build_spinenet
+    from mobile_spinenet.specs import MBCONV_FILTERS
+
+    paper = get_model_info("spinenet49xxs").spinenet
+    assert [paper.filters(level) for level in range(8)] == [int(w * 0.6) for w in MBCONV_FILTERS.values()]
+    assert paper.filters(3) == 24 and paper.filters(4) == 48 and paper.filters(2) == 14  # int(24 * 0.6)
+    lite = replace(paper, channel_divisor=8)
+    assert [lite.filters(level) for level in range(8)] == [8, 16, 16, 24, 48, 64, 64, 64]
+
+    def conv_widths(config):
+        inputs = keras.Input((128, 128, 3))
+        model = keras.Model(inputs, build_spinenet(inputs, config, Ops(activation="swish")))
+        # the squeeze-excite bottleneck (its "_se_reduce" conv) is a fifth of a width, not a width
+        return [layer.filters for layer in model.layers if isinstance(layer, keras.layers.Conv2D)
+                and not layer.name.endswith("_se_reduce")]
+
+    assert any(width % 8 for width in conv_widths(paper))  # 9, 14, 67 ... at x0.6
+    widths = conv_widths(lite)
+    assert widths and all(width % 8 == 0 for width in widths), sorted(set(widths))
