@@ -188,6 +188,12 @@ def _string(table, slot: int) -> Optional[str]:
     return table.String(table.Pos + offset).decode() if offset else None
 
 
+def _scalar(table, slot: int, flags, default):
+    """A scalar field; an absent one has the schema's default (writers may leave defaults out)."""
+    offset = _field(table, slot)
+    return table.Get(flags, table.Pos + offset) if offset else default
+
+
 def _subtable(table, slot: int):
     offset = _field(table, slot)
     if not offset:
@@ -230,11 +236,8 @@ def read_metadata(tflite: bytes) -> dict:
     score_threshold = None
     for tensor in _tables(subgraph, 3):
         for unit in _tables(tensor, 4):
-            if unit.Get(flatbuffers.number_types.Uint8Flags, unit.Pos + _field(unit, 0)) == _SCORE_THRESHOLDING_OPTIONS:
-                options = _subtable(unit, 1)
-                offset = _field(options, 0)
-                score_threshold = (options.Get(flatbuffers.number_types.Float32Flags, options.Pos + offset)
-                                   if offset else 0.0)
+            if _scalar(unit, 0, flatbuffers.number_types.Uint8Flags, 0) == _SCORE_THRESHOLDING_OPTIONS:
+                score_threshold = _scalar(_subtable(unit, 1), 0, flatbuffers.number_types.Float32Flags, 0.0)
     with zipfile.ZipFile(io.BytesIO(tflite)) as archive:
         labels = archive.read(LABELS_FILE).decode().splitlines()
     tensor_names = {_text(t.name) for t in model.subgraphs[0].tensors}
