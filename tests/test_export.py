@@ -194,3 +194,19 @@ def test_the_score_threshold_of_an_export_is_in_its_metadata_for_the_app():
     assert read_metadata(attach_metadata(flatbuffer, "colour cells", "d", LABELS))["score_threshold"] is None
     with pytest.raises(SystemExit):
         main(["export", "run", "--out", "x.tflite", "--score-threshold", "1.5"])
+
+
+def test_metadata_scalars_left_out_by_a_writer_read_as_the_schema_default():
+    # flatbuffer writers may omit a field equal to its default (a process unit's NONE type, a
+    # threshold of 0); reading one raised a TypeError before
+    import flatbuffers
+
+    from mobile_spinenet.quantization.metadata import _scalar
+
+    builder = flatbuffers.Builder(64)
+    builder.StartObject(2)
+    builder.Finish(builder.EndObject())
+    data = builder.Output()
+    table = flatbuffers.table.Table(bytearray(data), flatbuffers.encode.Get(flatbuffers.packer.uoffset, data, 0))
+    assert _scalar(table, 0, flatbuffers.number_types.Uint8Flags, 0) == 0
+    assert _scalar(table, 1, flatbuffers.number_types.Float32Flags, 0.0) == 0.0
