@@ -64,10 +64,9 @@ def load_detector(path: str, labels: Optional[str] = None, resize: Optional[str]
 
     if os.path.isdir(path):
         from mobile_spinenet.quantization.qat_run import load_any_run
-        from mobile_spinenet.zoo import model_anchors
 
         run, model, _ = load_any_run(path)
-        return LoadedDetector(keras_predictor(model, model_anchors(run.config.model, run.image_size)),
+        return LoadedDetector(keras_predictor(model, run.anchors(), run.nms_config()),
                               run.image_size, run.label_map, f"{path} (Keras, {run.config.model})",
                               run.label_map.names, resize or run.config.resize)
     if not os.path.isfile(path):
@@ -96,7 +95,7 @@ def load_detector(path: str, labels: Optional[str] = None, resize: Optional[str]
                              f"naming its model: cannot decode its boxes")
         from mobile_spinenet.zoo import model_anchors
         get_model_info(report["model"])
-        anchors = model_anchors(report["model"], size)
+        anchors = model_anchors(report["model"], size, report.get("anchor_scale"))
     return LoadedDetector(tflite_predictor(interpreter, anchors, size), size, label_map, f"{path} (TFLite)", names,
                           resize)
 

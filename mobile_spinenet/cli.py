@@ -5,7 +5,7 @@ import argparse
 import sys
 
 from mobile_spinenet import __version__
-from mobile_spinenet.commands import data, evaluate, quantize, train
+from mobile_spinenet.commands import data, evaluate, interop, quantize, train
 
 
 def _cmd_models(args) -> int:
@@ -70,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_eval_parser(sub)
     evaluate.add_predict_parser(sub)
     evaluate.add_compare_parser(sub)
+    interop.add_import_parser(sub)
     return parser
 
 

@@ -4,6 +4,7 @@ class's ``pre_nms_top_k`` best anchors as its NMS candidates, per-class NMS (IoU
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
@@ -19,6 +20,7 @@ class NMSConfig:
     iou_threshold: float = 0.5
     max_detections: int = 100
     pre_nms_top_k: int = 1000  # each class's best-scoring anchors that enter its NMS (as RetinaNet's)
+    clip_size: Optional[int] = None  # clip decoded boxes to [0, clip_size] before NMS (Model Garden's generator)
 
 
 def detect(class_logits, box_codes, anchors: np.ndarray, nms: NMSConfig = NMSConfig()):
@@ -29,6 +31,8 @@ def detect(class_logits, box_codes, anchors: np.ndarray, nms: NMSConfig = NMSCon
     ``max_detections`` over all classes are returned."""
     anchors = tf.constant(anchors, tf.float32)
     boxes = box_coder.decode(tf.convert_to_tensor(box_codes, tf.float32), anchors)  # [B, N, 4]
+    if nms.clip_size is not None:
+        boxes = tf.clip_by_value(boxes, 0.0, float(nms.clip_size))
     scores = tf.sigmoid(tf.convert_to_tensor(class_logits, tf.float32))  # [B, N, K]
     top_k = min(nms.pre_nms_top_k, int(scores.shape[1]))
     # per class, its top_k anchors: candidate j of class c is (boxes[anchor], score) at [B, j, c]

@@ -173,6 +173,7 @@ class SpineNetConfig:
     max_level: int = 7
     expand_ratio: int = 6
     se_ratio: float = 0.2
+    se_gate: str = "sigmoid"  # the squeeze-excite gate; Model Garden's SpineNet-Mobile uses "hard_sigmoid"
     stochastic_depth: float = 0.0
     # 1: the paper's and Model Garden's int(width * scale) (9, 14, 67 ... at x0.6; imported
     # checkpoints need it); 8: widths rounded to multiples of 8 by the MobileNet rule, which int8

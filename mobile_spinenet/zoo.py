@@ -9,6 +9,7 @@ import numpy as np
 from mobile_spinenet.anchors import RetinaNetAnchors, SSDAnchors
 from mobile_spinenet.backend import keras
 from mobile_spinenet.blocks import Ops
+from mobile_spinenet.data.images import input_affine
 from mobile_spinenet.heads import BOX_OUTPUT, CLASS_OUTPUT, classification_head, retinanet_head
 from mobile_spinenet.mobilenet_v3 import mobilenet_v3_classifier
 from mobile_spinenet.resnet_fpn import fpn, resnet50
@@ -19,22 +20,45 @@ from mobile_spinenet.specs import NAMED_SPECS
 from mobile_spinenet.ssdlite import ssd_feature_sizes, ssdlite
 
 
-def model_anchors(model_id: str, image_size: Optional[int] = None) -> np.ndarray:
-    """Anchor boxes ``[N, 4]`` (ymin, xmin, ymax, xmax, pixels) in the order of the model's outputs."""
+def model_anchors(model_id: str, image_size: Optional[int] = None, anchor_scale: Optional[float] = None) -> np.ndarray:
+    """Anchor boxes ``[N, 4]`` (ymin, xmin, ymax, xmax, pixels) in the order of the model's outputs.
+    ``anchor_scale``: RetinaNet's base anchor size in strides (None: the kit's 4; Model Garden's
+    SpineNet configs use 3)."""
     info = get_model_info(model_id)
     image_size = image_size or info.image_size
     if info.kind == "ssdlite":
+        if anchor_scale is not None:
+            raise ValueError(f"{model_id} has SSD anchors, which take no anchor scale")
         return SSDAnchors(ssd_feature_sizes(image_size)).boxes(image_size)
-    return RetinaNetAnchors().boxes(image_size)
+    if anchor_scale is None:
+        return RetinaNetAnchors().boxes(image_size)
+    return RetinaNetAnchors(anchor_scale=float(anchor_scale)).boxes(image_size)
 
 
-def _features(info: ModelInfo, inputs, ops: Ops, spec=None, stochastic_depth: float = 0.0) -> dict:
+def normalized_input(inputs, normalization: str = "kit"):
+    """The model's first layer when it expects another input normalisation than the kit's: a fixed
+    per-channel affine (a 1x1 depthwise conv with bias, which int8 converters and XNNPACK take)."""
+    if normalization == "kit":
+        return inputs
+    scale, offset = input_affine(normalization)
+    return keras.layers.DepthwiseConv2D(
+        1, use_bias=True, trainable=False, name="input_normalization",
+        depthwise_initializer=keras.initializers.Constant(np.reshape(scale, (1, 1, 3, 1))),
+        bias_initializer=keras.initializers.Constant(np.asarray(offset)))(inputs)
+
+
+def _features(info: ModelInfo, inputs, ops: Ops, spec=None, stochastic_depth: float = 0.0,
+              se_gate: Optional[str] = None) -> dict:
     """P3..P7 of a SpineNet or ResNet-50-FPN backbone."""
     if info.kind == "resnet_fpn":
         return fpn(resnet50(inputs, ops), ops, info.head_filters)
     if info.kind != "spinenet":
         raise ValueError(f"{info.model_id} has no P3..P7 feature pyramid")
     config = info.spinenet
+    if se_gate is not None:
+        if not config.se_ratio or config.family != "mbconv":
+            raise ValueError(f"{info.model_id} has no squeeze-excite, so no SE gate to set")
+        config = replace(config, se_gate=se_gate)
     if spec is not None:
         if isinstance(spec, str) and spec not in NAMED_SPECS:
             raise ValueError(f"unknown spec {spec!r}; named specs: {', '.join(NAMED_SPECS)}")
@@ -68,7 +92,8 @@ def build_model(model_id: str, task: str = "detection", image_size: Optional[int
                 num_classes: int = 80, batch_size: Optional[int] = None, spec=None,
                 activation: Optional[str] = None, sync_bn: bool = False,
                 stochastic_depth: float = 0.0, dropblock_keep_prob: Optional[float] = None,
-                bn_momentum: float = 0.99, share_head_convs: bool = True) -> keras.Model:
+                bn_momentum: float = 0.99, share_head_convs: bool = True, se_gate: Optional[str] = None,
+                input_normalization: str = "kit", head_filters: Optional[int] = None) -> keras.Model:
     """Build ``model_id`` for ``task``.
 
     Detection models output ``{"classes": [B, N, K] logits, "boxes": [B, N, 4] codes}``
@@ -76,22 +101,27 @@ def build_model(model_id: str, task: str = "detection", image_size: Optional[int
     Inputs are RGB images scaled to [-1, 1]. ``spec`` replaces the SpineNet block spec
     (a name from ``NAMED_SPECS`` or a sequence of BlockSpec). ``share_head_convs=False``
     unrolls the RetinaNet head's shared convs per level (for int8 export, see
-    ``mobile_spinenet.quantization.qat``).
+    ``mobile_spinenet.quantization.qat``). Options of imported Model Garden models: ``se_gate``
+    (SpineNet-Mobile's squeeze-excite gate), ``input_normalization`` ("imagenet": the model converts
+    the kit's input in a first fixed layer) and ``head_filters`` (the RetinaNet head's width).
     """
-    family_of(model_id).check_options(model_id, activation=activation, spec=spec, stochastic_depth=stochastic_depth)
+    family_of(model_id).check_options(model_id, activation=activation, spec=spec, stochastic_depth=stochastic_depth,
+                                      se_gate=se_gate, head_filters=head_filters)
     info, ops, inputs, name = _prepare(model_id, task, image_size, batch_size, activation, sync_bn,
                                        dropblock_keep_prob, bn_momentum)
     if num_classes < 1:
         raise ValueError(f"num_classes must be >= 1, got {num_classes}")
     if info.kind == "ssdlite":
+        if input_normalization != "kit":
+            raise ValueError(f"{model_id} takes the kit's input normalisation only")
         if task == "classification":  # the MobileNetV3 the SSDLite is built on, as a classifier
             return keras.Model(inputs, mobilenet_v3_classifier(inputs, ops, info.ssd_size, num_classes), name=name)
         classes, boxes = ssdlite(inputs, ops, info.ssd_size, num_classes)
         return keras.Model(inputs, {CLASS_OUTPUT: classes, BOX_OUTPUT: boxes}, name=name)
-    features = _features(info, inputs, ops, spec, stochastic_depth)
+    features = _features(info, normalized_input(inputs, input_normalization), ops, spec, stochastic_depth, se_gate)
     if task == "classification":
         return keras.Model(inputs, classification_head(features, num_classes), name=name)
     classes, boxes = retinanet_head(features, ops, num_classes, RetinaNetAnchors().num_anchors,
-                                    info.head_filters, info.head_convs, info.head_separable,
+                                    head_filters or info.head_filters, info.head_convs, info.head_separable,
                                     share_convs=share_head_convs)
     return keras.Model(inputs, {CLASS_OUTPUT: classes, BOX_OUTPUT: boxes}, name=name)

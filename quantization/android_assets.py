@@ -48,8 +48,8 @@ def _anchor_lines(model_path: str, input_size: int) -> str:
         raise ValueError(f"{model_path} has raw outputs (--nms none): its anchors come from the model id in "
                          f"{report_path}, which is missing")
     with open(report_path) as f:
-        model_id = json.load(f)["model"]
-    anchors = model_anchors(model_id, input_size)
+        report = json.load(f)
+    anchors = model_anchors(report["model"], input_size, report.get("anchor_scale"))
     return "".join(" ".join(f"{v:.6g}" for v in row) + "\n" for row in anchors)
 
 

@@ -75,7 +75,6 @@ def export_tflite(run_dir: str, out: str, export=None, calibration: Optional[Cal
     from mobile_spinenet.quantization.verify import DEFAULT_MAX_AP_DROP, ExportVerificationError, verify_export
     from mobile_spinenet.data.images import PIXEL_MEAN, PIXEL_STD, check_resize
     from mobile_spinenet.progress import elapsed
-    from mobile_spinenet.zoo import model_anchors
 
     options = (export or ExportOptions(quant="int8")).validate()
     calibration = calibration or CalibrationOptions()
@@ -92,7 +91,7 @@ def export_tflite(run_dir: str, out: str, export=None, calibration: Optional[Cal
     sources = read_sources(run_dir)
     model_id, size = run.config.model, run.image_size
     resize = check_resize(resize or run.config.resize)
-    anchors = model_anchors(model_id, size)
+    anchors = run.anchors()
     quant_name = f"{quant}-qat" if from_qat else quant
     representative = None
     if from_qat:  # the model is quantization-aware already: its learned ranges are used
@@ -109,7 +108,7 @@ def export_tflite(run_dir: str, out: str, export=None, calibration: Optional[Cal
     flatbuffer = attach_metadata(flatbuffer, model_id, f"{model_id} RetinaNet detector, {size} px, {quant_name}, "
                                  f"mobile-spinenet {__version__}", run.label_map.names, version=__version__,
                                  resize=resize, score_threshold=options.nms_config.score_threshold if nms != "none" else None)
-    report = {"model": model_id, "image_size": size, "quant": quant_name, "nms": nms, "regular_nms": regular_nms,
+    report = {"model": model_id, "image_size": size, "anchor_scale": run.config.anchor_scale, "quant": quant_name, "nms": nms, "regular_nms": regular_nms,
               "input": {"type": input_type, "range": [-1.0, 1.0], "normalization": {"mean": PIXEL_MEAN, "std": PIXEL_STD},
                         "resize": resize},
               "labels": run.label_map.names, "label_map": run.label_map.to_dict(), "ops": op_report(flatbuffer)}

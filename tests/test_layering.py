@@ -25,13 +25,15 @@ LAYERS = [
     ("training", ["training.config", "training.checkpoints", "training.logs", "training.runs", "training.schedule",
                   "training.distribute", "training.ema", "training.optimizers", "training.losses",
                   "training.precise_bn", "training.xla", "training.tasks", "training.trainer", "training.bench"]),
+    ("interop", ["interop.coco_classes", "interop.model_garden"]),
     ("quantization", ["quantization.qat", "quantization.postprocess_op", "quantization.export", "quantization.verify",
                       "quantization.qat_run", "quantization.export_classifier", "quantization.export_run",
                       "quantization.android_assets"]),
     ("eval", ["eval.evaluate", "eval.predict", "eval.benchmark", "eval.activation_bench", "eval.significance",
               "eval.compare_report"]),
     ("pipeline", ["eval.compare", "eval.seed_spread"]),
-    ("commands", ["commands.common", "commands.data", "commands.train", "commands.quantize", "commands.evaluate", "cli",
+    ("commands", ["commands.common", "commands.data", "commands.train", "commands.quantize", "commands.evaluate",
+                  "commands.interop", "cli",
                   "__main__"]),
 ]
 LAYER_OF = {module: k for k, (_, modules) in enumerate(LAYERS) for module in modules}

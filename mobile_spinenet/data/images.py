@@ -13,6 +13,23 @@ import numpy as np
 
 # The kit's one input normalisation: models take (pixel - PIXEL_MEAN) / PIXEL_STD, in [-1, 1].
 PIXEL_MEAN = PIXEL_STD = 127.5
+# What a model may expect inside, after that: "kit" the same; "imagenet" (pixel - mean) / std per
+# RGB channel, as Model Garden's detectors were trained (imported models convert in their first layer).
+INPUT_NORMALIZATIONS = ("kit", "imagenet")
+IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
+IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
+
+
+def input_affine(normalization: str) -> tuple:
+    """``(scale, offset)`` per RGB channel taking the kit's input ``(pixel - 127.5) / 127.5`` to
+    ``normalization``'s: ``x' = scale * x + offset``."""
+    if normalization not in INPUT_NORMALIZATIONS:
+        raise ValueError(f"input normalization must be one of {', '.join(INPUT_NORMALIZATIONS)}, got {normalization!r}")
+    if normalization == "kit":
+        return (1.0, 1.0, 1.0), (0.0, 0.0, 0.0)
+    scale = tuple(PIXEL_STD / s for s in IMAGENET_STD)
+    offset = tuple((PIXEL_MEAN - m) / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD))
+    return scale, offset
 # How an image becomes the model's square: "letterbox" keeps the aspect ratio and pads
 # bottom/right (the kit's training and evaluation default); "stretch" resizes both sides to
 # the square (what MediaPipe Tasks and the Task Library feed a model).

@@ -45,6 +45,16 @@ class TrainConfig:
     resize: str = "letterbox"  # or "stretch", for apps that feed the model through MediaPipe / the Task Library
     flip: bool = True
     activation: Optional[str] = None  # None: the model id's own
+    # how the detector is built and decoded where it differs from the kit's own (imported Model Garden
+    # models record Model Garden's here): RetinaNet anchor size in strides (None: 4), SpineNet-Mobile's
+    # squeeze-excite gate (None: sigmoid), the input normalisation the model expects ("kit" or
+    # "imagenet", converted in the model's first layer), the head width (None: the id's), and boxes
+    # clipped to the image before NMS (Model Garden's detection generator does)
+    anchor_scale: Optional[float] = None
+    se_gate: Optional[str] = None
+    input_normalization: str = "kit"
+    head_filters: Optional[int] = None
+    clip_boxes: bool = False
     dropblock_keep_prob: Optional[float] = None
     stochastic_depth: float = 0.0
     sync_bn: Optional[bool] = None  # None: on whenever there is more than one replica
@@ -83,8 +93,13 @@ class TrainConfig:
             raise ValueError(f"config field label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
         if self.ema_decay is not None and not 0 < self.ema_decay < 1:
             raise ValueError(f"--ema-decay must be in (0, 1), got {self.ema_decay!r} (config field ema_decay)")
-        from mobile_spinenet.data.images import check_resize
+        from mobile_spinenet.data.images import INPUT_NORMALIZATIONS, check_resize
         check_resize(self.resize)
+        if self.input_normalization not in INPUT_NORMALIZATIONS:
+            raise ValueError(f"config field input_normalization must be one of {', '.join(INPUT_NORMALIZATIONS)}, "
+                             f"got {self.input_normalization!r}")
+        if self.se_gate not in (None, "sigmoid", "hard_sigmoid"):
+            raise ValueError(f"config field se_gate must be sigmoid or hard_sigmoid, got {self.se_gate!r}")
         if not 0 < self.negative_iou <= self.positive_iou <= 1:
             raise ValueError(f"config fields need 0 < negative_iou <= positive_iou <= 1, got negative_iou "
                              f"{self.negative_iou} and positive_iou {self.positive_iou}")
@@ -105,7 +120,8 @@ FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 POSITIVE_FIELDS = (("epochs", 0, True), ("batch_size", 1, False), ("learning_rate", 0, True),
                    ("lr_per_64_images", 0, True), ("warmup_epochs", 0, False), ("weight_decay", 0, False),
                    ("image_size", 1, False), ("checkpoint_every_steps", 1, False), ("keep_checkpoints", 1, False),
-                   ("precise_bn_images", 0, False), ("val_max_images", 1, False), ("momentum", 0, False))
+                   ("precise_bn_images", 0, False), ("val_max_images", 1, False), ("momentum", 0, False),
+                   ("anchor_scale", 0, True), ("head_filters", 1, False))
 # The command-line flag of a field, where its name differs (errors name what the user typed).
 FLAGS = {"epochs": "--epochs", "batch_size": "--batch", "learning_rate": "--lr", "warmup_epochs": "--warmup-epochs",
          "weight_decay": "--weight-decay", "image_size": "--image-size", "checkpoint_every_steps": "--checkpoint-every",
@@ -170,7 +186,8 @@ def load_config(model_id: Optional[str] = None, config_file: Optional[str] = Non
         raise ValueError(f"{model_id} ({family.display}) has no {config.task} model; it builds: "
                          f"{', '.join(family.size_multiple)}")
     # an option the model's family ignores is refused here, before any work, not dropped in the build
-    family.check_options(model_id, activation=config.activation, stochastic_depth=config.stochastic_depth)
+    family.check_options(model_id, activation=config.activation, stochastic_depth=config.stochastic_depth,
+                         se_gate=config.se_gate, head_filters=config.head_filters, anchor_scale=config.anchor_scale)
     return config
 
 

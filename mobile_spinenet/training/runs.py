@@ -153,8 +153,17 @@ class Run:
 
     def build_kwargs(self) -> dict:
         """What rebuilds this run's model (``zoo.build_model`` / ``qat.quantizable_model`` keywords)."""
-        return dict(task=self.config.task, image_size=self.image_size, num_classes=self.num_classes,
-                    activation=self.config.activation)
+        return build_kwargs_of(self.config, self.image_size, self.num_classes)
+
+    def anchors(self):
+        """The anchor boxes its detector's outputs are decoded against (in model pixels)."""
+        from mobile_spinenet.zoo import model_anchors
+        return model_anchors(self.config.model, self.image_size, self.config.anchor_scale)
+
+    def nms_config(self, **settings):
+        """The post-processing settings of its detector, ``settings`` (NMSConfig fields) over them."""
+        from mobile_spinenet.postprocess import NMSConfig
+        return NMSConfig(clip_size=self.image_size if self.config.clip_boxes else None, **settings)
 
     @property
     def is_qat(self) -> bool:
@@ -257,6 +266,17 @@ def pack_run(run_dir: str, out: str) -> list:
         shutil.rmtree(temp, ignore_errors=True)
         raise
     return names
+
+
+def build_kwargs_of(config: TrainConfig, image_size: int, num_classes: int) -> dict:
+    """The ``zoo.build_model`` keywords of a run with ``config`` (the model id aside)."""
+    kwargs = dict(task=config.task, image_size=image_size, num_classes=num_classes, activation=config.activation)
+    for name in ("se_gate", "head_filters"):  # only where set: families without them refuse them
+        if getattr(config, name) is not None:
+            kwargs[name] = getattr(config, name)
+    if config.input_normalization != "kit":
+        kwargs["input_normalization"] = config.input_normalization
+    return kwargs
 
 
 def open_run(run_dir: str) -> Run:

@@ -34,7 +34,7 @@ class DetectionTask:
         from mobile_spinenet.zoo import model_anchors
 
         self.config, self.train_data, self.image_size = config, train_data, image_size
-        self.anchors = model_anchors(config.model, image_size)
+        self.anchors = model_anchors(config.model, image_size, config.anchor_scale)
         self.input_config = _input_config(config, image_size)
         self.loss_config = LossConfig(config.focal_alpha, config.focal_gamma, config.huber_delta)
 

@@ -22,7 +22,8 @@ from mobile_spinenet.training.config import TrainConfig
 from mobile_spinenet.training.distribute import make_strategy
 from mobile_spinenet.training.ema import WeightAverage
 from mobile_spinenet.training.logs import RunLog, plot_curves
-from mobile_spinenet.training.runs import CHECKPOINTS_DIR, RUN_FILE, WEIGHTS_FILE, Run, RunLock, finished_record  # noqa: F401
+from mobile_spinenet.training.runs import (CHECKPOINTS_DIR, RUN_FILE, WEIGHTS_FILE, Run, RunLock,  # noqa: F401
+                                           build_kwargs_of, finished_record)
 from mobile_spinenet.training.losses import weight_decay_loss
 from mobile_spinenet.training.optimizers import l2_loss_coefficient, make_optimizer
 from mobile_spinenet.training.schedule import WarmupDecay
@@ -83,9 +84,8 @@ class Trainer:
         with self.strategy.scope():
             keras.utils.set_random_seed(config.seed)
             if model_fn is None:
-                self.model = build_model(config.model, task=config.task, image_size=self.image_size,
-                                         num_classes=self.num_classes,
-                                         activation=config.activation, sync_bn=sync_bn,
+                self.model = build_model(config.model, **build_kwargs_of(config, self.image_size, self.num_classes),
+                                         sync_bn=sync_bn,
                                          stochastic_depth=config.stochastic_depth,
                                          dropblock_keep_prob=config.dropblock_keep_prob,
                                          bn_momentum=config.bn_momentum)
