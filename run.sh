@@ -113,7 +113,7 @@ missing = []
 for folder, package in wanted.items():
     for root, _, names in os.walk(os.path.join(repo, folder)):
         for name in names:
-            if name.endswith((".py", ".yaml", ".npz")) and "__pycache__" not in root:
+            if name.endswith((".py", ".yaml", ".npz", ".json")) and "__pycache__" not in root:
                 inside = os.path.relpath(os.path.join(root, name), os.path.join(repo, folder))
                 if f"{package}/{inside}" not in wheel:
                     missing.append(f"{folder}/{inside}")

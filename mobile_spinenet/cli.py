@@ -71,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_predict_parser(sub)
     evaluate.add_compare_parser(sub)
     interop.add_import_parser(sub)
+    interop.add_export_checkpoint_parser(sub)
     return parser
 
 

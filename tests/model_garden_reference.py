@@ -10,6 +10,11 @@ import os
 import sys
 import types
 
+import numpy as np
+
+# kit id -> Model Garden's model_id (the SCALING_MAP keys of its SpineNet-Mobile and SpineNet)
+MOBILE_IDS = {"spinenet49xxs": "49XS", "spinenet49xs": "49S", "spinenet49_mobile": "49"}
+BOTTLENECK_IDS = {"spinenet49s": "49S", "spinenet49": "49", "spinenet96": "96", "spinenet143": "143", "spinenet190": "190"}
 PACKAGES = ("official", "official.core", "official.modeling", "official.nlp", "official.vision",
             "official.vision.modeling", "official.vision.modeling.backbones", "official.vision.modeling.layers",
             "official.vision.modeling.heads", "official.vision.ops", "official.vision.utils",
@@ -49,3 +54,81 @@ def load(module: str):
     """A leaf module of Model Garden, e.g. ``official.vision.modeling.backbones.spinenet_mobile``."""
     _stub_packages()
     return importlib.import_module(module)
+
+
+def retinanet(kit_id, seed=0, image_size=128, num_classes=91):
+    """Model Garden's RetinaNet for ``kit_id`` as its COCO configs build it, with random weights
+    whose outputs are O(1) and spread (at init the class logits all sit at the prior)."""
+    from mobile_spinenet.backend import keras
+
+    heads = load("official.vision.modeling.heads.dense_prediction_heads")
+    retinanet_model = load("official.vision.modeling.retinanet_model")
+    generator = load("official.vision.modeling.layers.detection_generator")
+    spec = keras.layers.InputSpec(shape=[None, image_size, image_size, 3])
+    if kit_id in MOBILE_IDS:
+        mobile = load("official.vision.modeling.backbones.spinenet_mobile")
+        scaling = mobile.SCALING_MAP[MOBILE_IDS[kit_id]]
+        backbone = mobile.SpineNetMobile(
+            input_specs=spec, min_level=3, max_level=7, endpoints_num_filters=scaling["endpoints_num_filters"],
+            filter_size_scale=scaling["filter_size_scale"], block_repeats=scaling["block_repeats"], se_ratio=0.2,
+            expand_ratio=6, activation="swish")
+        head = heads.RetinaNetHead(min_level=3, max_level=7, num_classes=num_classes, num_anchors_per_location=9,
+                                   num_filters=48, use_separable_conv=True, activation="swish")
+    else:
+        spinenet = load("official.vision.modeling.backbones.spinenet")
+        scaling = spinenet.SCALING_MAP[BOTTLENECK_IDS[kit_id]]
+        backbone = spinenet.SpineNet(
+            input_specs=spec, min_level=3, max_level=7, endpoints_num_filters=scaling["endpoints_num_filters"],
+            resample_alpha=scaling["resample_alpha"], block_repeats=scaling["block_repeats"],
+            filter_size_scale=scaling["filter_size_scale"], activation="swish")
+        head = heads.RetinaNetHead(min_level=3, max_level=7, num_classes=num_classes, num_anchors_per_location=9,
+                                   num_filters=scaling["endpoints_num_filters"], activation="swish")
+    model = retinanet_model.RetinaNetModel(backbone, None, head, generator.MultilevelDetectionGenerator(),
+                                     min_level=3, max_level=7, num_scales=3, aspect_ratios=[0.5, 1.0, 2.0],
+                                     anchor_size=3)
+    rng = np.random.default_rng(seed)
+    batch = rng.uniform(-2, 2, (4, image_size, image_size, 3)).astype("float32")
+    model(batch, training=True)  # builds every layer
+    norms = [layer for layer in _all_layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
+    for layer in norms:
+        layer.gamma.assign(rng.uniform(0.8, 1.25, layer.gamma.shape).astype("float32"))
+        layer.beta.assign(rng.uniform(-0.2, 0.2, layer.beta.shape).astype("float32"))
+        layer.momentum = 0.0  # one training pass sets the moving statistics to the batch's
+    for variable in head.trainable_variables:
+        if "scores" in variable.name or "boxes" in variable.name:  # the two predictors
+            std = 0.5 if "kernel" in variable.name else 0.3
+            variable.assign(rng.normal(0.0 if "kernel" in variable.name else -1.5 * ("scores" in variable.name),
+                                       std, variable.shape).astype("float32"))
+    model(batch, training=True)
+    for layer in norms:
+        layer.momentum = 0.99
+        layer.moving_variance.assign(layer.moving_variance + 0.05)
+    # logits with a spread of about 2 and box codes of about 0.3 (SpineNet-49's wide features would
+    # give logits of +-100, all scores 1.0, and detections ordered by ties)
+    raw_scores, raw_boxes = head(backbone(batch, training=False), training=False)[:2]
+    for outputs, name, target in ((raw_scores, "scores", 2.0), (raw_boxes, "boxes", 0.3)):
+        spread = float(np.std(np.concatenate([v.numpy().ravel() for v in outputs.values()])))
+        kernel = [v for v in head.trainable_variables if f"/{name}/" in v.name and "pointwise" in v.name
+                  or v.name.endswith(f"/{name}/kernel:0")][-1]
+        kernel.assign(kernel * (target / spread))
+    return model, backbone, head
+
+
+def _all_layers(layer):
+    yield from layer._flatten_layers(include_self=False, recursive=True)
+
+
+def backbone_object_order(kit_id: str, image_size: int = 128) -> dict:
+    """``{kind: [N of layer_with_weights-N, in creation order]}`` of Model Garden's backbone for
+    ``kit_id``: the object names its checkpoints give each layer, which the kit's export writes."""
+    import tempfile
+
+    from mobile_spinenet.backend import tf
+    from mobile_spinenet.interop.model_garden import backbone_layers, read_checkpoint
+
+    model, _, _ = retinanet(kit_id, image_size=image_size)
+    with tempfile.TemporaryDirectory() as folder:
+        prefix = tf.train.Checkpoint(model=model).save(os.path.join(folder, "ckpt"))
+        _, variables = read_checkpoint(prefix)
+    return {kind: [int(layer.object_name.rpartition("-")[2]) for layer in layers]
+            for kind, layers in sorted(backbone_layers(variables).items())}

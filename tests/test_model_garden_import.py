@@ -3,7 +3,8 @@ reference, its leaf modules loaded without the package ``__init__`` chain): a Mo
 with random weights and non-trivial BN statistics is saved as a checkpoint the way Model Garden's
 trainer saves it (``tf.train.Checkpoint(model=...)``), imported, and the kit's run gives the same
 raw class and box outputs and, through the kit's post-processing, the same detections as Model
-Garden's detection generator."""
+Garden's detection generator; written back with `export-checkpoint model-garden`, it restores in
+Model Garden and round-trips."""
 import json
 
 import numpy as np
@@ -16,71 +17,8 @@ pytestmark = pytest.mark.skipif(not reference.available(), reason="tf-models-off
 
 IMAGE_SIZE = 128
 NUM_CLASSES = 91  # Model Garden counts the background class 0
-MOBILE_IDS = {"spinenet49xxs": "49XS", "spinenet49xs": "49S", "spinenet49_mobile": "49"}
+MOBILE_IDS = reference.MOBILE_IDS
 LEVELS = range(3, 8)
-
-
-def _model_garden_retinanet(kit_id, seed=0):
-    """Model Garden's RetinaNet for ``kit_id`` as its COCO configs build it, with random weights
-    whose outputs are O(1) and spread (at init the class logits all sit at the prior)."""
-    from mobile_spinenet.backend import keras
-
-    heads = reference.load("official.vision.modeling.heads.dense_prediction_heads")
-    retinanet = reference.load("official.vision.modeling.retinanet_model")
-    generator = reference.load("official.vision.modeling.layers.detection_generator")
-    spec = keras.layers.InputSpec(shape=[None, IMAGE_SIZE, IMAGE_SIZE, 3])
-    if kit_id in MOBILE_IDS:
-        mobile = reference.load("official.vision.modeling.backbones.spinenet_mobile")
-        scaling = mobile.SCALING_MAP[MOBILE_IDS[kit_id]]
-        backbone = mobile.SpineNetMobile(
-            input_specs=spec, min_level=3, max_level=7, endpoints_num_filters=scaling["endpoints_num_filters"],
-            filter_size_scale=scaling["filter_size_scale"], block_repeats=scaling["block_repeats"], se_ratio=0.2,
-            expand_ratio=6, activation="swish")
-        head = heads.RetinaNetHead(min_level=3, max_level=7, num_classes=NUM_CLASSES, num_anchors_per_location=9,
-                                   num_filters=48, use_separable_conv=True, activation="swish")
-    else:
-        spinenet = reference.load("official.vision.modeling.backbones.spinenet")
-        scaling = spinenet.SCALING_MAP["49"]
-        backbone = spinenet.SpineNet(
-            input_specs=spec, min_level=3, max_level=7, endpoints_num_filters=scaling["endpoints_num_filters"],
-            resample_alpha=scaling["resample_alpha"], block_repeats=scaling["block_repeats"],
-            filter_size_scale=scaling["filter_size_scale"], activation="swish")
-        head = heads.RetinaNetHead(min_level=3, max_level=7, num_classes=NUM_CLASSES, num_anchors_per_location=9,
-                                   num_filters=256, activation="swish")
-    model = retinanet.RetinaNetModel(backbone, None, head, generator.MultilevelDetectionGenerator(),
-                                     min_level=3, max_level=7, num_scales=3, aspect_ratios=[0.5, 1.0, 2.0],
-                                     anchor_size=3)
-    rng = np.random.default_rng(seed)
-    batch = rng.uniform(-2, 2, (4, IMAGE_SIZE, IMAGE_SIZE, 3)).astype("float32")
-    model(batch, training=True)  # builds every layer
-    norms = [layer for layer in _all_layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
-    for layer in norms:
-        layer.gamma.assign(rng.uniform(0.8, 1.25, layer.gamma.shape).astype("float32"))
-        layer.beta.assign(rng.uniform(-0.2, 0.2, layer.beta.shape).astype("float32"))
-        layer.momentum = 0.0  # one training pass sets the moving statistics to the batch's
-    for variable in head.trainable_variables:
-        if "scores" in variable.name or "boxes" in variable.name:  # the two predictors
-            std = 0.5 if "kernel" in variable.name else 0.3
-            variable.assign(rng.normal(0.0 if "kernel" in variable.name else -1.5 * ("scores" in variable.name),
-                                       std, variable.shape).astype("float32"))
-    model(batch, training=True)
-    for layer in norms:
-        layer.momentum = 0.99
-        layer.moving_variance.assign(layer.moving_variance + 0.05)
-    # logits with a spread of about 2 and box codes of about 0.3 (SpineNet-49's wide features would
-    # give logits of +-100, all scores 1.0, and detections ordered by ties)
-    raw_scores, raw_boxes = head(backbone(batch, training=False), training=False)[:2]
-    for outputs, name, target in ((raw_scores, "scores", 2.0), (raw_boxes, "boxes", 0.3)):
-        spread = float(np.std(np.concatenate([v.numpy().ravel() for v in outputs.values()])))
-        kernel = [v for v in head.trainable_variables if f"/{name}/" in v.name and "pointwise" in v.name
-                  or v.name.endswith(f"/{name}/kernel:0")][-1]
-        kernel.assign(kernel * (target / spread))
-    return model, backbone, head
-
-
-def _all_layers(layer):
-    for child in getattr(layer, "_flatten_layers", lambda **_: [])(include_self=False, recursive=True):
-        yield child
 
 
 def _model_garden_outputs(backbone, head, pixels):
@@ -116,7 +54,7 @@ def test_an_imported_checkpoint_gives_model_gardens_outputs_and_detections(kit_i
     from mobile_spinenet.postprocess import detect
     from mobile_spinenet.training.runs import open_run
 
-    model, backbone, head = _model_garden_retinanet(kit_id)
+    model, backbone, head = reference.retinanet(kit_id)
     checkpoint = _save(model, tmp_path)
     out = tmp_path / "run"
     assert main(["import", "model-garden", checkpoint, "--model", kit_id, "--image-size", str(IMAGE_SIZE),
@@ -160,7 +98,7 @@ def test_an_imported_checkpoint_gives_model_gardens_outputs_and_detections(kit_i
 def test_a_checkpoint_of_another_model_is_refused_naming_the_first_mismatched_variable(tmp_path, capsys):
     from mobile_spinenet.cli import main
 
-    model, _, _ = _model_garden_retinanet("spinenet49xs")  # Model Garden's 49S
+    model, _, _ = reference.retinanet("spinenet49xs")  # Model Garden's 49S
     checkpoint = _save(model, tmp_path)
     assert main(["import", "model-garden", checkpoint, "--model", "spinenet49xxs", "--image-size", str(IMAGE_SIZE),
                  "--out", str(tmp_path / "run")]) == 2
@@ -168,3 +106,57 @@ def test_a_checkpoint_of_another_model_is_refused_naming_the_first_mismatched_va
     assert "model/_backbone/layer_with_weights-0/kernel" in error and "[3, 3, 3, 5]" in error
     assert "[3, 3, 3, 4]" in error and "stem_conv" in error and "\n" not in error.strip()
     assert not (tmp_path / "run" / "config.yaml").exists()  # nothing written
+
+
+@pytest.mark.parametrize("kit_id", ["spinenet49xxs", pytest.param("spinenet49", marks=pytest.mark.slow),
+                                    pytest.param("spinenet96", marks=pytest.mark.slow),
+                                    pytest.param("spinenet143", marks=pytest.mark.slow),
+                                    pytest.param("spinenet190", marks=pytest.mark.slow)])
+def test_model_gardens_layer_order_table_is_what_its_builder_gives(kit_id):
+    """The export writes backbone layers under Model Garden's positional object names, taken from
+    the committed table (tests/make_model_garden_order.py); Model Garden's builder must agree."""
+    from mobile_spinenet.interop.model_garden import ORDER_FILE, order_key
+    from mobile_spinenet.registry import get_model_info
+
+    table = json.loads(open(ORDER_FILE).read())
+    assert table[order_key(get_model_info(kit_id).spinenet)] == reference.backbone_object_order(kit_id), kit_id
+
+
+@pytest.mark.parametrize("kit_id", ["spinenet49xxs", pytest.param("spinenet49", marks=pytest.mark.slow)])
+def test_an_exported_checkpoint_restores_in_model_garden_and_round_trips(kit_id, pixels, tmp_path, capsys):
+    """import -> export-checkpoint -> Model Garden restores it and computes the kit's outputs;
+    importing the exported checkpoint again gives the same weights."""
+    from mobile_spinenet.backend import tf
+    from mobile_spinenet.cli import main
+    from mobile_spinenet.training.runs import open_run
+
+    model, _, _ = reference.retinanet(kit_id)
+    run_dir = tmp_path / "run"
+    assert main(["import", "model-garden", _save(model, tmp_path), "--model", kit_id, "--image-size",
+                 str(IMAGE_SIZE), "--out", str(run_dir)]) == 0
+    out = tmp_path / "exported" / "ckpt-1"
+    assert main(["export-checkpoint", "model-garden", str(run_dir), "--out", str(out)]) == 0, capsys.readouterr().err
+    summary = json.loads((tmp_path / "exported" / "ckpt-1.model_garden.json").read_text())
+    assert summary["differences"] == [] and summary["model_garden_config"]["anchor_size"] == 3.0
+
+    fresh, backbone, head = reference.retinanet(kit_id, seed=5)  # other random weights, then the export's
+    tf.train.Checkpoint(model=fresh).read(str(out)).expect_partial()
+    theirs_classes, theirs_boxes, _, _ = _model_garden_outputs(backbone, head, pixels)
+    kit = open_run(str(run_dir)).model()
+    ours = kit((pixels.astype("float32") - 127.5) / 127.5, training=False)
+    scale = 1.0 if kit_id in MOBILE_IDS else max(1.0, float(np.abs(theirs_classes).max()))
+    np.testing.assert_allclose(ours["classes"].numpy(), theirs_classes, atol=1e-4 * scale, rtol=0)
+    np.testing.assert_allclose(ours["boxes"].numpy(), theirs_boxes, atol=1e-4 * scale, rtol=0)
+    from mobile_spinenet.interop.model_garden import drop_background
+    for original, restored in zip(model.weights, fresh.weights):  # every Model Garden variable restored
+        a, b = original.numpy(), restored.numpy()
+        if "/scores/" in original.name and "depthwise" not in original.name:  # the background logit is not kept
+            a, b = drop_background(a, 9), drop_background(b, 9)
+        np.testing.assert_array_equal(a, b, err_msg=original.name)
+
+    again = tmp_path / "again"
+    assert main(["import", "model-garden", str(out), "--model", kit_id, "--image-size", str(IMAGE_SIZE),
+                 "--out", str(again)]) == 0
+    first, second = kit.weights, open_run(str(again)).model().weights
+    assert [w.name for w in first] == [w.name for w in second]
+    assert all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(first, second))

@@ -1,4 +1,5 @@
-"""`mobile-spinenet import model-garden`: other toolkits' checkpoints in, kit runs out."""
+"""`mobile-spinenet import model-garden` and `export-checkpoint model-garden`: other toolkits'
+checkpoints in, kit runs out, and back."""
 from __future__ import annotations
 
 from mobile_spinenet.commands.common import positive_int
@@ -16,6 +17,33 @@ def _cmd_import_model_garden(args) -> int:
     print(f"next: mobile-spinenet eval {args.out} --data COCO_VAL, or qat / export / compare --runs-from as for "
           f"any run")
     return 0
+
+
+def _cmd_export_checkpoint_model_garden(args) -> int:
+    from mobile_spinenet.interop.model_garden_export import export_model_garden
+
+    summary = export_model_garden(args.run, args.out)
+    config = summary["model_garden_config"]
+    print(f"Model Garden config: backbone {config['backbone']} model_id {config['model_id']}, num_classes "
+          f"{config['num_classes']}, anchor_size {config['anchor_size']}, head num_filters {config['head_num_filters']}"
+          f"{' separable' if config['use_separable_conv'] else ''}, activation {config['activation']}, input "
+          f"{config['input_size'][0]} px; restore with tf.train.Checkpoint(model=retinanet).read(CKPT)")
+    return 0
+
+
+def add_export_checkpoint_parser(sub) -> None:
+    exports = sub.add_parser("export-checkpoint", help="write a kit run as another toolkit's checkpoint",
+                             description="Write a kit run directory as a checkpoint another toolkit loads.")
+    exports_sub = exports.add_subparsers(dest="export_command", metavar="FORMAT", required=True)
+    garden = exports_sub.add_parser(
+        "model-garden", help="a TF Model Garden RetinaNet checkpoint",
+        description="Write a float SpineNet detector run as a TF Model Garden RetinaNet checkpoint "
+                    "(tf.train.Checkpoint(model=retinanet) restores it), with OUT.model_garden.json naming the "
+                    "Model Garden config values that rebuild the detector and what Model Garden computes "
+                    "differently from the run, if anything (e.g. a sigmoid squeeze-excite gate).")
+    garden.add_argument("run", help="a float run directory (trained or imported)")
+    garden.add_argument("--out", required=True, help="checkpoint prefix to write, e.g. mg/ckpt-1")
+    garden.set_defaults(func=_cmd_export_checkpoint_model_garden)
 
 
 def add_import_parser(sub) -> None:

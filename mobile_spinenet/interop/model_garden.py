@@ -32,6 +32,9 @@ from mobile_spinenet.interop.coco_classes import class_names
 SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
 BACKBONE, HEAD = "model/_backbone/", "model/_head/"
 IMPORT_FILE = "import.json"
+# Model Garden's backbone object names (layer_with_weights-N) per structure, in its creation order:
+# generated from Model Garden's builder by tests/make_model_garden_order.py (the export writes them)
+ORDER_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "model_garden_order.json")
 # kit id -> Model Garden's model_id (SpineNet-Mobile's SCALING_MAP, SpineNet's SCALING_MAP)
 MODEL_GARDEN_IDS = {"spinenet49xxs": "49XS", "spinenet49xs": "49S", "spinenet49_mobile": "49",
                     "spinenet49s": "49S", "spinenet49": "49", "spinenet96": "96", "spinenet143": "143",
@@ -75,7 +78,8 @@ class _Layer:
     """One backbone layer object of the checkpoint (``layer_with_weights-N``)."""
 
     variables: dict  # path inside the layer -> CheckpointVariable
-    kind: str = ""  # conv, depthwise, norm, block
+    object_name: str = ""  # its name in the backbone's object graph, layer_with_weights-N
+    kind: str = ""  # conv, depthwise, norm, block:<block function>
     order: int = 0  # its creation counter
 
 
@@ -158,7 +162,7 @@ def backbone_layers(variables: dict) -> dict:
         if not key.startswith(BACKBONE):
             continue
         head, _, rest = key[len(BACKBONE):].partition("/")
-        layers.setdefault(head, _Layer({})).variables[rest] = variable
+        layers.setdefault(head, _Layer({}, head)).variables[rest] = variable
     by_kind: dict = {}
     for key, layer in layers.items():
         _classify(layer, BACKBONE + key)
@@ -184,6 +188,11 @@ class Roles:
     def add_conv_bn(self, name: str, kind: str = "conv") -> None:
         getattr(self, kind).append(name)
         self.norm.append(f"{name}_bn")
+
+
+def order_key(config) -> str:
+    """The backbone structure a Model Garden layer order belongs to: family and block repeats."""
+    return f"{config.family}-r{config.block_repeats}"
 
 
 def _block_names(name: str, block_repeats: int) -> list:
@@ -225,16 +234,23 @@ def _describe(layer: str) -> str:
     return f"block {match.group(1)}'s input {match.group(2)} ({match.group(3)})" if match else layer
 
 
-def backbone_assignments(variables: dict, config, model_id: str, model_layers: set) -> list:
-    """Every backbone variable of the checkpoint, placed on a kit layer. ``model_layers``: the
-    layer names of the kit model; a block no endpoint depends on (SpineNet-49's level-2 output) is
-    in neither functional model, so neither has its layers."""
-    found, roles = backbone_layers(variables), backbone_roles(config)
+def expected_roles(config, model_layers: set) -> dict:
+    """``{kind: [kit layer, or (block, block function)]}`` in Model Garden's creation order, for the
+    layers the model has (``model_layers``: its layer names)."""
+    roles = backbone_roles(config)
     expected = {kind: [n for n in getattr(roles, kind) if n in model_layers] for kind in ("conv", "depthwise", "norm")}
     for block_fn, parts in BLOCK_PARTS.items():  # blocks are numbered per class: bottleneck_block_3, residual_block_3
         probe = next(iter(parts.values())) if block_fn == "mbconv" else "_conv1"
         expected[f"block:{block_fn}"] = [(name, fn) for name, fn in roles.block
                                          if fn == block_fn and name + probe in model_layers]
+    return expected
+
+
+def backbone_assignments(variables: dict, config, model_id: str, model_layers: set) -> list:
+    """Every backbone variable of the checkpoint, placed on a kit layer. ``model_layers``: the
+    layer names of the kit model; a block no endpoint depends on (SpineNet-49's level-2 output) is
+    in neither functional model, so neither has its layers."""
+    found, expected = backbone_layers(variables), expected_roles(config, model_layers)
     unknown = sorted(set(found) - set(expected))
     if unknown:
         raise ValueError(f"the checkpoint's backbone has {unknown[0]} layers, which {model_id} has not")
