@@ -21,8 +21,27 @@ def _cmd_benchmark(args) -> int:
     from mobile_spinenet.eval.benchmark import benchmark, format_results
 
     threads = parse_ints(args.threads, "--threads")
+    if args.profile:
+        return _profile(args, threads)
     results = benchmark(args.model, threads, args.runs, args.warmup, args.delegate, args.image)
     print(json.dumps(results, indent=1) if args.json else format_results(args.model, results))
+    return 0
+
+
+def _profile(args, threads) -> int:
+    import os
+    import sys
+
+    from mobile_spinenet.eval.op_profile import format_profile, profile
+
+    if not os.path.isfile(args.model):
+        raise ValueError(f"{args.model} does not exist")
+    if args.delegate != "xnnpack":
+        raise ValueError("--profile times ops with XNNPACK, the delegate phones use; leave --delegate at xnnpack")
+    results = [profile(args.model, t, min(args.runs, 30), progress=lambda m: print(f"  .. {m}", file=sys.stderr,
+                                                                                     flush=True))
+               for t in threads]
+    print(json.dumps(results, indent=1) if args.json else "\n".join(format_profile(r) for r in results))
     return 0
 
 
@@ -41,6 +60,9 @@ def add_benchmark_parser(sub) -> None:
                        help="xnnpack (the CPU default) or none (TFLite's built-in kernels)")
     bench.add_argument("--image", help="image for the end-to-end figure (default: a demo canvas)")
     bench.add_argument("--json", action="store_true")
+    bench.add_argument("--profile", action="store_true",
+                       help="time every op of the file alone (a one-op model each, XNNPACK, median of --runs up to "
+                            "30) and print the time per op type, per multiply-add, and the 20 slowest ops")
     bench.set_defaults(func=_cmd_benchmark)
 
 
