@@ -96,7 +96,9 @@ def load_detector(path: str, labels: Optional[str] = None, resize: Optional[str]
         from mobile_spinenet.zoo import model_anchors
         get_model_info(report["model"])
         anchors = model_anchors(report["model"], size, report.get("anchor_scale"))
-    return LoadedDetector(tflite_predictor(interpreter, anchors, size), size, label_map, f"{path} (TFLite)", names,
+    from mobile_spinenet.postprocess import NMSConfig
+    nms = NMSConfig(**report["postprocess"]) if not in_graph and "postprocess" in report else NMSConfig()
+    return LoadedDetector(tflite_predictor(interpreter, anchors, size, nms), size, label_map, f"{path} (TFLite)", names,
                           resize)
 
 

@@ -2,7 +2,9 @@
 
 Writes ``NAME.tflite``, ``NAME.labels.txt`` (from the file's TFLite metadata, else the export's
 ``.labels.txt``) and, for raw-output files (``--nms none``), ``NAME.anchors.txt`` (one anchor per
-line, ``ymin xmin ymax xmax`` in input pixels), which the app's pure-Java core decodes against."""
+line, ``ymin xmin ymax xmax`` in input pixels), which the app's pure-Java core decodes against, and
+``NAME.nms.txt`` (the export's post-processing settings as ``key value`` lines, e.g. ``clip_size``
+for a run imported from Model Garden)."""
 from __future__ import annotations
 
 import json
@@ -39,18 +41,33 @@ def _labels(model_path: str, content: bytes) -> list:
                      f"export it with `mobile-spinenet export`")
 
 
-def _anchor_lines(model_path: str, input_size: int) -> str:
+def _raw_output_report(model_path: str) -> dict:
     from mobile_spinenet.quantization.export_run import sidecar_paths
-    from mobile_spinenet.zoo import model_anchors
 
     report_path = sidecar_paths(model_path)["report"]
     if not os.path.isfile(report_path):
         raise ValueError(f"{model_path} has raw outputs (--nms none): its anchors come from the model id in "
                          f"{report_path}, which is missing")
     with open(report_path) as f:
-        report = json.load(f)
+        return json.load(f)
+
+
+def _anchor_lines(report: dict, input_size: int) -> str:
+    from mobile_spinenet.zoo import model_anchors
+
     anchors = model_anchors(report["model"], input_size, report.get("anchor_scale"))
     return "".join(" ".join(f"{v:.6g}" for v in row) + "\n" for row in anchors)
+
+
+def nms_lines(report: dict) -> str:
+    """``NAME.nms.txt``: the raw-output file's post-processing settings (the kit's defaults for
+    reports written before the export recorded them), read by the Java core's ``NmsConfig.read``."""
+    from mobile_spinenet.postprocess import NMSConfig
+
+    settings = NMSConfig(**report.get("postprocess", {}))
+    return (f"score_threshold {settings.score_threshold}\niou_threshold {settings.iou_threshold}\n"
+            f"max_detections {settings.max_detections}\npre_nms_top_k {settings.pre_nms_top_k}\n"
+            f"clip_size {settings.clip_size or 0}\n")
 
 
 def copy_to_android_assets(model_path: str, assets_dir: Optional[str] = None, name: Optional[str] = None) -> list:
@@ -79,10 +96,13 @@ def copy_to_android_assets(model_path: str, assets_dir: Optional[str] = None, na
     stem = os.path.join(assets_dir, name[:-len(".tflite")])
     written = [stem + ".tflite", stem + ".labels.txt"]
     labels = _labels(model_path, content)
-    anchors = None if POSTPROCESSED_OUTPUTS <= outputs else _anchor_lines(model_path, input_size)
+    extra = {}
+    if not POSTPROCESSED_OUTPUTS <= outputs:
+        report = _raw_output_report(model_path)
+        extra = {stem + ".anchors.txt": _anchor_lines(report, input_size), stem + ".nms.txt": nms_lines(report)}
     write_atomically(written[0], content)
     write_atomically(written[1], "".join(label + "\n" for label in labels))
-    if anchors is not None:
-        written.append(stem + ".anchors.txt")
-        write_atomically(written[2], anchors)
+    for path, text in extra.items():
+        write_atomically(path, text)
+        written.append(path)
     return written

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Callable, Optional
 
 from mobile_spinenet.io_utils import write_atomically, write_json_atomically
@@ -108,10 +108,15 @@ def export_tflite(run_dir: str, out: str, export=None, calibration: Optional[Cal
     flatbuffer = attach_metadata(flatbuffer, model_id, f"{model_id} RetinaNet detector, {size} px, {quant_name}, "
                                  f"mobile-spinenet {__version__}", run.label_map.names, version=__version__,
                                  resize=resize, score_threshold=options.nms_config.score_threshold if nms != "none" else None)
+    # how the consumer decodes a raw-output file: the run's own settings (Model Garden's imported runs
+    # clip boxes before NMS); the in-graph op cannot clip, so its file suppresses unclipped boxes
+    nms_config = replace(options.nms_config, clip_size=run.nms_config().clip_size) if nms == "none" else options.nms_config
     report = {"model": model_id, "image_size": size, "anchor_scale": run.config.anchor_scale, "quant": quant_name, "nms": nms, "regular_nms": regular_nms,
               "input": {"type": input_type, "range": [-1.0, 1.0], "normalization": {"mean": PIXEL_MEAN, "std": PIXEL_STD},
                         "resize": resize},
               "labels": run.label_map.names, "label_map": run.label_map.to_dict(), "ops": op_report(flatbuffer)}
+    if nms == "none":
+        report["postprocess"] = asdict(nms_config)
     progress(format_op_report(report["ops"]))
 
     paths = sidecar_paths(out)
@@ -119,7 +124,6 @@ def export_tflite(run_dir: str, out: str, export=None, calibration: Optional[Cal
         val_data = _dataset(verification.val or sources.get("val") or sources.get("train"), "--val", run_dir,
                             run.label_map)
         allowed = DEFAULT_MAX_AP_DROP[quant_name] if verification.max_ap_drop is None else verification.max_ap_drop
-        nms_config = options.nms_config
         interpreter = load_interpreter(model_content=flatbuffer, builtin_kernels=quant == "int8")
         result = verify_export(keras_predictor(model, anchors, nms_config),
                                tflite_predictor(interpreter, anchors, size, nms_config),

@@ -2,6 +2,7 @@
 report out; a deliberately broken int8 calibration is caught and nothing good is overwritten."""
 import json
 import os
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -140,10 +141,33 @@ def test_predict_draws_the_detections_on_the_image(run_dir, tmp_path, capsys):
 
 
 def test_android_assets_copies_model_labels_and_raw_anchors(run_dir, tmp_path, capsys):
-    from mobile_spinenet.quantization.interpreter import load_interpreter
+    """A raw-output file and what the app decodes it with; the run clips boxes before NMS, as one
+    imported from Model Garden does, and the file's report, `eval` and NAME.nms.txt carry that."""
+    import shutil
 
+    from mobile_spinenet.data.images import PIXEL_MEAN, PIXEL_STD
+    from mobile_spinenet.eval.evaluate import load_detector
+    from mobile_spinenet.quantization.interpreter import load_interpreter
+    from mobile_spinenet.training.runs import open_run
+
+    clipping = tmp_path / "clipping-run"
+    shutil.copytree(run_dir, clipping)
+    config = load_config(config_file=str(clipping / "config.yaml"))
+    save_config(replace(config, clip_boxes=True), str(clipping / "config.yaml"))
     raw = tmp_path / "raw.tflite"
-    assert main(["export", str(run_dir), "--quant", "fp32", "--nms", "none", "--no-verify", "--out", str(raw)]) == 0
+    assert main(["export", str(clipping), "--quant", "fp32", "--nms", "none", "--no-verify", "--out", str(raw)]) == 0
+    assert json.loads((tmp_path / "raw.json").read_text())["postprocess"]["clip_size"] == SIZE
+    run = open_run(str(clipping))
+    images = (np.random.default_rng(5).integers(0, 256, (1, SIZE, SIZE, 3)) - PIXEL_MEAN) / PIXEL_STD
+    images = images.astype(np.float32)
+    model = run.model()
+    want = keras_predictor(model, run.anchors(), run.nms_config())(images)
+    got = load_detector(str(raw)).predict(images)  # what `eval FILE` scores
+    np.testing.assert_array_equal(got[3], want[3])
+    n = int(want[3].min())
+    np.testing.assert_allclose(got[0][:, :n], want[0][:, :n], atol=0.05)
+    unclipped = keras_predictor(model, run.anchors(), run.nms_config(clip_size=None))(images)[0][:, :n]
+    assert np.abs(unclipped - want[0][:, :n]).max() > 0.5  # the clip mattered for these boxes
     assets = tmp_path / "assets"
     assert main(["android-assets", str(raw), "--assets", str(assets), "--name", "demo.tflite"]) == 0
     assert (assets / "demo.tflite").read_bytes() == raw.read_bytes()
@@ -154,6 +178,10 @@ def test_android_assets_copies_model_labels_and_raw_anchors(run_dir, tmp_path, c
     rows = {d["name"]: d["shape"] for d in load_interpreter(str(raw)).get_output_details()}["boxes"][1]
     np.testing.assert_allclose(anchors, model_anchors("spinenet49xxs", SIZE), rtol=1e-5)
     assert anchors.shape == (rows, 4)
+    # the post-processing the core decodes with: the kit's defaults and the run's clip
+    settings = dict(line.split() for line in (assets / "demo.nms.txt").read_text().splitlines())
+    assert settings == {"score_threshold": "0.05", "iou_threshold": "0.5", "max_detections": "100",
+                        "pre_nms_top_k": "1000", "clip_size": str(SIZE)}
     (tmp_path / "raw.json").unlink()  # without the export report the anchors cannot be known
     assert main(["android-assets", str(raw), "--assets", str(assets)]) == 2
     assert "raw.json, which is missing" in capsys.readouterr().err

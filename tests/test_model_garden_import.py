@@ -160,3 +160,45 @@ def test_an_exported_checkpoint_restores_in_model_garden_and_round_trips(kit_id,
     first, second = kit.weights, open_run(str(again)).model().weights
     assert [w.name for w in first] == [w.name for w in second]
     assert all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(first, second))
+
+
+# 100 s here; test_export's android-assets test checks the same plumbing on every run with a kit run
+# set to clip_boxes, and test_android_core the Java core on an imported model's raw outputs
+@pytest.mark.slow
+def test_an_imported_models_raw_tflite_file_is_decoded_as_model_garden_decodes_it(tmp_path, capsys):
+    """A raw-output export (--nms none) of an imported run records the run's post-processing (boxes
+    clipped to the image before NMS); `eval` of the file and the Android assets (NAME.nms.txt for the
+    Java core) decode it that way, so the file's detections are the run's."""
+    from mobile_spinenet.cli import main
+    from mobile_spinenet.data.images import PIXEL_MEAN, PIXEL_STD
+    from mobile_spinenet.eval.detector_eval import keras_predictor
+    from mobile_spinenet.eval.evaluate import load_detector
+    from mobile_spinenet.training.runs import open_run
+
+    model, _, head = reference.retinanet("spinenet49xxs", seed=3, num_classes=4)
+    run_dir, raw = tmp_path / "run", tmp_path / "raw.tflite"
+    assert main(["import", "model-garden", _save(model, tmp_path), "--model", "spinenet49xxs", "--image-size",
+                 str(IMAGE_SIZE), "--out", str(run_dir)]) == 0
+    assert main(["export", str(run_dir), "--quant", "fp32", "--nms", "none", "--no-verify", "--out", str(raw)]) == 0
+    report = json.loads((tmp_path / "raw.json").read_text())
+    assert report["postprocess"]["clip_size"] == IMAGE_SIZE and report["anchor_scale"] == 3.0
+    assets = tmp_path / "assets"
+    assert main(["android-assets", str(raw), "--assets", str(assets), "--name", "imported.tflite"]) == 0
+    settings = dict(line.split() for line in (assets / "imported.nms.txt").read_text().splitlines())
+    assert settings["clip_size"] == str(IMAGE_SIZE) and settings["pre_nms_top_k"] == "1000"
+
+    run = open_run(str(run_dir))
+    images = (np.random.default_rng(11).integers(0, 256, (2, IMAGE_SIZE, IMAGE_SIZE, 3)) - PIXEL_MEAN) / PIXEL_STD
+    images = images.astype(np.float32)
+    want = keras_predictor(run.model(), run.anchors(), run.nms_config())(images)
+    got = load_detector(str(raw)).predict(images)
+    np.testing.assert_array_equal(got[3], want[3])
+    assert want[3].min() > 10
+    for i in range(len(images)):
+        n = int(want[3][i])
+        np.testing.assert_array_equal(got[2][i, :n], want[2][i, :n])
+        np.testing.assert_allclose(got[0][i, :n], want[0][i, :n], atol=1e-3 * IMAGE_SIZE)
+    boxes = want[0][:, :int(want[3].min())]
+    assert (boxes == 0).any() or (boxes == IMAGE_SIZE).any()  # some boxes were clipped: the setting mattered
+    unclipped = keras_predictor(run.model(), run.anchors(), run.nms_config(clip_size=None))(images)
+    assert not np.allclose(unclipped[0], want[0], atol=1e-3 * IMAGE_SIZE)

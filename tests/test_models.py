@@ -7,8 +7,17 @@ from mobile_spinenet.heads import BOX_OUTPUT, CLASS_OUTPUT
 from mobile_spinenet.paper import TABLE_9, TOLERANCE
 from mobile_spinenet.zoo import MODELS, build_backbone, build_model, get_model_info, model_anchors
 
-PYRAMID_IDS = [m for m, info in MODELS.items() if info.kind in ("spinenet", "resnet_fpn")]
-DETECTOR_IDS = list(MODELS)
+# SpineNet-96/143/190 are SpineNet-49's builder with more repeats and width (their counts are
+# checked by test_paper_counts_slow): building them takes 6-11 s each, so they run with -m slow
+LARGE_IDS = {"spinenet96", "spinenet143", "spinenet190"}
+
+
+def _ids(ids):
+    return [pytest.param(m, marks=pytest.mark.slow) if m in LARGE_IDS else m for m in ids]
+
+
+PYRAMID_IDS = _ids(m for m, info in MODELS.items() if info.kind in ("spinenet", "resnet_fpn"))
+DETECTOR_IDS = _ids(MODELS)
 
 
 @pytest.mark.parametrize("model_id", PYRAMID_IDS)

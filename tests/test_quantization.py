@@ -35,6 +35,10 @@ def test_quantized_hard_sigmoid_is_relu6_over_six_not_ten_times_it():
     assert got.max() <= 1.0 + 1e-3  # the public defect scaled by 1.6667 and reached ~10
 
 
+# the QAT form of every exported QAT run is built from a never-called float model (qat_run._qat_form),
+# and the committed QAT checkpoint's int8 export scores its trained AP on every run
+# (test_demo_checkpoints): this weight-by-weight check is behind the slow marker
+@pytest.mark.slow
 def test_qat_model_of_a_never_called_float_model_keeps_its_weights():
     keras.utils.set_random_seed(1)
     float_model = build_model("spinenet49xxs", image_size=128, num_classes=3)  # never called
@@ -59,6 +63,7 @@ def test_quantize_aware_refuses_shared_layers_with_a_pointer_to_the_fix():
         quantize_aware(build_model("spinenet49xxs", image_size=128, num_classes=3))
 
 
+@pytest.mark.slow  # the server family; the mobile family's QAT runs on every CI run
 def test_bottleneck_family_is_quantizable():
     model = build_model("spinenet49s", image_size=128, num_classes=3, share_head_convs=False)
     qat = quantize_aware(model)
@@ -68,6 +73,8 @@ def test_bottleneck_family_is_quantizable():
     assert outputs["classes"].shape == (1, 3069, 3) and np.isfinite(outputs["boxes"].numpy()).all()
 
 
+# test_export checks the same op on every run (fp32 export: equal AP, agreement > 95%)
+@pytest.mark.slow
 def test_fp32_export_with_postprocess_in_the_graph_matches_keras_detections(xxs, images):
     anchors = model_anchors("spinenet49xxs", 128)
     interpreter = load_interpreter(model_content=convert(xxs, anchors, ExportOptions("fp32")))

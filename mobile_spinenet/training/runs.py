@@ -163,7 +163,7 @@ class Run:
     def nms_config(self, **settings):
         """The post-processing settings of its detector, ``settings`` (NMSConfig fields) over them."""
         from mobile_spinenet.postprocess import NMSConfig
-        return NMSConfig(clip_size=self.image_size if self.config.clip_boxes else None, **settings)
+        return NMSConfig(**{"clip_size": self.image_size if self.config.clip_boxes else None, **settings})
 
     @property
     def is_qat(self) -> bool:

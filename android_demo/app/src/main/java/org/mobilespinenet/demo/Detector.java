@@ -37,6 +37,7 @@ public final class Detector implements Closeable {
     private final OutputNames outputs;
     private final Labels labels;
     private final float[][] anchors; // raw-output files only
+    private final NmsConfig nms; // raw-output files: NAME.nms.txt, else the kit's defaults
     public final int inputSize;
     private final boolean uint8Input;
     private final ByteBuffer input;
@@ -74,6 +75,7 @@ public final class Detector implements Closeable {
         String stem = settings.model.replaceAll("\\.tflite$", "");
         labels = readLabels(assets, stem + ".labels.txt");
         anchors = outputs.postProcessed ? null : readAnchors(assets, stem + ".anchors.txt");
+        nms = outputs.postProcessed ? null : readNms(assets, stem + ".nms.txt");
         description = settings.model + " · " + inputSize + " px · " + backend;
     }
 
@@ -98,6 +100,20 @@ public final class Detector implements Closeable {
         } catch (IOException missing) {
             throw new IOException(name + " is missing: a raw-output model (--nms none) needs its anchors; "
                     + "copy it with `mobile-spinenet android-assets`", missing);
+        }
+    }
+
+    private static NmsConfig readNms(AssetManager assets, String name) throws IOException {
+        InputStream stream;
+        try {
+            stream = assets.open(name);
+        } catch (IOException missing) {
+            return NmsConfig.defaults(); // copied before android-assets wrote the settings: the kit's defaults
+        }
+        try (InputStream open = stream) {
+            return NmsConfig.read(open);
+        } catch (IOException bad) {
+            throw new IOException(name + ": " + bad.getMessage(), bad);
         }
     }
 
@@ -132,7 +148,6 @@ public final class Detector implements Closeable {
         out.put(outputs.indexOf(OutputNames.RAW_CLASSES), classes);
         out.put(outputs.indexOf(OutputNames.RAW_BOXES), boxes);
         interpreter.runForMultipleInputsOutputs(new Object[] {input}, out);
-        NmsConfig nms = NmsConfig.defaults();
         List<Detection> all = DetectionDecoder.fromRawOutputs(classes[0], boxes[0], anchors, inputSize, nms, labels);
         List<Detection> kept = new ArrayList<>();
         for (Detection d : all) {

@@ -43,7 +43,8 @@ public final class DetectionDecoder {
 
     /**
      * Detections of a raw-output file: box codes (ty, tx, th, tw) against anchors in input pixels
-     * (ymin, xmin, ymax, xmax), sigmoid scores; each class's {@code preNmsTopK} best anchors above
+     * (ymin, xmin, ymax, xmax), boxes clipped to [0, {@code nms.clipSize}] when it is set, sigmoid
+     * scores; each class's {@code preNmsTopK} best anchors above
      * the score threshold enter its NMS, which keeps up to {@code maxDetections}; the best
      * {@code maxDetections} overall by score, boxes normalised by {@code inputSize}.
      */
@@ -56,6 +57,9 @@ public final class DetectionDecoder {
         Box[] boxes = new Box[anchors.length];
         for (int i = 0; i < anchors.length; i++) {
             boxes[i] = decode(boxCodes[i], anchors[i]);
+            if (nms.clipSize > 0) {
+                boxes[i] = boxes[i].clipped(nms.clipSize, nms.clipSize);
+            }
         }
         int numClasses = classLogits.length == 0 ? 0 : classLogits[0].length;
         List<Detection> all = new ArrayList<>();
