@@ -26,6 +26,24 @@ class OpTiming:
     output_shape: tuple
     multiply_adds: int
     ms: float
+    kind: str = ""
+
+
+SMALL_MAP = 4  # output maps of at most 4x4: P6/P7 at 256 px (and P5 at 128 px)
+
+
+def op_kind(op_type: str, weight_shape: tuple, output_shape: tuple) -> str:
+    """A finer label than the op type, for what the latency questions are about: convolutions by
+    kernel size and by small output maps (the P6/P7 convs), depthwise convolutions by whether
+    their channel count is a multiple of 8 (XNNPACK's int8 kernels work on 8- or 16-channel tiles)."""
+    if op_type not in ("CONV_2D", "DEPTHWISE_CONV_2D") or len(weight_shape) != 4 or len(output_shape) != 4:
+        return op_type
+    kernel = f"{weight_shape[1]}x{weight_shape[2]}"
+    small = max(output_shape[1], output_shape[2]) <= SMALL_MAP
+    channels = output_shape[3]
+    if op_type == "CONV_2D":
+        return f"CONV_2D {kernel}" + (f", map <= {SMALL_MAP}x{SMALL_MAP}" if small else "")
+    return f"DEPTHWISE_CONV_2D {kernel}, channels " + ("% 8 = 0" if channels % 8 == 0 else "% 8 != 0")
 
 
 def _op_name(model, op) -> str:
@@ -57,7 +75,7 @@ def multiply_adds(op_type: str, tensors: list, op) -> int:
 
 
 def one_op_models(flatbuffer: bytes) -> list:
-    """``[(index, op type, output shape, multiply-adds, one-op model bytes)]`` of the main graph."""
+    """``[(index, op type, output shape, multiply-adds, kind, one-op model bytes)]`` of the main graph."""
     from ai_edge_litert import schema_py_generated as schema
     from ai_edge_litert.tools import flatbuffer_utils
 
@@ -96,8 +114,11 @@ def one_op_models(flatbuffer: bytes) -> list:
         sub.inputs = [remap[t] for t in op.inputs if t >= 0 and tensors[remap[t]].buffer == 0]
         sub.outputs = list(new_op.outputs)
         mini.subgraphs = [sub]
-        result.append((index, op_type, tuple(graph.tensors[op.outputs[0]].shape),
-                       multiply_adds(op_type, graph.tensors, op), bytes(flatbuffer_utils.convert_object_to_bytearray(mini))))
+        output_shape = tuple(graph.tensors[op.outputs[0]].shape)
+        weight_shape = tuple(graph.tensors[op.inputs[1]].shape) if len(op.inputs) > 1 and op.inputs[1] >= 0 else ()
+        result.append((index, op_type, output_shape, multiply_adds(op_type, graph.tensors, op),
+                       op_kind(op_type, weight_shape, output_shape),
+                       bytes(flatbuffer_utils.convert_object_to_bytearray(mini))))
     return result
 
 
@@ -134,33 +155,48 @@ def profile(path: str, threads: int = 1, runs: int = 30, progress=None) -> dict:
         flatbuffer = f.read()
     ops = one_op_models(flatbuffer)
     timings = []
-    for n, (index, op_type, shape, macs, content) in enumerate(ops):
+    for n, (index, op_type, shape, macs, kind, content) in enumerate(ops):
         try:
             ms = time_model(content, threads, runs)
         except ValueError as error:  # an op that cannot run alone (e.g. it needs a resource): reported, not timed
             ms = float("nan")
             if progress:
                 progress(f"op {index} {op_type} cannot run alone: {error}")
-        timings.append(OpTiming(index, op_type, shape, macs, ms))
+        timings.append(OpTiming(index, op_type, shape, macs, ms, kind))
         if progress and (n + 1) % 100 == 0:
             progress(f"timed {n + 1}/{len(ops)} ops")
     whole = time_model(flatbuffer, threads, max(runs, 20), warmup=5)
-    by_type = defaultdict(lambda: {"count": 0, "ms": 0.0, "multiply_adds": 0})
-    for t in timings:
-        row = by_type[t.op_type]
-        row["count"] += 1
-        row["ms"] += 0.0 if np.isnan(t.ms) else t.ms
-        row["multiply_adds"] += t.multiply_adds
-    total = sum(row["ms"] for row in by_type.values())
-    types = []
-    for op_type, row in sorted(by_type.items(), key=lambda item: -item[1]["ms"]):
-        types.append({"op_type": op_type, **row, "share": row["ms"] / total if total else 0.0,
-                      "ns_per_multiply_add": row["ms"] * 1e6 / row["multiply_adds"] if row["multiply_adds"] else None})
+    types = _grouped(timings, lambda t: t.op_type, "op_type")
+    total = sum(row["ms"] for row in types)
     top = sorted((t for t in timings if not np.isnan(t.ms)), key=lambda t: -t.ms)[:20]
     return {"model": path, "threads": threads, "runs": runs, "whole_ms": whole, "sum_of_ops_ms": total,
             "ops": len(timings), "multiply_adds": sum(t.multiply_adds for t in timings), "by_type": types,
-            "top": [{"index": t.index, "op_type": t.op_type, "output_shape": list(t.output_shape),
+            "by_kind": _grouped(timings, lambda t: t.kind, "kind"),
+            "top": [{"index": t.index, "op_type": t.op_type, "kind": t.kind, "output_shape": list(t.output_shape),
                      "multiply_adds": t.multiply_adds, "ms": t.ms} for t in top]}
+
+
+def _grouped(timings: list, key, name: str) -> list:
+    """Rows of count, ms, share, multiply-adds and ns per multiply-add per ``key``, slowest first."""
+    groups = defaultdict(lambda: {"count": 0, "ms": 0.0, "multiply_adds": 0})
+    for t in timings:
+        row = groups[key(t)]
+        row["count"] += 1
+        row["ms"] += 0.0 if np.isnan(t.ms) else t.ms
+        row["multiply_adds"] += t.multiply_adds
+    total = sum(row["ms"] for row in groups.values())
+    return [{name: label, **row, "share": row["ms"] / total if total else 0.0,
+             "ns_per_multiply_add": row["ms"] * 1e6 / row["multiply_adds"] if row["multiply_adds"] else None}
+            for label, row in sorted(groups.items(), key=lambda item: -item[1]["ms"])]
+
+
+def _table(rows: list, name: str, title: str) -> list:
+    lines = [f"| {title} | count | ms | share | M multiply-adds | ns / multiply-add |", "|---|---|---|---|---|---|"]
+    for row in rows:
+        per = "" if row["ns_per_multiply_add"] is None else f"{row['ns_per_multiply_add']:.3f}"
+        lines.append(f"| {row[name]} | {row['count']} | {row['ms']:.3f} | {row['share']:.1%} | "
+                     f"{row['multiply_adds'] / 1e6:.2f} | {per} |")
+    return lines
 
 
 def format_profile(result: dict) -> str:
@@ -169,11 +205,11 @@ def format_profile(result: dict) -> str:
              f"whole file {result['whole_ms']:.2f} ms; sum of its {result['ops']} ops alone "
              f"{result['sum_of_ops_ms']:.2f} ms; {result['multiply_adds'] / 1e6:.1f} M multiply-adds "
              f"({result['whole_ms'] * 1e6 / max(result['multiply_adds'], 1):.3f} ns each, whole file)", "",
-             "| op type | count | ms | share | M multiply-adds | ns / multiply-add |", "|---|---|---|---|---|---|"]
-    for row in result["by_type"]:
-        per = "" if row["ns_per_multiply_add"] is None else f"{row['ns_per_multiply_add']:.3f}"
-        lines.append(f"| {row['op_type']} | {row['count']} | {row['ms']:.3f} | {row['share']:.1%} | "
-                     f"{row['multiply_adds'] / 1e6:.2f} | {per} |")
+             ]
+    lines += _table(result["by_type"], "op_type", "op type")
+    kinds = [row for row in result.get("by_kind", []) if row["kind"] not in {r["op_type"] for r in result["by_type"]}]
+    if kinds:  # the convolutions split by kernel, small maps and channel multiples
+        lines += [""] + _table(kinds, "kind", "convolution kind")
     lines += ["", "| top op | type | output | ms | M multiply-adds |", "|---|---|---|---|---|"]
     for row in result["top"]:
         lines.append(f"| {row['index']} | {row['op_type']} | {'x'.join(map(str, row['output_shape']))} | "

@@ -34,7 +34,7 @@ def test_a_one_op_model_computes_what_the_op_computes_inside_the_file(tmp_path):
     names = {d["index"]: d["name"] for d in whole.get_tensor_details()}
     models = one_op_models(flatbuffer)
     assert [m[1] for m in models] == [op["op_name"] for op in ops]
-    for (index, op_type, shape, macs, content), op in zip(models, ops):
+    for (index, op_type, shape, macs, kind, content), op in zip(models, ops):
         alone = cls(model_content=content)
         alone.allocate_tensors()
         inputs = {d["name"]: d["index"] for d in alone.get_input_details()}
@@ -58,4 +58,17 @@ def test_the_profile_counts_every_op_and_prints_a_table(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "| CONV_2D | 1 |" in printed and "| DEPTHWISE_CONV_2D | 1 |" in printed and "| ADD | 1 |" in printed
     assert "whole file" in printed and "sum of its 4 ops alone" in printed
+    # the convolutions by kind: the 3x3 conv on a 16x16 map, the depthwise conv's 8 channels
+    assert "| CONV_2D 3x3 | 1 |" in printed and "| DEPTHWISE_CONV_2D 3x3, channels % 8 = 0 | 1 |" in printed
     assert main(["benchmark", str(tmp_path / "missing.tflite"), "--profile"]) == 2
+
+
+def test_op_kinds_split_convolutions_by_kernel_small_maps_and_channel_multiples():
+    from mobile_spinenet.eval.op_profile import op_kind
+
+    assert op_kind("CONV_2D", (64, 1, 1, 32), (1, 32, 32, 64)) == "CONV_2D 1x1"
+    assert op_kind("CONV_2D", (64, 1, 1, 32), (1, 2, 2, 64)) == "CONV_2D 1x1, map <= 4x4"  # P7 at 256 px
+    assert op_kind("CONV_2D", (64, 3, 3, 32), (1, 4, 4, 64)) == "CONV_2D 3x3, map <= 4x4"
+    assert op_kind("DEPTHWISE_CONV_2D", (1, 3, 3, 67), (1, 8, 8, 67)) == "DEPTHWISE_CONV_2D 3x3, channels % 8 != 0"
+    assert op_kind("DEPTHWISE_CONV_2D", (1, 5, 5, 64), (1, 8, 8, 64)) == "DEPTHWISE_CONV_2D 5x5, channels % 8 = 0"
+    assert op_kind("ADD", (), (1, 8, 8, 64)) == "ADD"
