@@ -38,10 +38,11 @@ class Family:
 # only need whole stride-32 maps (SAME padding and cropped upsampling handle the rest).
 FAMILIES = {f.name: f for f in [
     Family("spinenet", "SpineNet", {"detection": 128, "classification": 32},
-           frozenset({"activation", "spec", "stochastic_depth", "se_gate", "head_filters", "anchor_scale"})),
+           frozenset({"activation", "spec", "stochastic_depth", "se_gate", "head_filters", "anchor_scale",
+                      "channel_divisor", "se_ratio"})),
     Family("resnet_fpn", "ResNet-FPN", {"detection": 128, "classification": 32},
            frozenset({"activation", "head_filters", "anchor_scale"}),
-           why_not="the block spec, stochastic depth and the squeeze-excite gate are SpineNet's"),
+           why_not="the block spec, stochastic depth, squeeze-excite and channel rounding are SpineNet's"),
     Family("ssdlite", "MobileNetV3-SSDLite", {"detection": 32, "classification": 32}, frozenset(),
            why_not="MobileNetV3 fixes each block's activation (ReLU or hard-swish) and the SSD extras use ReLU6; "
                    "it has no block spec or stochastic depth, and SSD anchors and heads"),

@@ -184,3 +184,11 @@ class SpineNetConfig:
         table = BOTTLENECK_FILTERS if self.family == "bottleneck" else MBCONV_FILTERS
         width = table[level] * self.filter_scale
         return int(width) if self.channel_divisor == 1 else make_divisible(width, self.channel_divisor)
+
+    def se_filters(self, width_in: int) -> int:
+        """Squeeze-excite reduction width of a block with ``width_in`` input channels (0: no SE);
+        rounded like the block widths when ``channel_divisor`` is set, as MobileNetV3 does."""
+        if not self.se_ratio:
+            return 0
+        width = width_in * self.se_ratio
+        return max(1, int(width)) if self.channel_divisor == 1 else make_divisible(width, self.channel_divisor)

@@ -36,7 +36,7 @@ def _block_group(x, ops: Ops, config: SpineNetConfig, block_fn: str, filters: in
         else:
             width_in = x.shape[-1]
             x = mbconv_block(x, ops, filters, width_in * config.expand_ratio, 3, stride,
-                             se_filters=max(1, int(width_in * config.se_ratio)) if config.se_ratio else 0,
+                             se_filters=config.se_filters(width_in),
                              se_gate=config.se_gate, drop_path=drop_path, name=block_name)
     return x
 

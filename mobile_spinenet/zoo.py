@@ -48,17 +48,28 @@ def normalized_input(inputs, normalization: str = "kit"):
 
 
 def _features(info: ModelInfo, inputs, ops: Ops, spec=None, stochastic_depth: float = 0.0,
-              se_gate: Optional[str] = None) -> dict:
+              se_gate: Optional[str] = None, channel_divisor: Optional[int] = None,
+              se_ratio: Optional[float] = None) -> dict:
     """P3..P7 of a SpineNet or ResNet-50-FPN backbone."""
     if info.kind == "resnet_fpn":
         return fpn(resnet50(inputs, ops), ops, info.head_filters)
     if info.kind != "spinenet":
         raise ValueError(f"{info.model_id} has no P3..P7 feature pyramid")
     config = info.spinenet
+    if se_ratio is not None:
+        if config.family != "mbconv":
+            raise ValueError(f"{info.model_id} has bottleneck blocks, which have no squeeze-excite ratio")
+        if not 0.0 <= se_ratio < 1.0:
+            raise ValueError(f"se_ratio must be in [0, 1) (0: no squeeze-excite), got {se_ratio}")
+        config = replace(config, se_ratio=float(se_ratio))
     if se_gate is not None:
         if not config.se_ratio or config.family != "mbconv":
             raise ValueError(f"{info.model_id} has no squeeze-excite, so no SE gate to set")
         config = replace(config, se_gate=se_gate)
+    if channel_divisor is not None:
+        if not isinstance(channel_divisor, int) or channel_divisor < 1:
+            raise ValueError(f"channel_divisor must be a positive integer, got {channel_divisor!r}")
+        config = replace(config, channel_divisor=channel_divisor)
     if spec is not None:
         if isinstance(spec, str) and spec not in NAMED_SPECS:
             raise ValueError(f"unknown spec {spec!r}; named specs: {', '.join(NAMED_SPECS)}")
@@ -93,7 +104,8 @@ def build_model(model_id: str, task: str = "detection", image_size: Optional[int
                 activation: Optional[str] = None, sync_bn: bool = False,
                 stochastic_depth: float = 0.0, dropblock_keep_prob: Optional[float] = None,
                 bn_momentum: float = 0.99, share_head_convs: bool = True, se_gate: Optional[str] = None,
-                input_normalization: str = "kit", head_filters: Optional[int] = None) -> keras.Model:
+                input_normalization: str = "kit", head_filters: Optional[int] = None,
+                channel_divisor: Optional[int] = None, se_ratio: Optional[float] = None) -> keras.Model:
     """Build ``model_id`` for ``task``.
 
     Detection models output ``{"classes": [B, N, K] logits, "boxes": [B, N, 4] codes}``
@@ -104,9 +116,13 @@ def build_model(model_id: str, task: str = "detection", image_size: Optional[int
     ``mobile_spinenet.quantization.qat``). Options of imported Model Garden models: ``se_gate``
     (SpineNet-Mobile's squeeze-excite gate), ``input_normalization`` ("imagenet": the model converts
     the kit's input in a first fixed layer) and ``head_filters`` (the RetinaNet head's width).
+    Latency options of SpineNet (None keeps the id's own, the paper's): ``channel_divisor`` rounds
+    every width to a multiple of it, ``se_ratio`` sets the squeeze-excite ratio of mobile blocks
+    (0: none).
     """
     family_of(model_id).check_options(model_id, activation=activation, spec=spec, stochastic_depth=stochastic_depth,
-                                      se_gate=se_gate, head_filters=head_filters)
+                                      se_gate=se_gate, head_filters=head_filters, channel_divisor=channel_divisor,
+                                      se_ratio=None if se_ratio is None else f"{se_ratio:g}")  # 0 is a setting
     info, ops, inputs, name = _prepare(model_id, task, image_size, batch_size, activation, sync_bn,
                                        dropblock_keep_prob, bn_momentum)
     if num_classes < 1:
@@ -118,7 +134,8 @@ def build_model(model_id: str, task: str = "detection", image_size: Optional[int
             return keras.Model(inputs, mobilenet_v3_classifier(inputs, ops, info.ssd_size, num_classes), name=name)
         classes, boxes = ssdlite(inputs, ops, info.ssd_size, num_classes)
         return keras.Model(inputs, {CLASS_OUTPUT: classes, BOX_OUTPUT: boxes}, name=name)
-    features = _features(info, normalized_input(inputs, input_normalization), ops, spec, stochastic_depth, se_gate)
+    features = _features(info, normalized_input(inputs, input_normalization), ops, spec, stochastic_depth, se_gate,
+                         channel_divisor, se_ratio)
     if task == "classification":
         return keras.Model(inputs, classification_head(features, num_classes), name=name)
     classes, boxes = retinanet_head(features, ops, num_classes, RetinaNetAnchors().num_anchors,

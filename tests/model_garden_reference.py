@@ -132,3 +132,20 @@ def backbone_object_order(kit_id: str, image_size: int = 128) -> dict:
         _, variables = read_checkpoint(prefix)
     return {kind: [int(layer.object_name.rpartition("-")[2]) for layer in layers]
             for kind, layers in sorted(backbone_layers(variables).items())}
+
+
+def assert_same_detections(classes, scores, boxes, theirs_classes, theirs_scores, theirs_boxes, box_atol):
+    """The same detections up to the order of equal scores (which float rounding in a sum of
+    products can flip between runs): every one of Model Garden's has a kit detection of the same
+    class with the same score and box, each used once. ``classes`` are the kit's (no background)."""
+    classes, scores, boxes = np.asarray(classes), np.asarray(scores), np.asarray(boxes)
+    theirs_classes, theirs_scores, theirs_boxes = (np.asarray(theirs_classes), np.asarray(theirs_scores),
+                                                   np.asarray(theirs_boxes))
+    assert len(classes) == len(theirs_classes)
+    np.testing.assert_allclose(np.sort(scores), np.sort(theirs_scores), atol=1e-5)  # the same scores, in order
+    used = np.zeros(len(classes), bool)
+    for cls, score, box in zip(theirs_classes, theirs_scores, theirs_boxes):
+        match = np.flatnonzero(~used & (classes + 1 == cls) & (np.abs(scores - score) <= 1e-5)
+                               & (np.abs(boxes - box).max(axis=1) <= box_atol + 1e-3 * np.abs(box).max()))
+        assert len(match), f"Model Garden's detection (class {cls}, score {score:.6f}, box {box}) has no kit twin"
+        used[match[0]] = True

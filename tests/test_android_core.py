@@ -179,10 +179,10 @@ def test_the_imported_models_fixture_is_what_the_kit_and_model_garden_compute():
         boxes, scores, {k: v[None] for k, v in mg_anchors.items()}, tf.constant([[size, size]], tf.float32))
     n = int(theirs["num_detections"][0])
     assert n == len(detections)
-    np.testing.assert_array_equal([int(d[0]) + 1 for d in detections], theirs["detection_classes"][0, :n])
-    np.testing.assert_allclose([float(d[1]) for d in detections], theirs["detection_scores"][0, :n], atol=1e-5)
-    np.testing.assert_allclose(np.array([[float(v) for v in d[2:]] for d in detections]) * size,
-                               theirs["detection_boxes"][0, :n], rtol=1e-3, atol=1e-3 * size)
+    reference.assert_same_detections(
+        [int(d[0]) for d in detections], [float(d[1]) for d in detections],
+        np.array([[float(v) for v in d[2:]] for d in detections]) * size, theirs["detection_classes"][0, :n],
+        theirs["detection_scores"][0, :n], theirs["detection_boxes"][0, :n], box_atol=1e-3 * size)
 
 
 def test_java_core_passes_its_jvm_tests_and_the_golden_test():

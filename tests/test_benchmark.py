@@ -68,3 +68,20 @@ def test_bench_activations_exports_the_qat_way_and_times_each_activation(capsys)
     assert row["delegation"]["outside"] == {"RESIZE_NEAREST_NEIGHBOR": 5}  # raw outputs: no post-processing op
     assert main(["bench", "activations", "--activations", "gelu"]) == 2
     assert "--activations: unknown gelu" in capsys.readouterr().err
+
+
+def test_latency_variants_are_parsed_and_given_only_to_models_that_take_them():
+    from mobile_spinenet.eval.latency_variants import check_variants, parse_variants, variant_label
+
+    variants = parse_variants("paper,channel_divisor=8,se_ratio=0+activation=relu")
+    assert variants == [{}, {"channel_divisor": 8}, {"se_ratio": 0.0, "activation": "relu"}]
+    assert [variant_label(v) for v in variants] == ["paper", "channel_divisor=8", "se_ratio=0.0+activation=relu"]
+    pairs = check_variants(["spinenet49xs", "mnv3_large_ssdlite"], variants)
+    assert pairs == [("spinenet49xs", {}), ("spinenet49xs", {"channel_divisor": 8}),
+                     ("spinenet49xs", {"se_ratio": 0.0, "activation": "relu"}), ("mnv3_large_ssdlite", {})]
+    with pytest.raises(ValueError, match="no model of --models takes channel_divisor=8"):
+        check_variants(["mnv3_large_ssdlite"], variants)
+    for bad, message in (("depth=3", "is not OPTION=VALUE"), ("channel_divisor=eight", "takes a int"), ("", "at least one")):
+        with pytest.raises(ValueError, match=message):
+            parse_variants(bad)
+    assert main(["bench", "variants", "--models", "mnv3_small_ssdlite", "--variants", "se_ratio=0"]) == 2

@@ -89,10 +89,10 @@ def test_an_imported_checkpoint_gives_model_gardens_outputs_and_detections(kit_i
     for i in range(len(pixels)):
         n = int(reference_detections["num_detections"][i])
         assert count[i] == n and n > 10
-        np.testing.assert_array_equal(classes[i, :n] + 1, reference_detections["detection_classes"][i, :n])
-        np.testing.assert_allclose(scores[i, :n], reference_detections["detection_scores"][i, :n], atol=1e-5)
-        np.testing.assert_allclose(boxes[i, :n], reference_detections["detection_boxes"][i, :n], rtol=1e-3,
-                                   atol=1e-3 * IMAGE_SIZE)
+        reference.assert_same_detections(
+            classes[i, :n], scores[i, :n], boxes[i, :n], reference_detections["detection_classes"][i, :n],
+            reference_detections["detection_scores"][i, :n], reference_detections["detection_boxes"][i, :n],
+            box_atol=1e-3 * IMAGE_SIZE)
 
 
 def test_a_checkpoint_of_another_model_is_refused_naming_the_first_mismatched_variable(tmp_path, capsys):

@@ -123,3 +123,44 @@ def test_an_option_a_family_ignores_is_refused_not_dropped():
     assert kinds(swish) != kinds(relu6) and swish.count_params() == relu6.count_params()
     assert family_of("mnv3_small_ssdlite").display == "MobileNetV3-SSDLite"
     assert family_of("resnet50_fpn").display == "ResNet-FPN"  # the report no longer plots it as SpineNet
+
+
+def _layer_histogram(model):
+    from collections import Counter
+    return Counter(type(layer).__name__ for layer in model.layers)
+
+
+def test_latency_options_change_the_graph_as_they_say_and_none_keeps_the_papers():
+    from mobile_spinenet.specs import make_divisible
+
+    kwargs = {"image_size": 128, "num_classes": 3}
+    paper = build_model("spinenet49xxs", **kwargs)
+    unset = build_model("spinenet49xxs", channel_divisor=None, se_ratio=None, **kwargs)
+    assert count_params(unset) == count_params(paper) and _layer_histogram(unset) == _layer_histogram(paper)
+    histogram = _layer_histogram(paper)
+
+    no_se = build_model("spinenet49xxs", se_ratio=0.0, **kwargs)
+    without = _layer_histogram(no_se)
+    assert histogram["GlobalAveragePooling2D"] > 0 and without["GlobalAveragePooling2D"] == 0  # every SE gone
+    assert count_params(no_se) < count_params(paper)
+
+    rounded = build_model("spinenet49xxs", channel_divisor=8, **kwargs)
+    def conv_widths(model):  # the backbone's and head's convs; the predictors' widths are anchors x classes
+        return {layer.filters for layer in model.layers
+                if type(layer).__name__ == "Conv2D" and not layer.name.endswith("_predict")}
+
+    widths, paper_widths = conv_widths(rounded), conv_widths(paper)
+    assert any(w % 8 for w in paper_widths)  # the paper's int(width * 0.6): 9, 14, 67 ...
+    assert all(w % 8 == 0 for w in widths), sorted(widths)  # squeeze-excite reductions too
+    assert make_divisible(67, 8) in widths and _layer_histogram(rounded) == histogram  # same layers, other widths
+
+
+def test_latency_options_are_refused_where_the_builder_has_no_such_thing():
+    with pytest.raises(ValueError, match="does not take channel divisor"):
+        build_model("mnv3_small_ssdlite", image_size=128, num_classes=3, channel_divisor=8)
+    with pytest.raises(ValueError, match="does not take se ratio"):
+        build_model("mnv3_small_ssdlite", image_size=128, num_classes=3, se_ratio=0.0)  # 0 is a setting too
+    with pytest.raises(ValueError, match="bottleneck blocks"):
+        build_model("spinenet49s", image_size=128, num_classes=3, se_ratio=0.0)
+    with pytest.raises(ValueError, match="channel_divisor must be a positive integer"):
+        build_model("spinenet49xxs", image_size=128, num_classes=3, channel_divisor=0)

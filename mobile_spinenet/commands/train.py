@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 from mobile_spinenet.commands.common import (non_negative_float, non_negative_int, parse_ints, positive_float,
                                              positive_int, setup_logging)
@@ -173,6 +174,18 @@ def _cmd_bench_activations(args) -> int:
     return 0
 
 
+def _cmd_bench_variants(args) -> int:
+    from mobile_spinenet.eval.latency_variants import bench_variants, format_variant_bench, parse_variants
+
+    models = [m for m in args.models.split(",") if m]
+    reference = args.reference or next((m for m in models if m.endswith("_ssdlite")), None)
+    rows = bench_variants(models, parse_variants(args.variants), args.image_size, parse_ints(args.threads, "--threads"),
+                          args.runs, args.rounds, reference=reference, keep=args.keep,
+                          progress=lambda message: print(message, file=sys.stderr, flush=True))
+    print(json.dumps(rows, indent=1) if args.json else format_variant_bench(rows, reference))
+    return 0
+
+
 def _cmd_bench_seeds(args) -> int:
     from mobile_spinenet.eval.seed_spread import REPORT_FILE, SeedSpreadOptions, format_spread, seed_spread
 
@@ -224,6 +237,28 @@ def add_bench_parser(sub) -> None:
                              help="interleaved passes over all files; the median round counts (default 3)")
     activations.add_argument("--json", action="store_true")
     activations.set_defaults(func=_cmd_bench_activations)
+    variants = bench_sub.add_parser(
+        "variants", help="int8 latency per multiply-add of models built with builder options (SpineNet-Mobile lite)",
+        description="Build each model untrained in each variant (a set of builder options), export it the QAT way "
+                    "to int8 TFLite with raw outputs (the network alone), time all files in one interleaved run "
+                    "with ai-edge-litert/XNNPACK, and print ms, multiply-adds, ns per multiply-add and its ratio "
+                    "to --reference's. A variant is 'paper' (the id as published) or OPTION=VALUE settings joined "
+                    "by '+', e.g. channel_divisor=8+se_ratio=0+activation=relu; options: activation, "
+                    "channel_divisor, se_ratio (0: no squeeze-excite), se_gate (sigmoid, hard_sigmoid). A model "
+                    "whose family takes none of a variant's options (MobileNetV3-SSDLite) runs as 'paper' only.")
+    variants.add_argument("--models", default="spinenet49xs,mnv3_large_ssdlite", help="comma-separated model ids")
+    variants.add_argument("--variants", default="paper,channel_divisor=8,se_ratio=0,se_gate=hard_sigmoid,activation=relu6",
+                          help="comma-separated variants (default: the paper's and each option alone)")
+    variants.add_argument("--reference", help="model of --models whose paper variant the ns per multiply-add "
+                                             "are divided by (default: the first SSDLite of --models)")
+    variants.add_argument("--image-size", type=positive_int, default=256)
+    variants.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
+    variants.add_argument("--runs", type=positive_int, default=50, help="timed runs per file and round (default 50)")
+    variants.add_argument("--rounds", type=positive_int, default=3,
+                          help="interleaved passes over all files; the median round counts (default 3)")
+    variants.add_argument("--keep", metavar="DIR", help="keep the int8 files in DIR (e.g. for benchmark --profile)")
+    variants.add_argument("--json", action="store_true")
+    variants.set_defaults(func=_cmd_bench_variants)
     seeds = bench_sub.add_parser(
         "seeds", help="spread of each model's int8 AP over reruns of the QAT fine-tune with other seeds",
         description="For each model's trained float run in --runs-from and each seed: QAT fine-tune, verified int8 "
