@@ -53,6 +53,16 @@ def sidecar_paths(out: str) -> dict:
             "rejected_report": stem + ".rejected.json"}
 
 
+def clipped_box_codes(codes, anchors, clip_size: int):
+    """``codes [1, N, 4]`` -> the codes whose decoded boxes are the original boxes clipped to
+    [0, clip_size] (what Model Garden's detection generator suppresses and returns), so that
+    ``TFLite_Detection_PostProcess``, which decodes without clipping, gives the clipped boxes."""
+    from mobile_spinenet import box_coder
+
+    boxes = tf.clip_by_value(box_coder.decode(codes[0], anchors), 0.0, float(clip_size))
+    return box_coder.encode(boxes, anchors)[None]  # (a box clipped to nothing keeps encode's minimum size)
+
+
 def export_function(model: keras.Model, anchors: Optional[np.ndarray], options: ExportOptions):
     """The concrete function that is converted: image -> named outputs (the model's own with
     ``nms="none"``; ``anchors`` are needed only for the in-graph post-processing)."""
@@ -62,10 +72,15 @@ def export_function(model: keras.Model, anchors: Optional[np.ndarray], options: 
     num_classes = int(model.output_shape["classes"][-1])
     postprocess = detection_postprocess_fn(num_classes, options.nms_config, options.regular_nms)
     op_anchors = tf.constant(normalized_center_anchors(anchors, size))
+    clip_size = options.nms_config.clip_size
+    pixel_anchors = tf.constant(anchors, tf.float32)
 
     def serve(image):
         outputs = model(image, training=False)
-        boxes, classes, scores, count = postprocess(outputs["boxes"], tf.sigmoid(outputs["classes"]), op_anchors)
+        codes = outputs["boxes"]
+        if clip_size is not None:  # the op cannot clip: it is given the codes of the clipped boxes
+            codes = clipped_box_codes(codes, pixel_anchors, clip_size)
+        boxes, classes, scores, count = postprocess(codes, tf.sigmoid(outputs["classes"]), op_anchors)
         return dict(zip(OUTPUT_NAMES, (boxes, classes, scores, count)))
 
     return tf.function(serve).get_concrete_function(tf.TensorSpec([1, size, size, 3], tf.float32, name="image"))

@@ -87,6 +87,10 @@ def export_tflite(run_dir: str, out: str, export=None, calibration: Optional[Cal
         from mobile_spinenet.quantization.export_classifier import export_classifier
         return export_classifier(run, out, options, calibration, verification,
                                  check_resize(resize or run.config.resize), progress)
+    # the run's own decoding: Model Garden's imported runs clip boxes before NMS (a raw-output file's
+    # consumer is told so in the report; the in-graph op is given the codes of the clipped boxes)
+    nms_config = replace(options.nms_config, clip_size=run.nms_config().clip_size)
+    options = replace(options, nms_config=nms_config)
     model, from_qat = run.model(), run.is_qat
     sources = read_sources(run_dir)
     model_id, size = run.config.model, run.image_size
@@ -108,9 +112,6 @@ def export_tflite(run_dir: str, out: str, export=None, calibration: Optional[Cal
     flatbuffer = attach_metadata(flatbuffer, model_id, f"{model_id} RetinaNet detector, {size} px, {quant_name}, "
                                  f"mobile-spinenet {__version__}", run.label_map.names, version=__version__,
                                  resize=resize, score_threshold=options.nms_config.score_threshold if nms != "none" else None)
-    # how the consumer decodes a raw-output file: the run's own settings (Model Garden's imported runs
-    # clip boxes before NMS); the in-graph op cannot clip, so its file suppresses unclipped boxes
-    nms_config = replace(options.nms_config, clip_size=run.nms_config().clip_size) if nms == "none" else options.nms_config
     report = {"model": model_id, "image_size": size, "anchor_scale": run.config.anchor_scale, "quant": quant_name, "nms": nms, "regular_nms": regular_nms,
               "input": {"type": input_type, "range": [-1.0, 1.0], "normalization": {"mean": PIXEL_MEAN, "std": PIXEL_STD},
                         "resize": resize},

@@ -168,6 +168,13 @@ def test_android_assets_copies_model_labels_and_raw_anchors(run_dir, tmp_path, c
     np.testing.assert_allclose(got[0][:, :n], want[0][:, :n], atol=0.05)
     unclipped = keras_predictor(model, run.anchors(), run.nms_config(clip_size=None))(images)[0][:, :n]
     assert np.abs(unclipped - want[0][:, :n]).max() > 0.5  # the clip mattered for these boxes
+    # the in-graph op cannot clip: it is given the codes of the clipped boxes, and decodes the same
+    in_graph = tmp_path / "in_graph.tflite"
+    assert main(["export", str(clipping), "--quant", "fp32", "--no-verify", "--out", str(in_graph)]) == 0
+    got = load_detector(str(in_graph)).predict(images)
+    np.testing.assert_array_equal(got[3], want[3])
+    np.testing.assert_array_equal(got[2][:, :n], want[2][:, :n])
+    np.testing.assert_allclose(got[0][:, :n], want[0][:, :n], atol=0.05)
     assets = tmp_path / "assets"
     assert main(["android-assets", str(raw), "--assets", str(assets), "--name", "demo.tflite"]) == 0
     assert (assets / "demo.tflite").read_bytes() == raw.read_bytes()
