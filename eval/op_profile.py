@@ -114,9 +114,10 @@ def one_op_models(flatbuffer: bytes) -> list:
         sub.inputs = [remap[t] for t in op.inputs if t >= 0 and tensors[remap[t]].buffer == 0]
         sub.outputs = list(new_op.outputs)
         mini.subgraphs = [sub]
-        output_shape = tuple(graph.tensors[op.outputs[0]].shape)
-        weight_shape = tuple(graph.tensors[op.inputs[1]].shape) if len(op.inputs) > 1 and op.inputs[1] >= 0 else ()
-        result.append((index, op_type, output_shape, multiply_adds(op_type, graph.tensors, op),
+        output_shape = tuple(int(v) for v in graph.tensors[op.outputs[0]].shape)  # (NumPy ints: not JSON)
+        weight_shape = (tuple(int(v) for v in graph.tensors[op.inputs[1]].shape)
+                        if len(op.inputs) > 1 and op.inputs[1] >= 0 else ())
+        result.append((index, op_type, output_shape, int(multiply_adds(op_type, graph.tensors, op)),
                        op_kind(op_type, weight_shape, output_shape),
                        bytes(flatbuffer_utils.convert_object_to_bytearray(mini))))
     return result

@@ -66,9 +66,9 @@ class ModelInfo:
     recipe: str = "mobile"  # its base training recipe: configs/base/<recipe>.yaml
 
 
-def _mobile(model_id, scale, head, size, description):
-    cfg = SpineNetConfig("mbconv", scale, endpoint_filters=head, spec=SPINENET_MOBILE_49)
-    return ModelInfo(model_id, "spinenet", description, size, "swish", head, 4, True, cfg)
+def _mobile(model_id, scale, head, size, description, activation="swish", **latency_options):
+    cfg = SpineNetConfig("mbconv", scale, endpoint_filters=head, spec=SPINENET_MOBILE_49, **latency_options)
+    return ModelInfo(model_id, "spinenet", description, size, activation, head, 4, True, cfg)
 
 
 def _bottleneck(model_id, scale, endpoints, size, description, alpha=0.5, repeats=1, head_convs=4):
@@ -82,6 +82,10 @@ MODELS = {m.model_id: m for m in [
     _mobile("spinenet49xs", 0.65, 40, 384, "SpineNet-Mobile 49, widths x0.65, head 40 (paper's 49XS)"),
     _mobile("spinenet49s_mobile", 0.75, 48, 384, "SpineNet-Mobile 49, widths x0.75, head 48 (paper's 49S)"),
     _mobile("spinenet49_mobile", 1.0, 48, 384, "SpineNet-Mobile 49, widths x1.0, head 48 (paper's 49)"),
+    # the latency options that won in `bench variants` (docs/benchmarks.md), together: not the paper's
+    _mobile("spinenet49xs_lite", 0.65, 40, 384, "SpineNet-Mobile 49XS for phone CPUs: widths rounded to multiples "
+            "of 8, no squeeze-excite, ReLU6 (not the paper's; its AP is unmeasured)", activation="relu6",
+            channel_divisor=8, se_ratio=0.0),
     _bottleneck("spinenet49s", 0.75, 128, 640, "SpineNet-49S, widths x0.75, endpoints/head 128"),
     _bottleneck("spinenet49", 1.0, 256, 640, "SpineNet-49, endpoints/head 256"),
     _bottleneck("spinenet96", 1.0, 256, 1024, "SpineNet-96, every block repeated twice", repeats=2),

@@ -1,5 +1,6 @@
 """`benchmark --profile`: each op of a .tflite file cut out as a one-op model computes what it
 computes inside the file, and the profile counts ops and multiply-adds as the file has them."""
+import json
 import sys
 
 import numpy as np
@@ -60,6 +61,11 @@ def test_the_profile_counts_every_op_and_prints_a_table(tmp_path, capsys):
     assert "whole file" in printed and "sum of its 4 ops alone" in printed
     # the convolutions by kind: the 3x3 conv on a 16x16 map, the depthwise conv's 8 channels
     assert "| CONV_2D 3x3 | 1 |" in printed and "| DEPTHWISE_CONV_2D 3x3, channels % 8 = 0 | 1 |" in printed
+    # --json: the same numbers, as JSON (the flatbuffer's NumPy shapes once made it raise)
+    assert main(["benchmark", str(path), "--profile", "--threads", "1", "--runs", "3", "--json"]) == 0
+    (result,) = json.loads(capsys.readouterr().out)
+    assert result["ops"] == 4 and result["top"][0]["output_shape"] == [1, 16, 16, 8]
+    assert {row["kind"] for row in result["by_kind"]} >= {"CONV_2D 3x3", "ADD"}
     assert main(["benchmark", str(tmp_path / "missing.tflite"), "--profile"]) == 2
 
 
