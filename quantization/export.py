@@ -63,6 +63,17 @@ def clipped_box_codes(codes, anchors, clip_size: int):
     return box_coder.encode(boxes, anchors)[None]  # (a box clipped to nothing keeps encode's minimum size)
 
 
+def file_clip_size(options: ExportOptions) -> Optional[int]:
+    """The clip before NMS that the exported file's decoding applies (``options.nms_config``'s, but
+    for int8 files with the in-graph op): the op cannot clip, so float files give it the codes of
+    the clipped boxes; in an int8 file the converter quantizes those ops too (exp and log of box
+    codes in int8), which wrecked every box (0% agreement in verification), so int8 files with the
+    op suppress unclipped boxes. A raw-output file's consumer clips (the report says so)."""
+    if options.nms == "tflite" and options.quant == "int8":
+        return None
+    return options.nms_config.clip_size
+
+
 def export_function(model: keras.Model, anchors: Optional[np.ndarray], options: ExportOptions):
     """The concrete function that is converted: image -> named outputs (the model's own with
     ``nms="none"``; ``anchors`` are needed only for the in-graph post-processing)."""
@@ -72,7 +83,7 @@ def export_function(model: keras.Model, anchors: Optional[np.ndarray], options: 
     num_classes = int(model.output_shape["classes"][-1])
     postprocess = detection_postprocess_fn(num_classes, options.nms_config, options.regular_nms)
     op_anchors = tf.constant(normalized_center_anchors(anchors, size))
-    clip_size = options.nms_config.clip_size
+    clip_size = file_clip_size(options)
     pixel_anchors = tf.constant(anchors, tf.float32)
 
     def serve(image):

@@ -66,7 +66,8 @@ def export_tflite(run_dir: str, out: str, export=None, calibration: Optional[Cal
     calibration and verification preprocess that way."""
     check_export_out(out)  # before the imports and the minutes of conversion
     from mobile_spinenet.eval.detector_eval import keras_predictor, tflite_predictor
-    from mobile_spinenet.quantization.export import ExportOptions, convert, format_op_report, op_report
+    from mobile_spinenet.quantization.export import (ExportOptions, convert, file_clip_size, format_op_report,
+                                                     op_report)
     from mobile_spinenet import __version__
     from mobile_spinenet.quantization.interpreter import load_interpreter
     from mobile_spinenet.quantization.metadata import attach_metadata
@@ -88,9 +89,10 @@ def export_tflite(run_dir: str, out: str, export=None, calibration: Optional[Cal
         return export_classifier(run, out, options, calibration, verification,
                                  check_resize(resize or run.config.resize), progress)
     # the run's own decoding: Model Garden's imported runs clip boxes before NMS (a raw-output file's
-    # consumer is told so in the report; the in-graph op is given the codes of the clipped boxes)
-    nms_config = replace(options.nms_config, clip_size=run.nms_config().clip_size)
-    options = replace(options, nms_config=nms_config)
+    # consumer is told so in the report; a float file's in-graph op is given the clipped boxes' codes);
+    # verification compares the Keras model decoded as the file decodes
+    options = replace(options, nms_config=replace(options.nms_config, clip_size=run.nms_config().clip_size))
+    nms_config = replace(options.nms_config, clip_size=file_clip_size(options))
     model, from_qat = run.model(), run.is_qat
     sources = read_sources(run_dir)
     model_id, size = run.config.model, run.image_size
