@@ -176,6 +176,24 @@ def test_android_assets_copies_model_labels_and_raw_anchors(run_dir, tmp_path, c
     np.testing.assert_array_equal(got[2][:, :n], want[2][:, :n])
     np.testing.assert_allclose(got[0][:, :n], want[0][:, :n], atol=0.05)
     assert {"EXP", "LOG"} <= set(json.loads((tmp_path / "in_graph.json").read_text())["ops"]["ops"])  # the clip ops
+    assets = tmp_path / "assets"
+    assert main(["android-assets", str(raw), "--assets", str(assets), "--name", "demo.tflite"]) == 0
+    assert (assets / "demo.tflite").read_bytes() == raw.read_bytes()
+    labels = (assets / "demo.labels.txt").read_text().splitlines()
+    assert labels == json.loads((tmp_path / "raw.json").read_text())["labels"] and len(labels) == 10
+    # one anchor line per raw output row, equal to the kit's anchors (what the Java core decodes against)
+    anchors = np.loadtxt(assets / "demo.anchors.txt")
+    rows = {d["name"]: d["shape"] for d in load_interpreter(str(raw)).get_output_details()}["boxes"][1]
+    np.testing.assert_allclose(anchors, model_anchors("spinenet49xxs", SIZE), rtol=1e-5)
+    assert anchors.shape == (rows, 4)
+    # the post-processing the core decodes with: the kit's defaults and the run's clip
+    settings = dict(line.split() for line in (assets / "demo.nms.txt").read_text().splitlines())
+    assert settings == {"score_threshold": "0.05", "iou_threshold": "0.5", "max_detections": "100",
+                        "pre_nms_top_k": "1000", "clip_size": str(SIZE)}
+    (tmp_path / "raw.json").unlink()  # without the export report the anchors cannot be known
+    assert main(["android-assets", str(raw), "--assets", str(assets)]) == 2
+    assert "raw.json, which is missing" in capsys.readouterr().err
+    assert main(["android-assets", str(tmp_path / "missing.tflite"), "--assets", str(assets)]) == 2
 
 
 def test_an_export_has_the_same_bytes_whenever_it_is_made(monkeypatch):
