@@ -62,12 +62,12 @@ def _anchor_lines(report: dict, input_size: int) -> str:
 def nms_lines(report: dict) -> str:
     """``NAME.nms.txt``: the raw-output file's post-processing settings (the kit's defaults for
     reports written before the export recorded them), read by the Java core's ``NmsConfig.read``."""
+    from dataclasses import asdict
+
     from mobile_spinenet.postprocess import NMSConfig
 
-    settings = NMSConfig(**report.get("postprocess", {}))
-    return (f"score_threshold {settings.score_threshold}\niou_threshold {settings.iou_threshold}\n"
-            f"max_detections {settings.max_detections}\npre_nms_top_k {settings.pre_nms_top_k}\n"
-            f"clip_size {settings.clip_size or 0}\n")
+    settings = asdict(NMSConfig(**report.get("postprocess", {})))  # every field, in NMSConfig's order
+    return "".join(f"{key} {0 if value is None else value}\n" for key, value in settings.items())  # 0: no clip
 
 
 def copy_to_android_assets(model_path: str, assets_dir: Optional[str] = None, name: Optional[str] = None) -> list:

@@ -84,7 +84,7 @@ def export_function(model: keras.Model, anchors: Optional[np.ndarray], options: 
     postprocess = detection_postprocess_fn(num_classes, options.nms_config, options.regular_nms)
     op_anchors = tf.constant(normalized_center_anchors(anchors, size))
     clip_size = file_clip_size(options)
-    pixel_anchors = tf.constant(anchors, tf.float32)
+    pixel_anchors = tf.constant(anchors, tf.float32) if clip_size is not None else None
 
     def serve(image):
         outputs = model(image, training=False)
