@@ -1,7 +1,6 @@
 """The model zoo: every model id the kit builds, as data, and one ``build_model``."""
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Optional
 
 import numpy as np
@@ -9,14 +8,11 @@ import numpy as np
 from mobile_spinenet.anchors import RetinaNetAnchors, SSDAnchors
 from mobile_spinenet.backend import keras
 from mobile_spinenet.blocks import Ops
-from mobile_spinenet.data.images import input_affine
 from mobile_spinenet.heads import BOX_OUTPUT, CLASS_OUTPUT, classification_head, retinanet_head
 from mobile_spinenet.mobilenet_v3 import mobilenet_v3_classifier
-from mobile_spinenet.resnet_fpn import fpn, resnet50
-from mobile_spinenet.registry import (FAMILIES, MODELS, TASKS, ModelInfo, check_image_size,  # noqa: F401
-                                      family_of, get_model_info)
-from mobile_spinenet.spinenet import build_spinenet
-from mobile_spinenet.specs import NAMED_SPECS
+from mobile_spinenet.pyramids import feature_pyramid, normalized_input
+from mobile_spinenet.registry import (FAMILIES, INSTANCE_SEGMENTATION, MODELS, TASKS, ModelInfo,  # noqa: F401
+                                      check_image_size, family_of, get_model_info)
 from mobile_spinenet.ssdlite import ssd_feature_sizes, ssdlite
 
 
@@ -33,48 +29,6 @@ def model_anchors(model_id: str, image_size: Optional[int] = None, anchor_scale:
     if anchor_scale is None:
         return RetinaNetAnchors().boxes(image_size)
     return RetinaNetAnchors(anchor_scale=float(anchor_scale)).boxes(image_size)
-
-
-def normalized_input(inputs, normalization: str = "kit"):
-    """The model's first layer when it expects another input normalisation than the kit's: a fixed
-    per-channel affine (a 1x1 depthwise conv with bias, which int8 converters and XNNPACK take)."""
-    if normalization == "kit":
-        return inputs
-    scale, offset = input_affine(normalization)
-    return keras.layers.DepthwiseConv2D(
-        1, use_bias=True, trainable=False, name="input_normalization",
-        depthwise_initializer=keras.initializers.Constant(np.reshape(scale, (1, 1, 3, 1))),
-        bias_initializer=keras.initializers.Constant(np.asarray(offset)))(inputs)
-
-
-def _features(info: ModelInfo, inputs, ops: Ops, spec=None, stochastic_depth: float = 0.0,
-              se_gate: Optional[str] = None, channel_divisor: Optional[int] = None,
-              se_ratio: Optional[float] = None) -> dict:
-    """P3..P7 of a SpineNet or ResNet-50-FPN backbone."""
-    if info.kind == "resnet_fpn":
-        return fpn(resnet50(inputs, ops), ops, info.head_filters)
-    if info.kind != "spinenet":
-        raise ValueError(f"{info.model_id} has no P3..P7 feature pyramid")
-    config = info.spinenet
-    if se_ratio is not None:
-        if config.family != "mbconv":
-            raise ValueError(f"{info.model_id} has bottleneck blocks, which have no squeeze-excite ratio")
-        if not 0.0 <= se_ratio < 1.0:
-            raise ValueError(f"se_ratio must be in [0, 1) (0: no squeeze-excite), got {se_ratio}")
-        config = replace(config, se_ratio=float(se_ratio))
-    if se_gate is not None:
-        if not config.se_ratio or config.family != "mbconv":
-            raise ValueError(f"{info.model_id} has no squeeze-excite, so no SE gate to set")
-        config = replace(config, se_gate=se_gate)
-    if channel_divisor is not None:
-        if not isinstance(channel_divisor, int) or channel_divisor < 1:
-            raise ValueError(f"channel_divisor must be a positive integer, got {channel_divisor!r}")
-        config = replace(config, channel_divisor=channel_divisor)
-    if spec is not None:
-        if isinstance(spec, str) and spec not in NAMED_SPECS:
-            raise ValueError(f"unknown spec {spec!r}; named specs: {', '.join(NAMED_SPECS)}")
-        config = replace(config, spec=NAMED_SPECS[spec] if isinstance(spec, str) else tuple(spec))
-    return build_spinenet(inputs, replace(config, stochastic_depth=stochastic_depth), ops)
 
 
 def _prepare(model_id, task, image_size, batch_size, activation, sync_bn, dropblock_keep_prob,
@@ -95,7 +49,7 @@ def build_backbone(model_id: str, image_size: Optional[int] = None, batch_size: 
     """The feature pyramid alone: outputs ``{"p3": ..., "p7": ...}``."""
     family_of(model_id).check_options(model_id, activation=activation, spec=spec)
     info, ops, inputs, name = _prepare(model_id, "detection", image_size, batch_size, activation, False, None)
-    features = _features(info, inputs, ops, spec)
+    features = feature_pyramid(info, inputs, ops, spec)
     return keras.Model(inputs, {f"p{level}": x for level, x in features.items()}, name=f"{name}_backbone")
 
 
@@ -109,7 +63,8 @@ def build_model(model_id: str, task: str = "detection", image_size: Optional[int
     """Build ``model_id`` for ``task``.
 
     Detection models output ``{"classes": [B, N, K] logits, "boxes": [B, N, 4] codes}``
-    over the anchors of :func:`model_anchors`; classifiers output ``[B, K]`` logits.
+    over the anchors of :func:`model_anchors`; classifiers output ``[B, K]`` logits; task
+    ``instance-segmentation`` is Mask R-CNN (:func:`mobile_spinenet.rcnn.model.build_mask_rcnn`).
     Inputs are RGB images scaled to [-1, 1]. ``spec`` replaces the SpineNet block spec
     (a name from ``NAMED_SPECS`` or a sequence of BlockSpec). ``share_head_convs=False``
     unrolls the RetinaNet head's shared convs per level (for int8 export, see
@@ -120,6 +75,16 @@ def build_model(model_id: str, task: str = "detection", image_size: Optional[int
     every width to a multiple of it, ``se_ratio`` sets the squeeze-excite ratio of mobile blocks
     (0: none).
     """
+    if task == INSTANCE_SEGMENTATION:
+        from mobile_spinenet.rcnn.model import build_mask_rcnn
+
+        if not share_head_convs:
+            raise ValueError("Mask R-CNN has no RetinaNet head convs to unroll")
+        return build_mask_rcnn(model_id, image_size, num_classes, activation=activation, sync_bn=sync_bn,
+                               dropblock_keep_prob=dropblock_keep_prob,
+                               bn_momentum=bn_momentum, head_filters=head_filters,
+                               input_normalization=input_normalization, spec=spec, stochastic_depth=stochastic_depth,
+                               se_gate=se_gate, channel_divisor=channel_divisor, se_ratio=se_ratio)
     family_of(model_id).check_options(model_id, activation=activation, spec=spec, stochastic_depth=stochastic_depth,
                                       se_gate=se_gate, head_filters=head_filters, channel_divisor=channel_divisor,
                                       se_ratio=None if se_ratio is None else f"{se_ratio:g}")  # 0 is a setting
@@ -134,7 +99,7 @@ def build_model(model_id: str, task: str = "detection", image_size: Optional[int
             return keras.Model(inputs, mobilenet_v3_classifier(inputs, ops, info.ssd_size, num_classes), name=name)
         classes, boxes = ssdlite(inputs, ops, info.ssd_size, num_classes)
         return keras.Model(inputs, {CLASS_OUTPUT: classes, BOX_OUTPUT: boxes}, name=name)
-    features = _features(info, normalized_input(inputs, input_normalization), ops, spec, stochastic_depth, se_gate,
+    features = feature_pyramid(info, normalized_input(inputs, input_normalization), ops, spec, stochastic_depth, se_gate,
                          channel_divisor, se_ratio)
     if task == "classification":
         return keras.Model(inputs, classification_head(features, num_classes), name=name)
