@@ -3,7 +3,10 @@
 Each canvas (about 240-320 px a side) gets a smooth two-colour background with noise and
 1-6 tinted glyphs of three size bands (small < 32 px, medium, large > 96 px, as COCO splits
 them); glyphs may overlap a little (IoU < 0.3). The result is written as COCO
-(``annotations.json`` + ``images/*.jpg``). Train and val canvases draw from disjoint glyphs.
+(``annotations.json`` + ``images/*.jpg``). Each object's ``segmentation`` is its glyph's
+silhouette (the pixels its box is the tight box of), minus what later glyphs cover, as a
+compressed RLE; ``area`` stays the box's area, as before masks were written, so detection AP by
+size is unchanged. Train and val canvases draw from disjoint glyphs.
 Everything follows from ``seed``: the same seed gives the same files.
 """
 from __future__ import annotations
@@ -39,7 +42,8 @@ def _iou(a, b) -> float:
 
 
 def _paste(rng, canvas, glyph, side, placed):
-    """Paste ``glyph`` resized to ``side``; returns its tight box (y0, x0, y1, x1) or None."""
+    """Paste ``glyph`` resized to ``side``; returns its tight box (y0, x0, y1, x1) and its
+    silhouette on the canvas (bool ``[H, W]``), or None."""
     from PIL import Image
 
     height, width = canvas.shape[:2]
@@ -60,7 +64,16 @@ def _paste(rng, canvas, glyph, side, placed):
     shade = (0.35 + 0.65 * alpha)[..., None] * colour
     region = canvas[top:top + side, left:left + side]
     canvas[top:top + side, left:left + side] = region * (1 - mask) + shade * mask
-    return box
+    silhouette = np.zeros((height, width), bool)
+    silhouette[top:top + side, left:left + side] = alpha > 0.15  # the box's threshold: box = its tight box
+    return box, silhouette
+
+
+def _rle(mask: np.ndarray) -> dict:
+    from pycocotools import mask as coco_mask
+
+    rle = coco_mask.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
 
 
 def make_split(out_dir: str, split: str, num_images: int, seed: int, first_image_id: int = 1) -> str:
@@ -74,18 +87,24 @@ def make_split(out_dir: str, split: str, num_images: int, seed: int, first_image
     for k in range(num_images):
         width, height = CANVAS_SIZES[int(rng.integers(len(CANVAS_SIZES)))]
         canvas = _background(rng, width, height)
-        placed = []
+        placed, silhouettes, objects = [], [], []
         for _ in range(int(rng.integers(1, 7))):
             band = SIZE_BANDS[rng.choice(len(SIZE_BANDS), p=SIZE_BAND_WEIGHTS)]
             g = int(rng.integers(len(glyphs)))
-            box = _paste(rng, canvas, glyphs[g], int(rng.integers(band[0], band[1] + 1)), placed)
-            if box is None:
+            pasted = _paste(rng, canvas, glyphs[g], int(rng.integers(band[0], band[1] + 1)), placed)
+            if pasted is None:
                 continue
+            box, silhouette = pasted
+            for earlier in silhouettes:
+                earlier &= ~silhouette  # the new glyph covers what lies under it
             placed.append(box)
+            silhouettes.append(silhouette)
             y0, x0, y1, x1 = (int(v) for v in box)
-            annotations.append({"id": len(annotations) + 1, "image_id": first_image_id + k,
-                                "category_id": CATEGORY_IDS[int(labels[g])], "iscrowd": 0,
-                                "bbox": [x0, y0, x1 - x0, y1 - y0], "area": (x1 - x0) * (y1 - y0)})
+            objects.append({"id": len(annotations) + len(objects) + 1, "image_id": first_image_id + k,
+                            "category_id": CATEGORY_IDS[int(labels[g])], "iscrowd": 0,
+                            "bbox": [x0, y0, x1 - x0, y1 - y0], "area": (x1 - x0) * (y1 - y0)})
+        for entry, silhouette in zip(objects, silhouettes):
+            annotations.append({**entry, "segmentation": _rle(silhouette)})
         file_name = f"{split}_{k:05d}.jpg"
         image = Image.fromarray(np.clip(canvas, 0, 255).astype(np.uint8))
         image.save(os.path.join(out_dir, "images", file_name), quality=92)

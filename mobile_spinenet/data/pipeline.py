@@ -16,6 +16,7 @@ import numpy as np
 from mobile_spinenet.backend import tf
 from mobile_spinenet.data.images import PIXEL_MEAN, PIXEL_STD, check_resize, decode_rgb
 from mobile_spinenet.data.labeler import label_anchors
+from mobile_spinenet.data.masks import crop_to_box, decode_segmentation, recrop_masks
 from mobile_spinenet.data.records import DetectionDataset
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -79,7 +80,11 @@ def resize_and_pad(image, boxes, image_size: int, scale_factor=1.0, crop_fractio
     return padded, boxes, tf.stack([scale_y, tf.cast(off_y, tf.float32), tf.cast(off_x, tf.float32), scale_x])
 
 
-def _augment(image, boxes, classes, key, config: InputConfig):
+def _augment(image, boxes, classes, key, config: InputConfig, masks=None):
+    """Flip, scale-jitter and crop one example. ``masks [M, S, S]`` (each object's mask cropped to
+    its box, :func:`~mobile_spinenet.data.masks.crop_to_box`) follow their boxes: flipped with the
+    image, and re-cropped to the part of the box the crop keeps. Returns ``(image, boxes, classes)``
+    or, with masks, ``(image, boxes, classes, masks)``."""
     seeds = tf.random.experimental.stateless_split(key, 3)
     if config.flip:
         flip = tf.random.stateless_uniform([], seeds[0]) < 0.5
@@ -87,12 +92,21 @@ def _augment(image, boxes, classes, key, config: InputConfig):
         image = tf.cond(flip, lambda: tf.image.flip_left_right(image), lambda: image)
         flipped = tf.stack([boxes[:, 0], width - boxes[:, 3], boxes[:, 2], width - boxes[:, 1]], axis=1)
         boxes = tf.where(flip, flipped, boxes)
+        if masks is not None:
+            masks = tf.cond(flip, lambda: tf.reverse(masks, axis=[2]), lambda: masks)
     lo, hi = config.jitter
     scale_factor = tf.random.stateless_uniform([], seeds[1], lo, hi) if hi > lo else tf.constant(float(lo))
     crop = tf.random.stateless_uniform([2], seeds[2])
-    image, boxes, _ = resize_and_pad(image, boxes, config.image_size, scale_factor, (crop[0], crop[1]), config.resize)
+    unclipped = boxes
+    image, boxes, undo = resize_and_pad(image, boxes, config.image_size, scale_factor, (crop[0], crop[1]),
+                                        config.resize)
     keep = tf.logical_and(boxes[:, 2] - boxes[:, 0] >= 1.0, boxes[:, 3] - boxes[:, 1] >= 1.0)
-    return image, tf.boolean_mask(boxes, keep), tf.boolean_mask(classes, keep)
+    if masks is None:
+        return image, tf.boolean_mask(boxes, keep), tf.boolean_mask(classes, keep)
+    scale = tf.stack([undo[0], undo[3], undo[0], undo[3]])
+    unclipped = unclipped * scale - tf.stack([undo[1], undo[2], undo[1], undo[2]])
+    masks = recrop_masks(masks, unclipped, boxes)
+    return image, tf.boolean_mask(boxes, keep), tf.boolean_mask(classes, keep), tf.boolean_mask(masks, keep)
 
 
 def _ragged(records):
@@ -153,6 +167,47 @@ def train_dataset(dataset: DetectionDataset, anchors: np.ndarray, config: InputC
         return image, {"classes": target_classes, "boxes": target_boxes}
 
     data = tf.data.Dataset.from_tensor_slices(([r.path for r in records], boxes, classes, keys))
+    return _batched(data, load, config.batch_size, deterministic)
+
+
+def max_instances(dataset: DetectionDataset, cap: int = 100) -> int:
+    """Ground-truth slots per image for instance segmentation: the most boxes an image has (<= cap)."""
+    return max(1, min(cap, max(len(r.boxes) for r in dataset.records)))
+
+
+def instance_train_dataset(dataset: DetectionDataset, config: InputConfig, epoch: int, start_step: int = 0,
+                           mask_size: int = 112, instances: Optional[int] = None,
+                           deterministic: bool = True) -> tf.data.Dataset:
+    """Batches ``(images, {"gt_boxes" [B, G, 4], "gt_classes" [B, G] (-1: padding), "gt_masks"
+    [B, G, mask_size, mask_size]})`` of ``epoch`` for Mask R-CNN, from ``start_step`` on: the
+    detection augmentation, with each object's mask cropped to its box and following it. The
+    dataset must be read with masks (``read_dataset(..., masks=True)``)."""
+    if any(r.segmentations is None for r in dataset.records):
+        raise ValueError("instance segmentation needs a dataset read with its masks (read_dataset(masks=True))")
+    steps_per_epoch(dataset, config.batch_size)
+    instances = instances or max_instances(dataset)
+    order, keys = _epoch_slice(len(dataset), config, epoch, start_step)
+    records = [dataset.records[i] for i in order]
+    boxes, classes = _ragged(records)
+
+    def box_crops(index):
+        record = dataset.records[int(index)]
+        crops = [crop_to_box(decode_segmentation(m, record.height, record.width), box, mask_size)
+                 for m, box in zip(record.segmentations, record.boxes)]
+        return np.asarray(crops, np.float32).reshape(-1, mask_size, mask_size)
+
+    def load(path, index, boxes, classes, key):
+        masks = tf.numpy_function(box_crops, [index], tf.float32, stateful=False)
+        masks = tf.ensure_shape(masks, [None, mask_size, mask_size])
+        image, boxes, classes, masks = _augment(_decode(path), boxes, classes, key, config, masks)
+        count = tf.minimum(tf.shape(boxes)[0], instances)
+        pad = instances - count
+        return image, {"gt_boxes": tf.pad(boxes[:count], [[0, pad], [0, 0]]),
+                       "gt_classes": tf.pad(classes[:count], [[0, pad]], constant_values=-1),
+                       "gt_masks": tf.pad(masks[:count], [[0, pad], [0, 0], [0, 0]])}
+
+    data = tf.data.Dataset.from_tensor_slices(([r.path for r in records], order.astype(np.int64), boxes, classes,
+                                               keys))
     return _batched(data, load, config.batch_size, deterministic)
 
 

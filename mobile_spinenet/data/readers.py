@@ -34,6 +34,7 @@ from typing import Optional
 import numpy as np
 
 from mobile_spinenet.data.images import displayed_size, exif_orientation
+from mobile_spinenet.data.masks import MaskError, decode_segmentation
 from mobile_spinenet.data.records import DataError, DataIssues, DetectionDataset, ImageRecord, LabelMap
 
 FULL_CHECK_LIMIT = 5000  # decode every image fully when a dataset has at most this many
@@ -120,11 +121,13 @@ def _require_boxes(records: list, source: str) -> None:
 
 
 def read_coco(annotation_file: str, images_dir: str, label_map: Optional[LabelMap] = None,
-              full_check: Optional[bool] = None) -> DetectionDataset:
+              full_check: Optional[bool] = None, masks: bool = False) -> DetectionDataset:
     """Read a COCO instances JSON and its image folder into records.
 
     ``label_map`` fixes the class indices (e.g. a val set read with the training map);
-    by default it comes from the file's categories.
+    by default it comes from the file's categories. ``masks``: also read each object's
+    ``segmentation`` (polygons or RLE), decoded once to check it; an object whose mask is missing
+    or unusable is reported ("bad mask", with the reason) and skipped, box and all.
     """
     data = load_coco_json(annotation_file)
     issues = DataIssues(source=annotation_file)
@@ -144,7 +147,7 @@ def read_coco(annotation_file: str, images_dir: str, label_map: Optional[LabelMa
         if (entry.get("width"), entry.get("height")) != (width, height):
             issues.add("size mismatch", f"image id {entry['id']} ({path}) is {width}x{height}, the JSON says "
                        f"{entry.get('width')}x{entry.get('height')}; the real size is used")
-        images[entry["id"]] = (path, width, height, [], [])
+        images[entry["id"]] = (path, width, height, [], [], [])
     for i, ann in enumerate(data["annotations"]):
         ann_id = ann.get("id", f"#{i}") if isinstance(ann, dict) else f"#{i}"
         what = f"annotation {ann_id}"
@@ -169,17 +172,26 @@ def read_coco(annotation_file: str, images_dir: str, label_map: Optional[LabelMa
                 and all(isinstance(v, (int, float)) for v in bbox)):
             issues.add("bad box", f"{what} has bbox {bbox!r}, expected [x, y, width, height]; skipped")
             continue
-        path, width, height, boxes, classes = image
+        path, width, height, boxes, classes, segmentations = image
         box = _clip_box(*map(float, bbox), width, height, f"{what} (image {ann['image_id']})", issues)
-        if box is not None:
-            boxes.append(box)
-            classes.append(index)
+        if box is None:
+            continue
+        if masks:
+            try:
+                decode_segmentation(ann.get("segmentation"), height, width)
+            except MaskError as error:
+                issues.add("bad mask", f"{what} (image {ann['image_id']}, {width}x{height}): {error}; skipped")
+                continue
+            segmentations.append(ann["segmentation"])
+        boxes.append(box)
+        classes.append(index)
     records = []
-    for image_id, (path, width, height, boxes, classes) in images.items():
+    for image_id, (path, width, height, boxes, classes, segmentations) in images.items():
         if not boxes:
             issues.add("no boxes", f"image id {image_id} ({path}) has no usable boxes; kept as background")
         records.append(ImageRecord(image_id, path, width, height,
-                                   np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(classes, np.int32)))
+                                   np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(classes, np.int32),
+                                   segmentations if masks else None))
     if not records:
         raise DataError(f"{annotation_file}: no usable images (see the warnings above)")
     _require_boxes(records, annotation_file)
@@ -263,17 +275,21 @@ def find_coco_images_dir(annotation_file: str) -> str:
 
 
 def read_dataset(path: str, label_map: Optional[LabelMap] = None, images_dir: Optional[str] = None,
-                 full_check: Optional[bool] = None) -> DetectionDataset:
+                 full_check: Optional[bool] = None, masks: bool = False) -> DetectionDataset:
     """Read what ``path`` is: a COCO JSON file, a folder with ``annotations.json`` (+ ``images/``),
-    or a Pascal VOC folder (``Annotations/`` + ``JPEGImages/``)."""
+    or a Pascal VOC folder (``Annotations/`` + ``JPEGImages/``). ``masks``: with instance masks
+    (COCO only, see :func:`read_coco`)."""
     if os.path.isfile(path):
-        return read_coco(path, images_dir or find_coco_images_dir(path), label_map, full_check)
+        return read_coco(path, images_dir or find_coco_images_dir(path), label_map, full_check, masks)
     if not os.path.isdir(path):
         raise DataError(f"dataset {path} does not exist")
     if os.path.isfile(os.path.join(path, "annotations.json")):
         return read_coco(os.path.join(path, "annotations.json"), images_dir or os.path.join(path, "images"),
-                         label_map, full_check)
+                         label_map, full_check, masks)
     if os.path.isdir(os.path.join(path, "Annotations")):
+        if masks:
+            raise DataError(f"{path} is a Pascal VOC folder, which the kit reads without instance masks; "
+                            f"instance segmentation needs COCO annotations with segmentations")
         return read_voc(path, label_map, full_check=full_check)
     raise DataError(f"{path} is neither a COCO dataset (annotations.json + images/) nor a Pascal VOC "
                     f"folder (Annotations/ + JPEGImages/)")

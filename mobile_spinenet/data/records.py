@@ -20,7 +20,8 @@ class DataError(ValueError):
 @dataclass
 class ImageRecord:
     """One image: ``boxes`` ``[M, 4]`` (ymin, xmin, ymax, xmax) in pixels of the stored image,
-    ``classes`` ``[M]`` contiguous class indices."""
+    ``classes`` ``[M]`` contiguous class indices; ``segmentations`` (read for instance
+    segmentation only) one checked COCO segmentation per box."""
 
     image_id: int
     path: str
@@ -28,6 +29,7 @@ class ImageRecord:
     height: int
     boxes: np.ndarray
     classes: np.ndarray
+    segmentations: Optional[list] = None
 
 
 @dataclass
@@ -122,8 +124,9 @@ class DetectionDataset:
                 issues.add("unknown category", f"image id {r.image_id} has boxes of category id {c}, "
                            f"not in the label map; skipped")
             keep = np.asarray([i is not None for i in indices], bool).reshape(-1)
+            segmentations = None if r.segmentations is None else [m for m, k in zip(r.segmentations, keep) if k]
             records.append(ImageRecord(r.image_id, r.path, r.width, r.height, r.boxes[keep],
-                                       np.asarray([i for i in indices if i is not None], np.int32)))
+                                       np.asarray([i for i in indices if i is not None], np.int32), segmentations))
         return DetectionDataset(records, label_map, issues, self.annotation_file)
 
     def coco_ground_truth(self) -> dict:
