@@ -36,3 +36,14 @@ def count_multiply_adds(model: keras.Model) -> int:
         profile = tf.compat.v1.profiler.profile(graph=graph, cmd="op", options=options)
     logger.setLevel(level)
     return int(profile.total_float_ops) // 2
+
+
+def count_mask_rcnn(model, proposals: int = 1000, detections: int = 100) -> dict:
+    """Parameters and multiply-adds of one image through a :class:`~mobile_spinenet.rcnn.model.MaskRCNN`:
+    the backbone and RPN on the image, the box head on ``proposals`` RoIs (Table 5: 1000) and the
+    mask head on ``detections`` boxes. RoIAlign, proposal NMS and the detection NMS are not counted
+    (the profiler counts no float ops for gathers and NMS)."""
+    parts = {"pyramid": count_multiply_adds(model.pyramid),
+             "box_head": proposals * count_multiply_adds(model.box_head),
+             "mask_head": detections * count_multiply_adds(model.mask_head)}
+    return {"params": count_params(model), "multiply_adds": sum(parts.values()), "parts": parts}

@@ -7,7 +7,8 @@ from typing import Optional
 
 from mobile_spinenet.specs import SPINENET_MOBILE_49, SpineNetConfig
 
-TASKS = ("detection", "classification")
+INSTANCE_SEGMENTATION = "instance-segmentation"  # Mask R-CNN
+TASKS = ("detection", "classification", INSTANCE_SEGMENTATION)
 # Build options every family honours: batch norm and DropBlock are made by the shared ``Ops``.
 COMMON_OPTIONS = frozenset({"sync_bn", "bn_momentum", "dropblock_keep_prob"})
 
@@ -37,10 +38,10 @@ class Family:
 # Detectors: P7 has stride 128 and anchors sit on exact grids. Classifiers and SSDLite
 # only need whole stride-32 maps (SAME padding and cropped upsampling handle the rest).
 FAMILIES = {f.name: f for f in [
-    Family("spinenet", "SpineNet", {"detection": 128, "classification": 32},
+    Family("spinenet", "SpineNet", {"detection": 128, "classification": 32, INSTANCE_SEGMENTATION: 128},
            frozenset({"activation", "spec", "stochastic_depth", "se_gate", "head_filters", "anchor_scale",
                       "channel_divisor", "se_ratio"})),
-    Family("resnet_fpn", "ResNet-FPN", {"detection": 128, "classification": 32},
+    Family("resnet_fpn", "ResNet-FPN", {"detection": 128, "classification": 32, INSTANCE_SEGMENTATION: 128},
            frozenset({"activation", "head_filters", "anchor_scale"}),
            why_not="the block spec, stochastic depth, squeeze-excite and channel rounding are SpineNet's"),
     Family("ssdlite", "MobileNetV3-SSDLite", {"detection": 32, "classification": 32}, frozenset(),

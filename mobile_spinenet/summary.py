@@ -5,8 +5,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable, Iterable, Optional
 
-from mobile_spinenet.counting import count_multiply_adds, count_params
+import numpy as np
+
+from mobile_spinenet.counting import count_mask_rcnn, count_multiply_adds, count_params
 from mobile_spinenet.paper import TOLERANCE, ReferenceRow
+from mobile_spinenet.registry import INSTANCE_SEGMENTATION
 from mobile_spinenet.zoo import build_model, get_model_info
 
 
@@ -24,8 +27,14 @@ class Counts:
 @lru_cache(maxsize=None)
 def measure(model_id: str, task: str = "detection", image_size: Optional[int] = None,
             num_classes: int = 80, multiply_adds: bool = True) -> Counts:
-    """Build a model and count its params (and multiply-adds from its frozen graph)."""
+    """Build a model and count its params (and multiply-adds from its frozen graph). Task
+    ``instance-segmentation`` is Mask R-CNN, counted with 1000 proposals and 100 masks."""
     image_size = image_size or get_model_info(model_id).image_size
+    if task == INSTANCE_SEGMENTATION:
+        model = build_model(model_id, task, image_size, num_classes)
+        counts = count_mask_rcnn(model) if multiply_adds else {"params": count_params(model), "multiply_adds": None}
+        outputs = {name: tuple(t.shape) for name, t in model(np.zeros((1, image_size, image_size, 3), "float32")).items()}
+        return Counts(model_id, task, image_size, num_classes, counts["params"], counts["multiply_adds"], outputs)
     model = build_model(model_id, task, image_size, num_classes, batch_size=1)
     outputs = {name: tuple(t.shape) for name, t in zip(model.output_names, model.outputs)}
     macs = count_multiply_adds(model) if multiply_adds else None
