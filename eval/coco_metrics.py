@@ -1,4 +1,4 @@
-"""COCO box AP with pycocotools: the one evaluator of the kit (training validation,
+"""COCO box and mask AP with pycocotools: the one evaluator of the kit (training validation,
 export verification and ``mobile-spinenet eval`` all call it). Never hand-written AP."""
 from __future__ import annotations
 
@@ -35,10 +35,14 @@ def load_ground_truth(source: Union[str, Mapping]):
     return coco
 
 
-def _check_detections(detections: list, coco) -> None:
+IOU_TYPES = ("bbox", "segm")
+
+
+def _check_detections(detections: list, coco, iou_type: str = "bbox") -> None:
     known_images = set(coco.getImgIds())
+    fields = DETECTION_FIELDS + (("segmentation",) if iou_type == "segm" else ())
     for i, det in enumerate(detections):
-        missing = [f for f in DETECTION_FIELDS if f not in det]
+        missing = [f for f in fields if f not in det]
         if missing:
             raise ValueError(f"detection {i} lacks field(s) {missing}")
         if det["image_id"] not in known_images:
@@ -47,23 +51,28 @@ def _check_detections(detections: list, coco) -> None:
             raise ValueError(f"detection {i}: bbox must be [x, y, width, height], got {det['bbox']!r}")
 
 
-def evaluate(ground_truth, detections: Iterable[Mapping], image_ids=None) -> dict:
-    """COCO box metrics of ``detections`` (COCO results format, original image pixels).
+def evaluate(ground_truth, detections: Iterable[Mapping], image_ids=None, iou_type: str = "bbox") -> dict:
+    """COCO metrics of ``detections`` (COCO results format, original image pixels): box AP, or
+    mask AP with ``iou_type="segm"`` (each detection then carries an RLE ``segmentation``).
 
     Returns the twelve summary numbers (``AP``, ``AP50``, ... ``ARl``; -1 where undefined)
     and ``per_class_AP`` keyed by category name. ``image_ids`` limits the evaluation.
     """
     from pycocotools.cocoeval import COCOeval
 
+    if iou_type not in IOU_TYPES:
+        raise ValueError(f"iou_type must be one of {IOU_TYPES}, got {iou_type!r}")
     coco = ground_truth if hasattr(ground_truth, "loadRes") else load_ground_truth(ground_truth)
     detections = [dict(d) for d in detections]
-    _check_detections(detections, coco)
+    _check_detections(detections, coco, iou_type)
     categories = {c["id"]: c["name"] for c in coco.loadCats(coco.getCatIds())}
     if not detections:  # loadRes refuses an empty list; nothing detected scores zero
         return {**{name: 0.0 for name in SUMMARY_NAMES}, "per_class_AP": {n: 0.0 for n in categories.values()}}
+    if iou_type == "segm":  # loadRes then takes each detection's area and box from its mask, as COCO's own
+        detections = [{k: v for k, v in d.items() if k != "bbox"} for d in detections]
     with contextlib.redirect_stdout(io.StringIO()):
         results = coco.loadRes(detections)
-        evaluator = COCOeval(coco, results, "bbox")
+        evaluator = COCOeval(coco, results, iou_type)
         if image_ids is not None:
             evaluator.params.imgIds = list(image_ids)
         evaluator.evaluate()

@@ -51,12 +51,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Count params and multiply-adds (TF profiler on the frozen graph, float ops / 2).")
     summary.add_argument("model", nargs="?", help="model id (see `mobile-spinenet models`)")
     summary.add_argument("--image-size", type=int, default=None, help="input side in pixels (default: the model's)")
-    summary.add_argument("--task", choices=["detection", "classification"], default="detection")
+    summary.add_argument("--task", choices=["detection", "classification", "instance-segmentation"],
+                         default="detection", help="instance-segmentation: Mask R-CNN (1000 proposals, 100 masks)")
     summary.add_argument("--num-classes", type=int, default=80)
     summary.add_argument("--no-multiply-adds", action="store_true", help="skip the (slower) graph count")
     summary.add_argument("--paper", action="store_true",
-                         help="print our counts next to the paper's Tables 9, 2 and 6 and the published counts")
-    summary.add_argument("--tables", default="table9,table2,table6,published",
+                         help="print our counts next to the paper's Tables 9, 2, 5 and 6 and the published counts")
+    summary.add_argument("--tables", default="table9,table2,table5,table6,published",
                          help="with --paper: which tables (comma-separated)")
     summary.set_defaults(func=_cmd_summary)
     data.add_data_parser(sub)

@@ -109,7 +109,7 @@ def test_task_and_data_mismatches_are_refused_with_the_flag(trained, tmp_path):
     from mobile_spinenet.training.config import load_config
     from mobile_spinenet.training.trainer import Trainer
 
-    with pytest.raises(ValueError, match="--task must be one of detection, classification, got 'segmentation'"):
+    with pytest.raises(ValueError, match="--task must be one of detection, classification, instance-segmentation, got 'segmentation'"):
         load_config("spinenet49xxs", overrides={"task": "segmentation"})
     folders = read_class_folders(str(trained["train"]))
     detection = load_config("mnv3_small_ssdlite", overrides={"image_size": 128, "batch_size": 4})

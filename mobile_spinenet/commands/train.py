@@ -95,7 +95,9 @@ def add_train_parser(sub) -> None:
                     "linear; MobileNetV3-SSDLite ids: their MobileNetV3 classifier) on DATA/<class>/<images> "
                     "with softmax cross-entropy and label smoothing, scored by top-1/top-5 accuracy.")
     train.add_argument("--model", help="model id (see `mobile-spinenet models`)")
-    train.add_argument("--task", choices=["detection", "classification"], help="what to train (default detection)")
+    train.add_argument("--task", choices=["detection", "classification", "instance-segmentation"],
+                       help="what to train (default detection); instance-segmentation: Mask R-CNN on COCO "
+                            "data with masks (docs/mask_rcnn.md)")
     train.add_argument("--data", required=True, help="training set: COCO folder/JSON or Pascal VOC folder "
                        "(classification: a folder of class folders, e.g. `data demo-classes` output's train/)")
     train.add_argument("--val", help="validation set, scored after every epoch (pycocotools AP, or top-1/top-5)")

@@ -8,7 +8,10 @@ validation metrics of an epoch:
 - :class:`DetectionTask`: a COCO/VOC dataset, anchors labelled in the input pipeline, focal loss
   plus Huber box loss normalised by the positive anchors of the global batch, COCO AP.
 - :class:`ClassificationTask`: a class-folder dataset (``data/class_folders.py``), softmax
-  cross-entropy with label smoothing averaged over the global batch, top-1/top-5 accuracy."""
+  cross-entropy with label smoothing averaged over the global batch, top-1/top-5 accuracy.
+- :class:`InstanceSegmentationTask`: Mask R-CNN on a COCO dataset with masks; the model computes
+  its targets from the ground truth it is given (``forward``), losses of :mod:`mobile_spinenet.rcnn.losses`,
+  COCO box and mask AP."""
 from __future__ import annotations
 
 from typing import Optional
@@ -17,6 +20,7 @@ from mobile_spinenet.backend import tf
 from mobile_spinenet.data.pipeline import (InputConfig, classification_eval_dataset, classification_train_dataset,
                                            eval_dataset, statistics_sample, train_dataset)
 from mobile_spinenet.data.records import LabelMap
+from mobile_spinenet.registry import INSTANCE_SEGMENTATION
 from mobile_spinenet.training.config import TrainConfig
 from mobile_spinenet.training.losses import LossConfig, classification_loss, detection_losses
 
@@ -26,7 +30,19 @@ def _input_config(config: TrainConfig, image_size: int) -> InputConfig:
                        config.positive_iou, config.negative_iou, config.resize)
 
 
-class DetectionTask:
+class Task:
+    """What every task shares: the model sees the images alone, and precise BN runs the whole model."""
+
+    def forward(self, model, images, targets):
+        """The model's training-mode outputs for a batch."""
+        return model(images, training=True)
+
+    def statistics_model(self, model):
+        """The part of ``model`` precise BN re-estimates statistics of, called on images."""
+        return model
+
+
+class DetectionTask(Task):
     name = "detection"
     loss_parts = {"class_loss": "cls", "box_loss": "box"}  # loss part -> its name on the progress bar
 
@@ -74,7 +90,7 @@ class DetectionTask:
                 f"val AP {metrics['AP']:.4f} AP50 {metrics['AP50']:.4f}")
 
 
-class ClassificationTask:
+class ClassificationTask(Task):
     name = "classification"
     loss_parts = {"class_loss": "ce"}
 
@@ -116,7 +132,55 @@ class ClassificationTask:
                 f"val top-1 {metrics['top1']:.4f} top-5 {metrics['top5']:.4f} ({metrics['images']} images)")
 
 
-TASK_CLASSES = {task.name: task for task in (DetectionTask, ClassificationTask)}
+class InstanceSegmentationTask(DetectionTask):
+    name = INSTANCE_SEGMENTATION
+    loss_parts = {"rpn_score_loss": "rpn", "rpn_box_loss": "rpnbox", "class_loss": "cls", "box_loss": "box",
+                  "mask_loss": "mask"}
+
+    def __init__(self, config: TrainConfig, train_data, image_size: int):
+        from mobile_spinenet.rcnn.config import MaskRCNNConfig
+
+        if config.jit_compile:
+            raise ValueError("--xla cannot compile Mask R-CNN (its proposal NMS and RoI sampling have no XLA "
+                             "kernels); train it without --xla")
+        self.config, self.train_data, self.image_size = config, train_data, image_size
+        self.anchors = None  # the RPN's anchors live in the model
+        self.input_config = _input_config(config, image_size)
+        self.rcnn_config = MaskRCNNConfig()
+
+    def epoch_batches(self, epoch: int, start_step: int = 0):
+        from mobile_spinenet.data.pipeline import instance_train_dataset
+
+        return instance_train_dataset(self.train_data, self.input_config, epoch, start_step,
+                                      mask_size=self.rcnn_config.gt_mask_size)
+
+    def forward(self, model, images, targets):
+        return model({"image": images, **targets}, training=True)
+
+    def statistics_model(self, model):
+        return model.pyramid  # the RoI heads see RoIs, not images; their BN keeps its moving statistics
+
+    def normaliser(self, targets):
+        return tf.constant(1.0)  # the losses are means over this replica's batch; replicas are averaged
+
+    def losses(self, outputs, targets, global_normaliser) -> dict:
+        from mobile_spinenet.rcnn.losses import mask_rcnn_losses
+
+        parts = mask_rcnn_losses(outputs, self.label_map.num_classes, self.rcnn_config)
+        return {name: value / global_normaliser for name, value in parts.items()}
+
+    def validate(self, model, val_data) -> tuple:
+        from mobile_spinenet.eval.instance_eval import evaluate_instances, mask_rcnn_predictor
+
+        metrics, _ = evaluate_instances(mask_rcnn_predictor(model), val_data, self.image_size,
+                                        max_images=self.config.val_max_images, resize=self.config.resize)
+        box, mask = metrics["bbox"], metrics["segm"]
+        return ({"val_AP": box["AP"], "val_AP50": box["AP50"], "val_AP75": box["AP75"], "val_mask_AP": mask["AP"],
+                 "val_mask_AP50": mask["AP50"]},
+                f"val box AP {box['AP']:.4f} AP50 {box['AP50']:.4f}, mask AP {mask['AP']:.4f} AP50 {mask['AP50']:.4f}")
+
+
+TASK_CLASSES = {task.name: task for task in (DetectionTask, ClassificationTask, InstanceSegmentationTask)}
 
 
 def make_task(config: TrainConfig, train_data, image_size: int, val_data: Optional[object] = None):
@@ -133,8 +197,9 @@ def make_task(config: TrainConfig, train_data, image_size: int, val_data: Option
 
 
 def read_task_data(task: str, train: str, val: Optional[str] = None) -> tuple:
-    """``(train, val)`` datasets of ``task``: COCO/VOC for detection, class folders for
-    classification; the val set is read with the training set's classes."""
+    """``(train, val)`` datasets of ``task``: COCO/VOC for detection, COCO with masks for instance
+    segmentation, class folders for classification; the val set is read with the training set's
+    classes."""
     if task == ClassificationTask.name:
         from mobile_spinenet.data.class_folders import read_class_folders
 
@@ -142,5 +207,6 @@ def read_task_data(task: str, train: str, val: Optional[str] = None) -> tuple:
         return train_data, read_class_folders(val, class_names=train_data.class_names) if val else None
     from mobile_spinenet.data.readers import read_dataset
 
-    train_data = read_dataset(train)
-    return train_data, read_dataset(val, label_map=train_data.label_map) if val else None
+    masks = task == INSTANCE_SEGMENTATION
+    train_data = read_dataset(train, masks=masks)
+    return train_data, read_dataset(val, label_map=train_data.label_map, masks=masks) if val else None

@@ -116,7 +116,7 @@ class Trainer:
         """One replica's loss parts and (unscaled) gradients for its share of the batch."""
         variables = self.model.trainable_variables
         with tf.GradientTape() as tape:
-            outputs = self.model(images, training=True)
+            outputs = self.task.forward(self.model, images, targets)
             parts = self.task.losses(outputs, targets, global_share)
             l2_loss = weight_decay_loss(self.model, self.l2_coefficient) / self.replicas
             loss = tf.add_n(list(parts.values())) + l2_loss
@@ -174,7 +174,7 @@ class Trainer:
         """Re-estimate BN statistics with the final weights (see :mod:`precise_bn`)."""
         if self.config.precise_bn_images > 0:
             from mobile_spinenet.training.precise_bn import recompute_bn_statistics
-            recompute_bn_statistics(self.model, self.task.bn_image_batches(self.config.precise_bn_images,
+            recompute_bn_statistics(self.task.statistics_model(self.model), self.task.bn_image_batches(self.config.precise_bn_images,
                                                                            self.config.batch_size))
 
     def finished_row(self) -> Optional[dict]:
