@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 from mobile_spinenet.data.records import LabelMap
+from mobile_spinenet.registry import INSTANCE_SEGMENTATION
 
 
 @dataclass
@@ -18,6 +19,8 @@ class LoadedDetector:
     description: str
     names: Optional[list] = None  # class names (the label map's, the file's metadata or --labels)
     resize: str = "letterbox"  # how images are fitted to its input square (data/images.py RESIZE_MODES)
+    # a Mask R-CNN run's detections with masks (eval.instance_eval.mask_rcnn_predictor); None: boxes only
+    instance_predict: Optional[Callable] = None
 
     def label_map_for(self, dataset_map: LabelMap) -> LabelMap:
         """Class index -> dataset category: the run's own map, else by name (the file's labels
@@ -66,6 +69,13 @@ def load_detector(path: str, labels: Optional[str] = None, resize: Optional[str]
         from mobile_spinenet.quantization.qat_run import load_any_run
 
         run, model, _ = load_any_run(path)
+        if run.config.task == INSTANCE_SEGMENTATION:
+            from mobile_spinenet.eval.instance_eval import boxes_only, mask_rcnn_predictor
+
+            instances = mask_rcnn_predictor(model)
+            return LoadedDetector(boxes_only(instances), run.image_size, run.label_map,
+                                  f"{path} (Keras Mask R-CNN, {run.config.model})", run.label_map.names,
+                                  resize or run.config.resize, instance_predict=instances)
         return LoadedDetector(keras_predictor(model, run.anchors(), run.nms_config()),
                               run.image_size, run.label_map, f"{path} (Keras, {run.config.model})",
                               run.label_map.names, resize or run.config.resize)
@@ -130,16 +140,32 @@ def evaluate_path(path: str, data: str, max_images: Optional[int] = None, progre
                               resize=detector.resize)
 
 
-def classifier_task_of(path: str) -> bool:
-    """Is ``path`` a classification run directory, or a file the kit exported from one?"""
+def task_of(path: str) -> str:
+    """The task of a run directory, or of a file the kit exported from one (``detection`` for a
+    file without the kit's report)."""
     if os.path.isdir(path):
         from mobile_spinenet.training.runs import open_run
 
-        return open_run(path).config.task == "classification"
+        return open_run(path).config.task
     from mobile_spinenet.quantization.export_run import sidecar_paths
 
     report = sidecar_paths(path)["report"]
-    return os.path.isfile(report) and json.load(open(report)).get("task") == "classification"
+    return json.load(open(report)).get("task", "detection") if os.path.isfile(report) else "detection"
+
+
+def evaluate_instances_path(path: str, data: str, max_images: Optional[int] = None, progress=None,
+                            resize: Optional[str] = None) -> tuple[dict, list]:
+    """``({"bbox": metrics, "segm": metrics}, results)`` of the Mask R-CNN run at ``path`` on the
+    COCO dataset ``data``, read with its masks."""
+    from mobile_spinenet.data.readers import read_dataset
+    from mobile_spinenet.eval.instance_eval import evaluate_instances
+
+    detector = load_detector(path, resize=resize)
+    if detector.instance_predict is None:
+        raise ValueError(f"{path} is not a Mask R-CNN run (task {task_of(path)}); mask AP needs one")
+    dataset = read_dataset(data, label_map=detector.label_map, masks=True)
+    return evaluate_instances(detector.instance_predict, dataset, detector.image_size, max_images=max_images,
+                              progress=progress, resize=detector.resize)
 
 
 def evaluate_classifier_path(path: str, data: str, max_images: Optional[int] = None,

@@ -56,6 +56,16 @@ def mask_rcnn_predictor(model):
     return lambda images: {k: v.numpy() for k, v in forward(images).items()}
 
 
+def boxes_only(instance_predict):
+    """A Mask R-CNN predictor as the kit's box predictors are: images -> ``(boxes, scores,
+    classes, count)`` (what box-only consumers such as ``eval`` without masks take)."""
+    def predict(images):
+        out = instance_predict(images)
+        return out["boxes"], out["scores"], out["classes"], out["count"]
+
+    return predict
+
+
 def predict_instances(predict, dataset: DetectionDataset, image_size: int, batch_size: int = 4,
                       max_images: Optional[int] = None, progress=None, resize: str = "letterbox") -> list[dict]:
     """COCO results with ``bbox`` and an RLE ``segmentation`` each, in original-image pixels."""
@@ -93,4 +103,29 @@ def evaluate_instances(predict, dataset: DetectionDataset, image_size: int, batc
     if missing:
         raise ValueError(f"{dataset.annotation_file}: annotation(s) {missing[:5]} have no segmentation; "
                          f"mask AP needs one per object")
-    return {"bbox": evaluate(ground_truth, results, ids), "segm": evaluate(ground_truth, results, ids, "segm")}, results
+    return ({"bbox": evaluate(ground_truth, results, ids),
+             "segm": evaluate(without_empty_masks(ground_truth), results, ids, "segm")}, results)
+
+
+def without_empty_masks(ground_truth: dict) -> dict:
+    """COCO ground truth whose objects with a mask of no pixel (e.g. a demo glyph hidden entirely
+    by glyphs pasted over it) are marked ``iscrowd``, so mask AP ignores them as COCO ignores crowd
+    regions: no mask can match them. Box AP keeps them, as it does for every detector."""
+    from pycocotools import mask as coco_mask
+
+    sizes = {image["id"]: (image["height"], image["width"]) for image in ground_truth["images"]}
+    annotations = []
+    for annotation in ground_truth["annotations"]:
+        height, width = sizes[annotation["image_id"]]
+        segmentation = annotation["segmentation"]
+        if isinstance(segmentation, list):
+            rle = coco_mask.merge(coco_mask.frPyObjects(segmentation, height, width)) if segmentation else None
+        elif isinstance(segmentation.get("counts"), list):
+            rle = coco_mask.frPyObjects(segmentation, height, width)
+        else:
+            rle = {"size": segmentation["size"], "counts": segmentation["counts"].encode()
+                   if isinstance(segmentation["counts"], str) else segmentation["counts"]}
+        if rle is None or float(coco_mask.area(rle)) == 0.0:
+            annotation = {**annotation, "iscrowd": 1, "segmentation": encode_mask(np.zeros((height, width), np.uint8))}
+        annotations.append(annotation)
+    return {**ground_truth, "annotations": annotations}

@@ -1,12 +1,16 @@
 """``mobile-spinenet predict``: detections of a run directory or a ``.tflite`` file on image files,
-drawn (boxes, labels, scores) and written as JSON, in original-image pixels."""
+drawn (boxes, labels, scores; a Mask R-CNN run's masks tinted in) and written as JSON, in
+original-image pixels."""
 from __future__ import annotations
 
 import io
 import os
 from typing import Optional, Sequence
 
+import numpy as np
+
 from mobile_spinenet.data.images import decode_rgb, fit_pixels
+from mobile_spinenet.eval.instance_eval import encode_mask, paste_mask
 from mobile_spinenet.io_utils import write_atomically, write_json_atomically
 
 PALETTE = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180),
@@ -52,26 +56,50 @@ def predict_images(model: str, images: Sequence[str], out_dir: str, score_thresh
     for path, drawn_name in zip(images, output_names(images)):
         pixels = decode_rgb(path)
         square, scale = fit_pixels(pixels, detector.image_size, detector.resize)
-        image = Image.fromarray(pixels)
-        boxes, scores, classes, counts = detector.predict(square)
+        masks = None
+        if detector.instance_predict is not None:
+            out = detector.instance_predict(square)
+            boxes, scores, classes, counts, masks = (out[k] for k in ("boxes", "scores", "classes", "count", "masks"))
+        else:
+            boxes, scores, classes, counts = detector.predict(square)
         n = int(counts[0])
         keep = scores[0, :n] >= score_threshold
-        original = to_original_pixels(boxes[0, :n][keep], scale, image.width, image.height)
+        original = to_original_pixels(boxes[0, :n][keep], scale, pixels.shape[1], pixels.shape[0])
+        kept_masks = masks[0, :n][keep] if masks is not None else [None] * len(original)
+        image_masks = [None if m is None else paste_mask(m, box, pixels.shape[0], pixels.shape[1])
+                       for m, box in zip(kept_masks, original)]
+        image = Image.fromarray(tint_masks(pixels, image_masks, classes[0, :n][keep]))
         detections = []
         draw = ImageDraw.Draw(image)
-        for (ymin, xmin, ymax, xmax), score, cls in zip(original, scores[0, :n][keep], classes[0, :n][keep]):
+        for (ymin, xmin, ymax, xmax), score, cls, mask in zip(original, scores[0, :n][keep], classes[0, :n][keep],
+                                                              image_masks):
             label = names[int(cls)] if names and int(cls) < len(names) else str(int(cls))
             colour = PALETTE[int(cls) % len(PALETTE)]
             draw.rectangle([xmin, ymin, xmax, ymax], outline=colour, width=2)
             draw.text((xmin + 2, max(0, ymin - 11)), f"{label} {score:.2f}", fill=colour)
-            detections.append({"label": label, "class": int(cls), "score": round(float(score), 4),
-                               "box_xyxy": [round(float(v), 1) for v in (xmin, ymin, xmax, ymax)]})
+            detection = {"label": label, "class": int(cls), "score": round(float(score), 4),
+                         "box_xyxy": [round(float(v), 1) for v in (xmin, ymin, xmax, ymax)]}
+            if mask is not None:
+                detection["mask_rle"] = encode_mask(mask)
+                detection["mask_pixels"] = int(mask.sum())
+            detections.append(detection)
         encoded = io.BytesIO()
         image.save(encoded, format="JPEG", quality=92)
         write_atomically(os.path.join(out_dir, drawn_name), encoded.getvalue())
         results.append({"image": path, "drawn": os.path.join(out_dir, drawn_name), "detections": detections})
     write_json_atomically(os.path.join(out_dir, "detections.json"), results)
     return results
+
+
+def tint_masks(pixels: np.ndarray, masks: Sequence, classes, opacity: float = 0.5) -> np.ndarray:
+    """``pixels`` with each binary ``[H, W]`` mask (None: none) blended in its class's colour."""
+    out = pixels.astype(np.float32)
+    for mask, cls in zip(masks, classes):
+        if mask is not None:
+            colour = np.asarray(PALETTE[int(cls) % len(PALETTE)], np.float32)
+            inside = mask.astype(bool)
+            out[inside] = (1 - opacity) * out[inside] + opacity * colour
+    return np.clip(np.round(out), 0, 255).astype(np.uint8)
 
 
 def summarize(result: dict, top: int = 3) -> str:

@@ -72,8 +72,21 @@ def _cmd_eval(args) -> int:
     from mobile_spinenet.io_utils import write_json_atomically
 
     setup_logging()
-    from mobile_spinenet.eval.evaluate import classifier_task_of, evaluate_classifier_path
-    if classifier_task_of(args.model):
+    from mobile_spinenet.eval.evaluate import evaluate_classifier_path, evaluate_instances_path, task_of
+    from mobile_spinenet.registry import INSTANCE_SEGMENTATION
+
+    task = task_of(args.model)
+    if task == INSTANCE_SEGMENTATION:
+        if args.labels:
+            raise ValueError("--labels is for .tflite files; a Mask R-CNN run's labels come from its run")
+        metrics, results = evaluate_instances_path(args.model, args.data, args.max_images, resize=args.resize)
+        print("box (bbox):\n" + format_metrics(metrics["bbox"]))
+        print("mask (segm):\n" + format_metrics(metrics["segm"]))
+        if args.json:
+            write_json_atomically(args.json, results)
+            print(f"detections with masks (COCO results format, RLE segmentations): {args.json}")
+        return 0
+    if task == "classification":
         if args.json or args.labels:
             raise ValueError("--json and --labels are for detectors; a classifier's labels come from its run or report")
         accuracy = evaluate_classifier_path(args.model, args.data, args.max_images, args.resize)
@@ -93,8 +106,10 @@ def add_eval_parser(sub) -> None:
         "eval", help="COCO AP of a run directory or a .tflite file (pycocotools); top-1/top-5 of a classifier",
         description="Score a training run (Keras, float or QAT) or an exported .tflite file on a COCO or VOC "
                     "dataset with pycocotools: AP, AP50, AP75, APs/m/l, AR1/10/100 and per-class AP. Boxes are "
-                    "mapped back to original image pixels (resize and padding undone). A classification run, or a "
-                    "file exported from one, is scored by top-1 and top-5 accuracy on class folders.")
+                    "mapped back to original image pixels (resize and padding undone). A Mask R-CNN run is scored "
+                    "for boxes and masks (pycocotools bbox and segm) on a COCO dataset with segmentations. A "
+                    "classification run, or a file exported from one, is scored by top-1 and top-5 accuracy on "
+                    "class folders.")
     evaluate.add_argument("model", help="run directory or .tflite file")
     evaluate.add_argument("--data", required=True, help="COCO folder/JSON or VOC folder (a classifier: class folders)")
     evaluate.add_argument("--json", help="write the detections here (COCO results format)")
@@ -119,7 +134,8 @@ def add_predict_parser(sub) -> None:
     predict = sub.add_parser(
         "predict", help="draw a model's detections on images",
         description="Run a training run (Keras) or a .tflite file on image files; write each image with its "
-                    "boxes, labels and scores drawn, and detections.json (boxes in original-image pixels).")
+                    "boxes, labels and scores drawn (a Mask R-CNN run's masks tinted in), and detections.json "
+                    "(boxes in original-image pixels; masks as COCO RLE).")
     predict.add_argument("model", help="run directory or .tflite file")
     predict.add_argument("images", nargs="+", help="image files")
     predict.add_argument("--out", required=True, help="output folder")

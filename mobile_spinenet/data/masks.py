@@ -40,6 +40,8 @@ def decode_segmentation(segmentation, height: int, width: int) -> np.ndarray:
             raise MaskError(f"RLE cannot be decoded ({error})") from None
         if mask.shape != (height, width):
             raise MaskError(f"RLE decodes to {list(mask.shape)}, the image is {[height, width]}")
+        if not mask.any():
+            raise MaskError("the RLE mask covers no pixel (an object hidden entirely by others?)")
         return mask.astype(np.uint8)
     if not isinstance(segmentation, list) or not segmentation:
         raise MaskError("empty segmentation (no polygon)")

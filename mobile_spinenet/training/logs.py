@@ -9,10 +9,12 @@ from typing import Optional
 
 from mobile_spinenet.io_utils import write_atomically
 
-STEP_FIELDS = ("step", "epoch", "loss", "class_loss", "box_loss", "l2_loss", "lr", "images_per_s")
-EPOCH_FIELDS = ("epoch", "step", "loss", "class_loss", "box_loss", "l2_loss", "lr", "images_per_s",
-                "seconds", "val_AP", "val_AP50", "val_AP75", "val_top1", "val_top5")
-VAL_CURVES = ("val_AP", "val_AP50", "val_top1", "val_top5")  # plotted when a run logs them
+# every task's loss parts (a task logs the ones it has; Mask R-CNN adds its RPN and mask losses)
+LOSS_FIELDS = ("loss", "class_loss", "box_loss", "rpn_score_loss", "rpn_box_loss", "mask_loss", "l2_loss")
+STEP_FIELDS = ("step", "epoch", *LOSS_FIELDS, "lr", "images_per_s")
+EPOCH_FIELDS = ("epoch", "step", *LOSS_FIELDS, "lr", "images_per_s",
+                "seconds", "val_AP", "val_AP50", "val_AP75", "val_mask_AP", "val_mask_AP50", "val_top1", "val_top5")
+VAL_CURVES = ("val_AP", "val_AP50", "val_mask_AP", "val_mask_AP50", "val_top1", "val_top5")  # plotted when logged
 
 
 def read_rows(path: str) -> list[dict]:
@@ -57,7 +59,7 @@ class RunLog:
     def epoch_means(self, epoch: int) -> dict:
         """Mean loss parts over every logged step of ``epoch`` (1-based), before and after a resume."""
         rows = [r for r in self.step_rows() if int(r["epoch"]) == epoch]
-        keys = ("loss", "class_loss", "box_loss", "l2_loss")
+        keys = LOSS_FIELDS
         return {k: sum(float(r[k]) for r in rows) / len(rows) for k in keys if rows and _has(rows, k)}
 
     def last_epoch_row(self) -> dict:
@@ -113,7 +115,7 @@ def plot_curves(run_dir: str, out_path: Optional[str] = None) -> str:
     steps = read_rows(os.path.join(run_dir, "steps.csv"))
     epochs = read_rows(os.path.join(run_dir, "metrics.csv"))
     figure, axes = plt.subplots(1, 3, figsize=(15, 4))
-    for key in ("loss", "class_loss", "box_loss", "l2_loss"):
+    for key in LOSS_FIELDS:
         x, y = _floats(steps, key)
         if y:
             k = max(1, len(y) // 50)
