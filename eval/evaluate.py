@@ -65,6 +65,10 @@ def load_detector(path: str, labels: Optional[str] = None, resize: Optional[str]
     from mobile_spinenet.eval.detector_eval import keras_predictor, tflite_predictor
     from mobile_spinenet.registry import get_model_info
 
+    from mobile_spinenet.quantization.savedmodel_export import is_savedmodel
+
+    if is_savedmodel(path):
+        return _load_savedmodel(path, resize)
     if os.path.isdir(path):
         from mobile_spinenet.quantization.qat_run import load_any_run
 
@@ -112,6 +116,40 @@ def load_detector(path: str, labels: Optional[str] = None, resize: Optional[str]
                           resize)
 
 
+def _load_savedmodel(path: str, resize: Optional[str]) -> LoadedDetector:
+    """A SavedModel the kit exported (``export-savedmodel``): Mask R-CNN outputs, or a detector's
+    raw outputs decoded with the anchors its report names."""
+    from mobile_spinenet.backend import tf
+    from mobile_spinenet.eval.detector_eval import detect
+    from mobile_spinenet.postprocess import NMSConfig
+    from mobile_spinenet.quantization.savedmodel_export import read_report
+
+    report = read_report(path)
+    if report["task"] not in ("detection", INSTANCE_SEGMENTATION):
+        raise ValueError(f"{path} is a {report['task']} SavedModel; eval scores detectors and Mask R-CNN")
+    served = tf.saved_model.load(path).signatures["serving_default"]
+    label_map = LabelMap.from_dict(report["label_map"])
+    size, resize = report["image_size"], resize or report["input"]["resize"]
+    description = f"{path} (SavedModel, {report['model']})"
+    if report["task"] == INSTANCE_SEGMENTATION:
+        from mobile_spinenet.eval.instance_eval import boxes_only
+
+        def instances(images):
+            return {k: v.numpy() for k, v in served(images=tf.constant(images, tf.float32)).items()}
+
+        return LoadedDetector(boxes_only(instances), size, label_map, description, label_map.names, resize,
+                              instance_predict=instances)
+    from mobile_spinenet.zoo import model_anchors
+
+    anchors = model_anchors(report["model"], size, report.get("anchor_scale"))
+
+    def predict(images):
+        out = served(images=tf.constant(images, tf.float32))
+        return detect(out["classes"], out["boxes"], anchors, NMSConfig(**report["postprocess"]))
+
+    return LoadedDetector(predict, size, label_map, description, label_map.names, resize)
+
+
 def _metadata(path: str) -> dict:
     """The file's TFLite metadata, or ``{}`` (none, or of a shape the kit's reader does not know)."""
     from mobile_spinenet.quantization.metadata import read_metadata
@@ -143,6 +181,10 @@ def evaluate_path(path: str, data: str, max_images: Optional[int] = None, progre
 def task_of(path: str) -> str:
     """The task of a run directory, or of a file the kit exported from one (``detection`` for a
     file without the kit's report)."""
+    from mobile_spinenet.quantization.savedmodel_export import is_savedmodel, read_report
+
+    if is_savedmodel(path):
+        return read_report(path)["task"]
     if os.path.isdir(path):
         from mobile_spinenet.training.runs import open_run
 

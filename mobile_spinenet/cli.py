@@ -66,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_bench_parser(sub)
     quantize.add_qat_parser(sub)
     quantize.add_export_parser(sub)
+    quantize.add_export_savedmodel_parser(sub)
     quantize.add_android_assets_parser(sub)
     evaluate.add_benchmark_parser(sub)
     evaluate.add_eval_parser(sub)

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Callable, Optional
 
 from mobile_spinenet.io_utils import write_atomically, write_json_atomically
+from mobile_spinenet.registry import INSTANCE_SEGMENTATION
 
 from mobile_spinenet.quantization.export import sidecar_paths  # noqa: F401  (where every command finds it)
 from mobile_spinenet.quantization.verify import VerifyOptions
@@ -84,6 +85,9 @@ def export_tflite(run_dir: str, out: str, export=None, calibration: Optional[Cal
     run = open_run(run_dir)  # config and label map only: the model is loaded below
     if run.is_qat and quant != "int8":  # before loading anything
         raise ValueError(f"{run_dir} is a QAT run: export it with --quant int8 (export its float run for {quant})")
+    if run.config.task == INSTANCE_SEGMENTATION:
+        raise ValueError(f"{run_dir} is a Mask R-CNN run: TFLite has no builtin for its proposal NMS; export it "
+                         f"with `mobile-spinenet export-savedmodel {run_dir} --out DIR` (docs/mask_rcnn.md)")
     if run.config.task == "classification":
         from mobile_spinenet.quantization.export_classifier import export_classifier
         return export_classifier(run, out, options, calibration, verification,

@@ -192,3 +192,22 @@ def test_a_mask_rcnn_run_is_evaluated_for_boxes_and_masks_and_predict_draws_mask
     detections = json.load(open(root / "drawn" / "detections.json"))[0]["detections"]
     assert detections and all("mask_rle" in d for d in detections)
     assert (root / "drawn" / (image.stem + ".jpg")).is_file()
+
+
+def test_a_mask_rcnn_run_exports_a_checked_savedmodel_that_eval_scores(tiny_instance_run, capsys):
+    from mobile_spinenet.backend import tf
+    from mobile_spinenet.cli import main
+
+    root = tiny_instance_run
+    assert main(["export-savedmodel", str(root / "run"), "--out", str(root / "served"), "--verify-images", "4"]) == 0
+    report = json.load(open(root / "served" / "mobile_spinenet.json"))
+    assert report["task"] == "instance-segmentation" and report["verification"]["images"] == 4
+    served = tf.saved_model.load(str(root / "served")).signatures["serving_default"]
+    out = served(images=tf.zeros([2, 128, 128, 3]))
+    assert out["masks"].shape[:2] == out["boxes"].shape[:2] == (2, 100) and out["masks"].shape[2:] == (28, 28)
+    capsys.readouterr()
+    assert main(["eval", str(root / "served"), "--data", str(root / "val")]) == 0
+    assert "mask (segm):" in capsys.readouterr().out
+    # TFLite has no builtin for the proposal NMS: export says so and names the SavedModel command
+    assert main(["export", str(root / "run"), "--out", str(root / "m.tflite")]) != 0
+    assert "export-savedmodel" in capsys.readouterr().err

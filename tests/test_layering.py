@@ -29,7 +29,7 @@ LAYERS = [
     ("interop", ["interop.coco_classes", "interop.model_garden", "interop.model_garden_export"]),
     ("quantization", ["quantization.qat", "quantization.postprocess_op", "quantization.export", "quantization.verify",
                       "quantization.qat_run", "quantization.export_classifier", "quantization.export_run",
-                      "quantization.android_assets"]),
+                      "quantization.android_assets", "quantization.savedmodel_export"]),
     ("eval", ["eval.evaluate", "eval.predict", "eval.benchmark", "eval.op_profile", "eval.activation_bench", "eval.latency_variants", "eval.significance",
               "eval.compare_report"]),
     ("pipeline", ["eval.compare", "eval.seed_spread"]),

@@ -103,6 +103,33 @@ def add_export_parser(sub) -> None:
 
 
 
+def _cmd_export_savedmodel(args) -> int:
+    from mobile_spinenet.quantization.savedmodel_export import SavedModelOptions, export_savedmodel
+
+    setup_logging()
+    export_savedmodel(args.run, args.out, SavedModelOptions(verify_images=args.verify_images, val=args.val))
+    return 0
+
+
+def add_export_savedmodel_parser(sub) -> None:
+    export = sub.add_parser(
+        "export-savedmodel", help="export a run as a float TensorFlow SavedModel (servers; Mask R-CNN)",
+        description="Save a training run's float model as a TensorFlow SavedModel whose serving_default "
+                    "signature takes images float32 [N, S, S, 3] in [-1, 1] and returns the model's inference "
+                    "outputs (Mask R-CNN: boxes in input pixels, scores, classes, count, 28x28 masks). The "
+                    "SavedModel is reloaded and run next to the Keras model on validation images before it is "
+                    "put in place; OUT/mobile_spinenet.json records labels, size and preprocessing, so "
+                    "`mobile-spinenet eval OUT` scores it. This is the export of Mask R-CNN runs: TFLite has no "
+                    "builtin for their proposal NMS (see docs/mask_rcnn.md).")
+    export.add_argument("run", help="training run directory (float)")
+    export.add_argument("--out", required=True, help="SavedModel folder to write")
+    export.add_argument("--val", help="check images (default: the run's val data, else its training data)")
+    export.add_argument("--verify-images", type=int, default=50,
+                        help="images the reloaded SavedModel and the Keras model are scored on (default 50; 0: no "
+                             "check)")
+    export.set_defaults(func=_cmd_export_savedmodel)
+
+
 def _cmd_android_assets(args) -> int:
     from mobile_spinenet.quantization.android_assets import copy_to_android_assets
 
