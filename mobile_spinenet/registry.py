@@ -11,6 +11,7 @@ INSTANCE_SEGMENTATION = "instance-segmentation"  # Mask R-CNN
 TASKS = ("detection", "classification", INSTANCE_SEGMENTATION)
 # Build options every family honours: batch norm and DropBlock are made by the shared ``Ops``.
 COMMON_OPTIONS = frozenset({"sync_bn", "bn_momentum", "dropblock_keep_prob"})
+OPTION_DEFAULTS = {"stochastic_depth": 0.0}  # build options whose default is a number, not None
 
 
 @dataclass(frozen=True)
@@ -28,9 +29,12 @@ class Family:
     why_not: str = ""  # said when an option is refused
 
     def check_options(self, model_id: str, **given) -> None:
-        """Raise on the first option that is set (not None/0) but that this family ignores."""
+        """Raise on the first option that is set (given, and not its default: None, or
+        :data:`OPTION_DEFAULTS`) but that this family ignores. 0 is a setting (``se_ratio=0`` removes
+        squeeze-excite), except where 0 is the option's default."""
         for name, value in given.items():
-            if value not in (None, 0, 0.0) and name not in self.options | COMMON_OPTIONS:
+            unset = value is None or (name in OPTION_DEFAULTS and value == OPTION_DEFAULTS[name])
+            if not unset and name not in self.options | COMMON_OPTIONS:
                 raise ValueError(f"{model_id} ({self.display}) does not take {name.replace('_', ' ')} "
                                  f"{value!r}: {self.why_not or 'its builder has no such option'}")
 

@@ -87,7 +87,7 @@ def build_model(model_id: str, task: str = "detection", image_size: Optional[int
                                se_gate=se_gate, channel_divisor=channel_divisor, se_ratio=se_ratio)
     family_of(model_id).check_options(model_id, activation=activation, spec=spec, stochastic_depth=stochastic_depth,
                                       se_gate=se_gate, head_filters=head_filters, channel_divisor=channel_divisor,
-                                      se_ratio=None if se_ratio is None else f"{se_ratio:g}")  # 0 is a setting
+                                      se_ratio=se_ratio)
     info, ops, inputs, name = _prepare(model_id, task, image_size, batch_size, activation, sync_bn,
                                        dropblock_keep_prob, bn_momentum)
     if num_classes < 1:

@@ -164,3 +164,8 @@ def test_latency_options_are_refused_where_the_builder_has_no_such_thing():
         build_model("spinenet49s", image_size=128, num_classes=3, se_ratio=0.0)
     with pytest.raises(ValueError, match="channel_divisor must be a positive integer"):
         build_model("spinenet49xxs", image_size=128, num_classes=3, channel_divisor=0)
+    # 0 is a setting for every option whose default is None: it was taken for "unset" and ignored
+    with pytest.raises(ValueError, match="resnet50_fpn .* does not take channel divisor 0"):
+        build_model("resnet50_fpn", image_size=128, num_classes=3, channel_divisor=0)
+    with pytest.raises(ValueError, match="does not take head filters 0"):
+        build_model("mnv3_small_ssdlite", image_size=128, num_classes=3, head_filters=0)

@@ -127,7 +127,7 @@ def build_mask_rcnn(model_id: str, image_size: Optional[int] = None, num_classes
     family_of(model_id).check_options(model_id, activation=activation, head_filters=head_filters, spec=spec,
                                       stochastic_depth=stochastic_depth, se_gate=se_gate,
                                       channel_divisor=channel_divisor,
-                                      se_ratio=None if se_ratio is None else f"{se_ratio:g}")  # 0 is a setting
+                                      se_ratio=se_ratio)
     ops = Ops(activation=activation or info.activation, sync_bn=sync_bn, bn_momentum=bn_momentum,
               dropblock_keep_prob=dropblock_keep_prob)
     image = keras.Input((image_size, image_size, 3), name="image")
