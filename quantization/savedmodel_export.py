@@ -20,8 +20,6 @@ import shutil
 from dataclasses import asdict, dataclass
 from typing import Callable, Optional
 
-import numpy as np
-
 from mobile_spinenet.io_utils import write_json_atomically
 
 REPORT_FILE = "mobile_spinenet.json"  # beside saved_model.pb: what eval needs to feed and label it
