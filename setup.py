@@ -15,7 +15,7 @@ setup(
     python_requires=">=3.11,<3.12",
     packages=PACKAGES,
     package_dir={"mobile_spinenet": "mobile_spinenet", **{package: folder for folder, package in MOVED.items()}},
-    package_data={"mobile_spinenet": ["configs/*.yaml", "configs/base/*.yaml", "configs/recipes/*.yaml", "interop/*.json"],
+    package_data={"mobile_spinenet": ["configs/*.yaml", "configs/base/*.yaml", "configs/recipes/*.yaml", "configs/tasks/*.yaml", "interop/*.json"],
                   "mobile_spinenet.data": ["fashion_mnist_glyphs.npz", "FASHION_MNIST_LICENSE.txt"]},
     install_requires=[
         "tensorflow==2.21.0",

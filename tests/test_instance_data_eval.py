@@ -211,3 +211,15 @@ def test_a_mask_rcnn_run_exports_a_checked_savedmodel_that_eval_scores(tiny_inst
     # TFLite has no builtin for the proposal NMS: export says so and names the SavedModel command
     assert main(["export", str(root / "run"), "--out", str(root / "m.tflite")]) != 0
     assert "export-savedmodel" in capsys.readouterr().err
+
+
+def test_mask_rcnn_recipes_decay_with_a_cosine_unless_the_user_says_otherwise(tmp_path):
+    from mobile_spinenet.training.config import load_config
+
+    assert load_config("spinenet49").schedule == "step"  # RetinaNet: the paper's step schedule
+    assert load_config("spinenet49", overrides={"task": "instance-segmentation"}).schedule == "cosine"
+    recipe = tmp_path / "mine.yaml"
+    recipe.write_text("task: instance-segmentation\nschedule: step\n")
+    assert load_config("spinenet49", str(recipe)).schedule == "step"
+    recipe.write_text("task: instance-segmentation\n")
+    assert load_config("spinenet49", str(recipe)).schedule == "cosine"

@@ -158,6 +158,11 @@ def base_recipe_path(recipe: str) -> str:
     return os.path.join(CONFIG_DIR, "base", f"{recipe}.yaml")
 
 
+def task_config_path(task: str) -> str:
+    """A task's changes to the model's recipe (optional: ``configs/tasks/<task>.yaml``)."""
+    return os.path.join(CONFIG_DIR, "tasks", f"{task}.yaml")
+
+
 def model_config_path(model_id: str) -> str:
     """Per-model overrides of the base recipe (optional: most ids have none)."""
     return os.path.join(CONFIG_DIR, f"{model_id}.yaml")
@@ -165,7 +170,8 @@ def model_config_path(model_id: str) -> str:
 
 def load_config(model_id: Optional[str] = None, config_file: Optional[str] = None,
                 overrides: Optional[dict] = None) -> TrainConfig:
-    """Model id's YAML, then ``config_file``, then ``overrides`` (``None`` values are skipped)."""
+    """The model id's recipe (its family's base, then its own YAML), then the task's changes
+    (``configs/tasks``), then ``config_file``, then ``overrides`` (``None`` values are skipped)."""
     values = {}
     user = _read_yaml(recipe_path(config_file)) if config_file else {}
     model_id = model_id or user.get("model")
@@ -177,6 +183,9 @@ def load_config(model_id: Optional[str] = None, config_file: Optional[str] = Non
     values.update(_read_yaml(base_recipe_path(info.recipe)))
     if os.path.isfile(model_config_path(model_id)):
         values.update(_read_yaml(model_config_path(model_id)))
+    task = (overrides or {}).get("task") or user.get("task")
+    if isinstance(task, str) and os.path.isfile(task_config_path(task)):
+        values.update(_read_yaml(task_config_path(task)))
     values["image_size"] = info.image_size  # the id's own size, unless the user's file or a flag says otherwise
     values.update(user)
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
