@@ -42,6 +42,7 @@ def test_the_reader_reports_and_skips_objects_with_bad_masks(tmp_path, caplog):
     from PIL import Image
 
     from mobile_spinenet.data.readers import read_dataset
+    from mobile_spinenet.data.records import DataError
 
     (tmp_path / "images").mkdir()
     Image.new("RGB", (40, 30)).save(tmp_path / "images" / "a.png")
@@ -64,6 +65,12 @@ def test_the_reader_reports_and_skips_objects_with_bad_masks(tmp_path, caplog):
         assert reason in messages
     # read without masks, the same file trains boxes as before: nothing is reported
     assert len(read_dataset(path).records[0].boxes) == 6
+    # a detection-only file (no segmentation anywhere) is refused for instance segmentation, saying why
+    for annotation in annotations:
+        annotation.pop("segmentation", None)
+    path = _write_coco(tmp_path, [{"id": 1, "file_name": "a.png", "width": 40, "height": 30}], annotations)
+    with pytest.raises(DataError, match="all 6 objects were skipped for their masks.*needs a usable `segmentation`"):
+        read_dataset(path, masks=True)
 
 
 def test_masks_follow_their_boxes_through_flip_jitter_and_crop(tmp_path):

@@ -194,6 +194,9 @@ def read_coco(annotation_file: str, images_dir: str, label_map: Optional[LabelMa
                                    segmentations if masks else None))
     if not records:
         raise DataError(f"{annotation_file}: no usable images (see the warnings above)")
+    if masks and issues.counts["bad mask"] and not any(len(r.boxes) for r in records):
+        raise DataError(f"{annotation_file}: all {issues.counts['bad mask']} objects were skipped for their masks "
+                        f"(see the warnings above); instance segmentation needs a usable `segmentation` per object")
     _require_boxes(records, annotation_file)
     return DetectionDataset(records, label_map, issues, annotation_file)
 
