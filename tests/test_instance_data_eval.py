@@ -230,3 +230,29 @@ def test_mask_rcnn_recipes_decay_with_a_cosine_unless_the_user_says_otherwise(tm
     assert load_config("spinenet49", str(recipe)).schedule == "step"
     recipe.write_text("task: instance-segmentation\n")
     assert load_config("spinenet49", str(recipe)).schedule == "cosine"
+
+
+def test_init_gives_mask_rcnn_the_backbone_of_a_retinanet_run_and_leaves_its_heads_fresh():
+    import os
+
+    from mobile_spinenet.training.init_weights import initialise_from_run, leaf_layers
+    from mobile_spinenet.training.runs import open_run
+    from mobile_spinenet.zoo import build_model
+
+    run_dir = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "checkpoints", "demo",
+                           "spinenet49xxs")
+    source = leaf_layers(open_run(run_dir).model())
+    model = build_model("spinenet49xxs", task="instance-segmentation", image_size=128, num_classes=10)
+    fresh = {name: [w.numpy().copy() for w in layer.weights] for name, layer in leaf_layers(model).items()}
+    copied, total = initialise_from_run(model, run_dir)  # a 256 px run into a 128 px model: convs fit any size
+    assert 0 < copied < total
+    layers = leaf_layers(model)
+    stem = next(name for name in layers if name in source and "stem" in name)
+    for got, want in zip(layers[stem].weights, source[stem].weights):
+        np.testing.assert_array_equal(got.numpy(), want.numpy())
+    for name in ("rpn_score", "box_head_fc", "mask_logits"):
+        assert name not in source
+        for got, before in zip(layers[name].weights, fresh[name]):
+            np.testing.assert_array_equal(got.numpy(), before)
+    with pytest.raises(ValueError, match="shares no layer"):
+        initialise_from_run(build_model("mnv3_small_ssdlite", image_size=128, num_classes=10), run_dir)

@@ -12,7 +12,7 @@ from mobile_spinenet.commands.common import (non_negative_float, non_negative_in
 def _train_overrides(args) -> dict:
     names = ("task", "image_size", "epochs", "batch_size", "learning_rate", "warmup_epochs", "schedule", "strategy",
              "tpu", "seed", "checkpoint_every_steps", "val_max_images", "activation", "weight_decay", "resize",
-             "optimizer", "ema_decay")
+             "optimizer", "ema_decay", "init_from")
     overrides = {name: getattr(args, name) for name in names}
     if args.jitter:
         overrides["jitter"] = [float(v) for v in args.jitter.split(",")]
@@ -67,6 +67,8 @@ def _cmd_train(args) -> int:
     else:
         if not args.resume:
             refuse_to_restart(args.out)
+        if args.init_from and not os.path.isfile(os.path.join(args.init_from, "config.yaml")):
+            raise ValueError(f"--init {args.init_from} is not a run directory (no config.yaml)")
         config = load_config(args.model, args.config, _train_overrides(args))
     from mobile_spinenet.training.runs import sources_record
     from mobile_spinenet.training.tasks import read_task_data
@@ -133,6 +135,9 @@ def add_train_parser(sub) -> None:
     train.add_argument("--checkpoint-every", dest="checkpoint_every_steps", type=positive_int, help="steps")
     train.add_argument("--val-max-images", type=positive_int, help="score only the first N val images")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    train.add_argument("--init", dest="init_from", help="start from this finished run's weights wherever a layer "
+                       "matches by name and shape (e.g. a RetinaNet run's backbone for Mask R-CNN on the same id); "
+                       "the rest start fresh")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.set_defaults(func=_cmd_train)
 

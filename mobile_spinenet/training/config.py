@@ -62,6 +62,7 @@ class TrainConfig:
     precise_bn_images: int = 256  # re-estimate BN statistics on this many train images (0: off)
     mixed_precision: bool = False
     clip_grad_norm: Optional[float] = None
+    init_from: Optional[str] = None  # a run directory whose weights start this run where layers match
     ema_decay: Optional[float] = None  # moving average of the weights (e.g. 0.999); None: off
     jit_compile: bool = False  # XLA for the forward and backward pass (same numbers up to rounding)
     strategy: str = "default"  # default | mirrored | multiworker | tpu
@@ -125,7 +126,8 @@ POSITIVE_FIELDS = (("epochs", 0, True), ("batch_size", 1, False), ("learning_rat
 # The command-line flag of a field, where its name differs (errors name what the user typed).
 FLAGS = {"epochs": "--epochs", "batch_size": "--batch", "learning_rate": "--lr", "warmup_epochs": "--warmup-epochs",
          "weight_decay": "--weight-decay", "image_size": "--image-size", "checkpoint_every_steps": "--checkpoint-every",
-         "val_max_images": "--val-max-images", "ema_decay": "--ema-decay", "jit_compile": "--xla", "task": "--task"}
+         "val_max_images": "--val-max-images", "ema_decay": "--ema-decay", "jit_compile": "--xla", "task": "--task",
+         "init_from": "--init"}
 
 
 def recipe_path(name_or_path: str) -> str:

@@ -168,6 +168,9 @@ class Trainer:
         if resume and prefix:
             self.checkpoints.restore_latest()
             log.info("resumed from %s at step %d", prefix, self.step)
+        elif self.config.init_from:
+            from mobile_spinenet.training.init_weights import initialise_from_run
+            initialise_from_run(self.model, self.config.init_from)
         return self.step
 
     def precise_bn(self) -> None:
