@@ -60,25 +60,36 @@ def to_original_pixels(boxes: np.ndarray, scale, width: int, height: int) -> np.
     return np.clip(boxes / np.array([scale_y, scale_x, scale_y, scale_x], np.float32), 0, [height, width, height, width])
 
 
-def predict_dataset(predict: Predictor, dataset: DetectionDataset, image_size: int, batch_size: int = 8,
-                    max_images: Optional[int] = None, progress=None, resize: str = "letterbox") -> list[dict]:
-    """COCO-format detections of ``predict`` on ``dataset`` (boxes in original-image pixels)."""
+def image_detections(predict, dataset: DetectionDataset, image_size: int, batch_size: int = 8,
+                     max_images: Optional[int] = None, progress=None, resize: str = "letterbox"):
+    """Run ``predict`` over (the first ``max_images`` of) ``dataset`` and yield, per image,
+    ``(record, entries, outputs)``: its COCO-format detections (boxes in original-image pixels)
+    and the predictor's own outputs for it, cut to its detections. ``predict`` returns
+    ``(boxes, scores, classes, count)`` or a dict with those keys and any others (e.g. masks)."""
     from mobile_spinenet.data.pipeline import eval_dataset
 
     records = dataset.records[:max_images] if max_images else dataset.records
-    sizes = {r.image_id: (r.width, r.height) for r in records}
+    by_id = {r.image_id: r for r in records}
     class_to_category = dict(enumerate(dataset.label_map.category_ids))
-    detections = []
     for images, image_ids, scales in eval_dataset(dataset, image_size, batch_size, records, resize):
-        boxes, scores, classes, counts = predict(images.numpy())
+        out = predict(images.numpy())
+        if not isinstance(out, dict):
+            out = dict(zip(("boxes", "scores", "classes", "count"), out))
         for b, image_id in enumerate(image_ids.numpy()):
-            n = int(counts[b])
-            width, height = sizes[int(image_id)]
-            original = to_original_pixels(boxes[b, :n], scales[b].numpy(), width, height)
-            detections += boxes_to_coco(int(image_id), original, scores[b, :n], classes[b, :n], class_to_category)
+            n, record = int(out["count"][b]), by_id[int(image_id)]
+            mine = {k: v[b, :n] for k, v in out.items() if k != "count"}
+            mine["boxes"] = to_original_pixels(mine["boxes"], scales[b].numpy(), record.width, record.height)
+            yield record, boxes_to_coco(record.image_id, mine["boxes"], mine["scores"], mine["classes"],
+                                        class_to_category), mine
         if progress:
             progress(len(image_ids))
-    return detections
+
+
+def predict_dataset(predict: Predictor, dataset: DetectionDataset, image_size: int, batch_size: int = 8,
+                    max_images: Optional[int] = None, progress=None, resize: str = "letterbox") -> list[dict]:
+    """COCO-format detections of ``predict`` on ``dataset`` (boxes in original-image pixels)."""
+    return [entry for _, entries, _ in image_detections(predict, dataset, image_size, batch_size, max_images, progress,
+                                                        resize) for entry in entries]
 
 
 def evaluate_predictor(predict: Predictor, dataset: DetectionDataset, image_size: int, batch_size: int = 8,

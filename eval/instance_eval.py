@@ -10,8 +10,8 @@ import numpy as np
 
 from mobile_spinenet.data.masks import bilinear_sample
 from mobile_spinenet.data.records import DetectionDataset
-from mobile_spinenet.eval.coco_metrics import boxes_to_coco, evaluate
-from mobile_spinenet.eval.detector_eval import to_original_pixels
+from mobile_spinenet.eval.coco_metrics import evaluate
+from mobile_spinenet.eval.detector_eval import image_detections
 
 MASK_THRESHOLD = 0.5
 
@@ -69,25 +69,12 @@ def boxes_only(instance_predict):
 def predict_instances(predict, dataset: DetectionDataset, image_size: int, batch_size: int = 4,
                       max_images: Optional[int] = None, progress=None, resize: str = "letterbox") -> list[dict]:
     """COCO results with ``bbox`` and an RLE ``segmentation`` each, in original-image pixels."""
-    from mobile_spinenet.data.pipeline import eval_dataset
-
-    records = dataset.records[:max_images] if max_images else dataset.records
-    sizes = {r.image_id: (r.width, r.height) for r in records}
-    class_to_category = dict(enumerate(dataset.label_map.category_ids))
     results = []
-    for images, image_ids, scales in eval_dataset(dataset, image_size, batch_size, records, resize):
-        out = predict(images.numpy())
-        for b, image_id in enumerate(image_ids.numpy()):
-            n = int(out["count"][b])
-            width, height = sizes[int(image_id)]
-            boxes = to_original_pixels(out["boxes"][b, :n], scales[b].numpy(), width, height)
-            entries = boxes_to_coco(int(image_id), boxes, out["scores"][b, :n], out["classes"][b, :n],
-                                    class_to_category)
-            for entry, box, mask in zip(entries, boxes, out["masks"][b, :n]):
-                entry["segmentation"] = encode_mask(paste_mask(mask, box, height, width))
-            results += entries
-        if progress:
-            progress(len(image_ids))
+    for record, entries, out in image_detections(predict, dataset, image_size, batch_size, max_images, progress,
+                                                 resize):
+        for entry, box, mask in zip(entries, out["boxes"], out["masks"]):
+            entry["segmentation"] = encode_mask(paste_mask(mask, box, record.height, record.width))
+        results += entries
     return results
 
 
