@@ -34,6 +34,8 @@ def encode(boxes, anchors, scale_factors=DEFAULT_SCALE_FACTORS):
     yc, xc, h, w = _centre_size(boxes)
     ya, xa, ha, wa = _centre_size(anchors)
     h, w = lib.maximum(h, _EPS), lib.maximum(w, _EPS)
+    # a degenerate reference box (a padded or edge-clipped Mask R-CNN RoI) gives large codes, never inf/NaN
+    ha, wa = lib.maximum(ha, _EPS), lib.maximum(wa, _EPS)
     sy, sx, sh, sw = scale_factors
     parts = [(yc - ya) / ha * sy, (xc - xa) / wa * sx, lib.log(h / ha) * sh, lib.log(w / wa) * sw]
     return np.stack(parts, axis=-1) if lib is np else _tf_stack(parts)

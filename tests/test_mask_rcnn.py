@@ -155,6 +155,42 @@ def test_rois_mix_in_the_ground_truth_and_respect_the_foreground_quota():
     assert cls[1, best] == 2
 
 
+def test_padded_rois_give_finite_codes_losses_and_gradients():
+    """A trained RPN leaves fewer valid proposals than RoIs to sample, so zero-size padding RoIs
+    were sampled (weight 0): their box codes were inf/NaN, and 0 * NaN made a demo run's loss NaN
+    at step 309."""
+    from mobile_spinenet.rcnn.losses import mask_rcnn_losses
+
+    config = MaskRCNNConfig(sampled_rois=16, sampled_masks=4)
+    boxes, classes, _ = _ground_truth()
+    proposals = np.zeros((2, 40, 4), np.float32)  # padding, as non_max_suppression_padded leaves it
+    proposals[:, :3] = [[10, 10, 50, 60], [20, 30, 90, 100], [0, 0, 127, 127]]
+    valid = np.zeros((2, 40), bool)
+    valid[:, :3] = True
+    rois = sample_rois(tf.constant(proposals), tf.constant(valid), tf.constant(boxes), tf.constant(classes), config)
+    assert (rois["weights"].numpy() == 0).any()  # padding was sampled
+    assert np.isfinite(rois["box_codes"].numpy()).all()
+    # and a target that is not finite where no loss is taken reaches neither the loss nor its gradient
+    k, s, anchors = 3, 4, 6
+    roi_codes = tf.Variable(np.zeros((1, s, k * 4), np.float32))
+    rpn_codes = tf.Variable(np.zeros((1, anchors, 4), np.float32))
+    outputs = {"rpn_labels": tf.constant([[1.0, 0.0, -1.0, -1.0, 0.0, 1.0]]),
+               "rpn_logits": tf.zeros((1, anchors)),
+               "rpn_targets": tf.constant([[[0.1] * 4, [np.inf] * 4, [np.nan] * 4, [0.0] * 4, [0.0] * 4, [0.2] * 4]],
+                                          tf.float32),
+               "roi_classes": tf.constant([[1, 0, 0, 2]]), "roi_weights": tf.constant([[1.0, 1.0, 0.0, 1.0]]),
+               "roi_logits": tf.zeros((1, s, k + 1)),
+               "roi_targets": tf.constant([[[0.5] * 4, [np.inf] * 4, [np.nan] * 4, [-0.5] * 4]], tf.float32),
+               "mask_weights": tf.constant([[1.0, 0.0]]), "mask_targets": tf.zeros((1, 2, 28, 28)),
+               "mask_logits": tf.zeros((1, 2, 28, 28))}
+    with tf.GradientTape() as tape:
+        losses = mask_rcnn_losses({**outputs, "roi_codes": roi_codes, "rpn_codes": rpn_codes}, k, config)
+        total = tf.add_n(list(losses.values()))
+    assert all(np.isfinite(float(v)) for v in losses.values()) and float(losses["box_loss"]) > 0
+    for gradient in tape.gradient(total, [roi_codes, rpn_codes]):
+        assert np.isfinite(gradient.numpy()).all() and np.abs(gradient.numpy()).sum() > 0
+
+
 @pytest.fixture(scope="module")
 def tiny_mask_rcnn():
     from mobile_spinenet.rcnn.model import build_mask_rcnn

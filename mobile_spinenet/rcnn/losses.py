@@ -25,7 +25,8 @@ def mask_rcnn_losses(outputs: dict, num_classes: int, config: MaskRCNNConfig = M
     anchors = tf.maximum(tf.reduce_sum(sampled), 1.0)
     rpn_ce = tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.maximum(labels, 0.0), logits=outputs["rpn_logits"])
     rpn_score = tf.reduce_sum(rpn_ce * sampled) / anchors
-    rpn_huber = tf.reduce_sum(_huber(outputs["rpn_codes"] - outputs["rpn_targets"], config.rpn_huber_delta), -1)
+    rpn_targets = tf.where(labels[..., None] > 0, outputs["rpn_targets"], outputs["rpn_codes"])  # 0 error elsewhere
+    rpn_huber = tf.reduce_sum(_huber(outputs["rpn_codes"] - rpn_targets, config.rpn_huber_delta), -1)
     rpn_box = tf.reduce_sum(rpn_huber * positive) / anchors
 
     weights, classes = outputs["roi_weights"], outputs["roi_classes"]
@@ -35,7 +36,10 @@ def mask_rcnn_losses(outputs: dict, num_classes: int, config: MaskRCNNConfig = M
     codes = tf.reshape(outputs["roi_codes"], tf.concat([tf.shape(classes), [num_classes, 4]], axis=0))
     true_codes = tf.gather(codes, tf.maximum(classes - 1, 0), batch_dims=2)  # [B, S, 4]
     foreground = tf.cast(classes > 0, tf.float32) * weights
-    box_huber = tf.reduce_sum(_huber(true_codes - outputs["roi_targets"], config.frcnn_huber_delta), -1)
+    # background and padded RoIs have no box target: their error is 0, so no value of theirs (a padded
+    # RoI's codes are huge) reaches the loss or, through the branch tf.where does not take, the gradient
+    roi_targets = tf.where(foreground[..., None] > 0, outputs["roi_targets"], tf.stop_gradient(true_codes))
+    box_huber = tf.reduce_sum(_huber(true_codes - roi_targets, config.frcnn_huber_delta), -1)
     box_loss = tf.reduce_sum(box_huber * foreground) / rois
 
     mask_weights = outputs["mask_weights"]
