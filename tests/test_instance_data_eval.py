@@ -182,6 +182,7 @@ def tiny_instance_run(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow  # ~80 s (a Mask R-CNN run through the CLI); the parts are tested fast above and in test_mask_rcnn
 def test_a_mask_rcnn_run_is_evaluated_for_boxes_and_masks_and_predict_draws_masks(tiny_instance_run, capsys):
     from mobile_spinenet.cli import main
 
@@ -201,6 +202,7 @@ def test_a_mask_rcnn_run_is_evaluated_for_boxes_and_masks_and_predict_draws_mask
     assert (root / "drawn" / (image.stem + ".jpg")).is_file()
 
 
+@pytest.mark.slow  # ~40 s more on the slow run above
 def test_a_mask_rcnn_run_exports_a_checked_savedmodel_that_eval_scores(tiny_instance_run, capsys):
     from mobile_spinenet.backend import tf
     from mobile_spinenet.cli import main

@@ -173,6 +173,7 @@ def test_quantize_inner_hard_swish_stays_within_int8_steps_of_the_float_one():
     assert np.abs(got - want).max() <= 5 * 0.5 / 255  # |x| <= 5 times half a step of the [0, 1] gate
 
 
+@pytest.mark.slow  # ~35 s; every CI run converts a QAT int8 SpineNet (test_demo_checkpoints)
 def test_xnnpack_takes_every_op_of_a_qat_int8_ssdlite_but_the_six_input_concat_and_postprocess():
     """int8 HARD_SWISH is not an XNNPACK op: 18 of them split MobileNetV3-Small-SSDLite into 20 partitions
     and ran single-threaded (4x its latency); the QAT copy computes hard-swish as ADD and MULs."""

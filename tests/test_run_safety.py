@@ -228,6 +228,7 @@ def test_divergence_rule_uses_the_running_minimum_which_an_explosion_cannot_rais
         check(fake, float("nan"), lowest, 6, 0.1)
 
 
+@pytest.mark.slow  # ~110 s; every CI run exports the committed self-contained QAT checkpoint (test_demo_checkpoints)
 def test_a_qat_run_exports_and_evaluates_after_its_float_run_is_moved_away(interrupted_run, data, tmp_path, capsys):
     import shutil
 

@@ -83,6 +83,7 @@ def test_weight_average_follows_its_formula_and_swaps_back():
         WeightAverage([weight], decay=1.0)
 
 
+@pytest.mark.slow  # ~45 s; the demo checkpoints were trained with EMA, and its config and flags are tested fast
 def test_ema_run_saves_the_average_and_checkpoints_it(data, tmp_path):
     trainer = _trainer(data, tmp_path / "ema", ema_decay=0.5, epochs=1)
     trainer.fit()
