@@ -119,34 +119,20 @@ def load_detector(path: str, labels: Optional[str] = None, resize: Optional[str]
 def _load_savedmodel(path: str, resize: Optional[str]) -> LoadedDetector:
     """A SavedModel the kit exported (``export-savedmodel``): Mask R-CNN outputs, or a detector's
     raw outputs decoded with the anchors its report names."""
-    from mobile_spinenet.backend import tf
-    from mobile_spinenet.eval.detector_eval import detect
-    from mobile_spinenet.postprocess import NMSConfig
-    from mobile_spinenet.quantization.savedmodel_export import read_report
+    from mobile_spinenet.quantization.savedmodel_export import read_report, served_predictor
 
     report = read_report(path)
     if report["task"] not in ("detection", INSTANCE_SEGMENTATION):
         raise ValueError(f"{path} is a {report['task']} SavedModel; eval scores detectors and Mask R-CNN")
-    served = tf.saved_model.load(path).signatures["serving_default"]
     label_map = LabelMap.from_dict(report["label_map"])
     size, resize = report["image_size"], resize or report["input"]["resize"]
     description = f"{path} (SavedModel, {report['model']})"
+    predict = served_predictor(path, report)
     if report["task"] == INSTANCE_SEGMENTATION:
         from mobile_spinenet.eval.instance_eval import boxes_only
 
-        def instances(images):
-            return {k: v.numpy() for k, v in served(images=tf.constant(images, tf.float32)).items()}
-
-        return LoadedDetector(boxes_only(instances), size, label_map, description, label_map.names, resize,
-                              instance_predict=instances)
-    from mobile_spinenet.zoo import model_anchors
-
-    anchors = model_anchors(report["model"], size, report.get("anchor_scale"))
-
-    def predict(images):
-        out = served(images=tf.constant(images, tf.float32))
-        return detect(out["classes"], out["boxes"], anchors, NMSConfig(**report["postprocess"]))
-
+        return LoadedDetector(boxes_only(predict), size, label_map, description, label_map.names, resize,
+                              instance_predict=predict)
     return LoadedDetector(predict, size, label_map, description, label_map.names, resize)
 
 

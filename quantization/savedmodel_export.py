@@ -97,7 +97,7 @@ def export_savedmodel(run_dir: str, out: str, options: SavedModelOptions = Saved
             data = options.val or sources.get("val") or sources.get("train")
             if not data:
                 raise ValueError(f"{run_dir} records no data to check the export on; pass --val")
-            report["verification"] = _verify(model, staging, data, run, options)
+            report["verification"] = _verify(model, staging, report, data, run, options)
             checked = report["verification"]
             progress(f"checked on {checked['images']} images: box AP {checked['bbox_AP_keras']:.2f} (Keras) vs "
                      f"{checked['bbox_AP_savedmodel']:.2f} (SavedModel), " + (
@@ -114,22 +114,46 @@ def export_savedmodel(run_dir: str, out: str, options: SavedModelOptions = Saved
     return report
 
 
-def _verify(model, path: str, data: str, run, options: SavedModelOptions) -> dict:
+def served_predictor(path: str, report: dict) -> Callable:
+    """The SavedModel at ``path`` (with the kit's ``report``) as the kit's predictors are: for
+    Mask R-CNN, images -> its outputs as NumPy (boxes, scores, classes, count, masks); for a
+    detector, images -> ``(boxes, scores, classes, count)``, its raw outputs decoded over the anchors
+    and with the post-processing the report records."""
+    from mobile_spinenet.backend import tf
+    from mobile_spinenet.registry import INSTANCE_SEGMENTATION
+
+    served = tf.saved_model.load(path).signatures["serving_default"]
+
+    def outputs(images):
+        return {k: v.numpy() for k, v in served(images=tf.constant(images, tf.float32)).items()}
+
+    if report["task"] == INSTANCE_SEGMENTATION:
+        return outputs
+    from mobile_spinenet.eval.detector_eval import detect
+    from mobile_spinenet.postprocess import NMSConfig
+    from mobile_spinenet.zoo import model_anchors
+
+    anchors = model_anchors(report["model"], report["image_size"], report.get("anchor_scale"))
+    nms = NMSConfig(**report["postprocess"])
+
+    def boxes(images):
+        out = outputs(images)
+        return detect(out["classes"], out["boxes"], anchors, nms)
+
+    return boxes
+
+
+def _verify(model, path: str, report: dict, data: str, run, options: SavedModelOptions) -> dict:
     """Score the Keras model and the reloaded SavedModel on the same images with pycocotools: box
     AP (and mask AP for Mask R-CNN) must agree within ``options.max_ap_drop`` points, and the
     confident detections of the one must be found by the other. Outputs are not compared number
     by number: the saved graph is optimised differently, and near-tied scores can reorder NMS."""
-    from mobile_spinenet.backend import tf
     from mobile_spinenet.data.readers import read_dataset
     from mobile_spinenet.quantization.verify import detection_agreement
     from mobile_spinenet.registry import INSTANCE_SEGMENTATION
 
-    served = tf.saved_model.load(path).signatures["serving_default"]
+    serve = served_predictor(path, report)
     size, resize, images = run.image_size, run.config.resize, options.verify_images
-
-    def serve(batch):
-        return {k: v.numpy() for k, v in served(images=tf.constant(batch, tf.float32)).items()}
-
     if run.config.task == INSTANCE_SEGMENTATION:
         from mobile_spinenet.eval.instance_eval import evaluate_instances, mask_rcnn_predictor
 
@@ -138,17 +162,11 @@ def _verify(model, path: str, data: str, run, options: SavedModelOptions) -> dic
                   for predict in (mask_rcnn_predictor(model), serve)]
         aps = {f"{kind}_AP": [100 * metrics[kind]["AP"] for metrics, _ in scored] for kind in ("bbox", "segm")}
     else:
-        from mobile_spinenet.eval.detector_eval import detect, evaluate_predictor, keras_predictor
+        from mobile_spinenet.eval.detector_eval import evaluate_predictor, keras_predictor
 
         dataset = read_dataset(data, label_map=run.label_map)
-        anchors, nms = run.anchors(), run.nms_config()
-
-        def serve_boxes(batch):
-            out = serve(batch)
-            return detect(out["classes"], out["boxes"], anchors, nms)
-
         scored = [evaluate_predictor(predict, dataset, size, 4, images, resize=resize)
-                  for predict in (keras_predictor(model, anchors, nms), serve_boxes)]
+                  for predict in (keras_predictor(model, run.anchors(), run.nms_config()), serve)]
         aps = {"bbox_AP": [100 * metrics["AP"] for metrics, _ in scored]}
     count, agreement, score_error = detection_agreement(scored[0][1], scored[1][1])
     result = {"images": min(images, len(dataset)), "confident_detections": count, "agreement": agreement,
