@@ -223,3 +223,26 @@ def test_an_imported_models_raw_tflite_file_is_decoded_as_model_garden_decodes_i
     assert (boxes == 0).any() or (boxes == IMAGE_SIZE).any()  # some boxes were clipped: the setting mattered
     unclipped = keras_predictor(run.model(), run.anchors(), run.nms_config(clip_size=None))(images)
     assert not np.allclose(unclipped[0], want[0], atol=1e-3 * IMAGE_SIZE)
+
+
+@pytest.mark.slow  # an import, an int8 conversion and its verification: ~2 min
+def test_an_imported_runs_int8_export_passes_the_kits_verification(tmp_path, capsys):
+    """An imported run exports like any run: int8 with the in-graph post-processing, calibrated and
+    verified against the run's Keras model (decoded as the file decodes it) on demo images."""
+    from mobile_spinenet.cli import main
+    from mobile_spinenet.data.demo import make_split
+
+    model, _, head = reference.retinanet("spinenet49xxs")
+    bias = [v for v in head.trainable_variables if "scores" in v.name and "bias" in v.name][-1]
+    bias.assign(bias - 3.0)  # most anchors below the score threshold, as in a trained detector
+    run_dir, images = tmp_path / "run", tmp_path / "images"
+    assert main(["import", "model-garden", _save(model, tmp_path), "--model", "spinenet49xxs", "--image-size",
+                 "256", "--out", str(run_dir)]) == 0, capsys.readouterr().err
+    make_split(str(images), "val", 60, seed=3)
+    out = tmp_path / "imported.tflite"
+    assert main(["export", str(run_dir), "--quant", "int8", "--calib", str(images), "--val", str(images),
+                 "--verify-images", "60", "--out", str(out)]) == 0, capsys.readouterr().err
+    report = json.loads((tmp_path / "imported.json").read_text())
+    assert report["verification"]["passed"], report["verification"]
+    assert report["ops"]["float_ops"] in ([], {}), report["ops"]["float_ops"]  # int8 end to end
+    print(report["verification"])
