@@ -155,6 +155,25 @@ def format_results(model_path: str, results: list) -> str:
     return "\n".join(lines)
 
 
+def format_comparison(measured: dict) -> str:
+    """A text table of :func:`benchmark_interleaved` results: each file's median and end-to-end time,
+    and both as a ratio to the first file's median (the reference, e.g. the network alone)."""
+    paths = list(measured)
+    reference = {entry["threads"]: entry["median_ms"] for entry in measured[paths[0]]}
+    rounds = measured[paths[0]][0]["rounds"] if measured[paths[0]] else 0
+    lines = [f"{len(paths)} files timed in {rounds} interleaved rounds (the median round of each), ai-edge-litert; "
+             f"ratios against the median of {os.path.basename(paths[0])}",
+             "| file | threads | median ms | end-to-end ms | median / reference | end-to-end / reference |",
+             "|" + "---|" * 6]
+    for path in paths:
+        for entry in measured[path]:
+            base = reference[entry["threads"]]
+            lines.append(f"| {os.path.basename(path)} | {entry['threads']} | {entry['median_ms']:.2f} | "
+                         f"{entry['end_to_end_median_ms']:.2f} | {entry['median_ms'] / base:.2f} | "
+                         f"{entry['end_to_end_median_ms'] / base:.2f} |")
+    return "\n".join(lines)
+
+
 def describe_delegation(delegated: dict) -> str:
     """One line: XNNPACK partitions and the ops left to the builtin kernels."""
     outside = ", ".join(f"{name} x{count}" for name, count in delegated["outside"].items()) or "none"

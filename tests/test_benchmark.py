@@ -57,6 +57,40 @@ def test_interleaved_benchmark_keeps_every_round_and_reports_the_median_one(tiny
             assert entry["median_ms"] == sorted(entry["round_medians_ms"])[1]
 
 
+def test_several_files_are_timed_together_and_compared_with_the_first(tiny_tflite, tmp_path, capsys):
+    import shutil
+
+    other = str(tmp_path / "other.tflite")
+    shutil.copy(tiny_tflite, other)
+    args = ["--threads", "1", "--runs", "3", "--warmup", "1", "--rounds", "2"]
+    assert main(["benchmark", tiny_tflite, other, *args, "--json"]) == 0, capsys.readouterr().err
+    measured = json.loads(capsys.readouterr().out)
+    assert list(measured) == [tiny_tflite, other]
+    assert all(entry["rounds"] == 2 and len(entry["round_medians_ms"]) == 2 for entry in measured[other])
+    assert main(["benchmark", tiny_tflite, other, *args]) == 0
+    out = capsys.readouterr().out
+    assert "median / reference" in out and "| tiny.tflite | 1 |" in out and "| other.tflite | 1 |" in out
+    assert "2 files timed in 2 interleaved rounds" in out
+    for bad, message in (([tiny_tflite, tiny_tflite], "a file is named twice"),
+                         ([tiny_tflite, str(tmp_path / "missing.tflite")], "missing.tflite does not exist"),
+                         ([tiny_tflite, other, "--profile"], "--profile takes one file")):
+        assert main(["benchmark", *bad]) == 2
+        assert message in capsys.readouterr().err
+
+
+def test_the_comparison_gives_each_file_as_a_ratio_of_the_first_files_median():
+    from mobile_spinenet.eval.benchmark import format_comparison
+
+    def entries(median, end_to_end):
+        return [{"threads": 1, "median_ms": median, "end_to_end_median_ms": end_to_end, "rounds": 3},
+                {"threads": 2, "median_ms": median / 2, "end_to_end_median_ms": end_to_end / 2, "rounds": 3}]
+
+    table = format_comparison({"/x/raw.tflite": entries(4.0, 5.0), "/x/phone.tflite": entries(4.4, 6.0)})
+    assert "| raw.tflite | 1 | 4.00 | 5.00 | 1.00 | 1.25 |" in table
+    assert "| phone.tflite | 1 | 4.40 | 6.00 | 1.10 | 1.50 |" in table
+    assert "| phone.tflite | 2 | 2.20 | 3.00 | 1.10 | 1.50 |" in table  # against the same thread count
+
+
 @pytest.mark.slow  # six QAT int8 exports and their benchmarks: ~4 min on 2 cores
 def test_bench_activations_exports_the_qat_way_and_times_each_activation(capsys):
     assert main(["bench", "activations", "--models", "spinenet49xxs", "--activations", "hard_swish", "--image-size",

@@ -21,10 +21,30 @@ def _cmd_benchmark(args) -> int:
     from mobile_spinenet.eval.benchmark import benchmark, format_results
 
     threads = parse_ints(args.threads, "--threads")
+    if len(args.model) > 1:
+        return _compare_files(args, threads)
+    args.model = args.model[0]
     if args.profile:
         return _profile(args, threads)
     results = benchmark(args.model, threads, args.runs, args.warmup, args.delegate, args.image)
     print(json.dumps(results, indent=1) if args.json else format_results(args.model, results))
+    return 0
+
+
+def _compare_files(args, threads) -> int:
+    """Several files in interleaved rounds, so that the host's drift falls on each alike."""
+    from mobile_spinenet.eval.benchmark import benchmark_interleaved, check_benchmark_args, format_comparison
+
+    if args.profile:
+        raise ValueError("--profile takes one file; give the files one at a time")
+    if args.delegate != "xnnpack":
+        raise ValueError("several files are compared with XNNPACK, the delegate phones use; leave --delegate at xnnpack")
+    if len(set(args.model)) != len(args.model):
+        raise ValueError(f"a file is named twice: {' '.join(args.model)}")
+    for path in args.model:
+        check_benchmark_args(path, threads, args.runs, args.warmup, args.delegate)
+    measured = benchmark_interleaved(args.model, threads, args.runs, args.warmup, args.rounds, args.image)
+    print(json.dumps(measured, indent=1) if args.json else format_comparison(measured))
     return 0
 
 
@@ -51,8 +71,14 @@ def add_benchmark_parser(sub) -> None:
         description="Run a .tflite file in the ai-edge-litert interpreter, each thread count in its own process: "
                     "init time, first inference, median/p90/min latency, end-to-end time (decode + resize + "
                     "inference + post-processing), peak RSS and model size. On a phone, run LiteRT's "
-                    "benchmark_model on the same file (docs/benchmarks.md).")
-    bench.add_argument("model", help="the .tflite file")
+                    "benchmark_model on the same file (docs/benchmarks.md). Several files are timed together in "
+                    "interleaved rounds and compared with the first.")
+    bench.add_argument("model", nargs="+",
+                       help="the .tflite file; several files are timed in interleaved rounds and compared with the "
+                            "first (e.g. a raw-output file first: the network alone)")
+    bench.add_argument("--rounds", type=positive_int, default=3,
+                       help="with several files: interleaved passes over all of them; the median round counts "
+                            "(default 3)")
     bench.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
     bench.add_argument("--runs", type=positive_int, default=100)
     bench.add_argument("--warmup", type=non_negative_int, default=10)
