@@ -145,7 +145,10 @@ run_tests() {
   wheel_check
   setup_mediapipe
   setup_model_garden
-  MOBILE_SPINENET_MEDIAPIPE_PYTHON="$(cd "$MEDIAPIPE_VENV" && pwd)/bin/python" "$VENV/bin/python" -m pytest -q --durations=25 "$@"
+  # two workers, one per core, each taking whole test modules (their shared fixtures stay in one
+  # process); `bash run.sh test -n 0` runs them in this one process
+  MOBILE_SPINENET_MEDIAPIPE_PYTHON="$(cd "$MEDIAPIPE_VENV" && pwd)/bin/python" "$VENV/bin/python" -m pytest -q \
+    --durations=25 -n "${TEST_WORKERS:-2}" --dist loadscope "$@"
 }
 
 command="${1:-}"

@@ -33,6 +33,6 @@ setup(
     # MediaPipe Tasks, a reference consumer in the tests, cannot share this environment (mediapipe 1.2.3
     # needs absl-py 2, tensorflow-model-optimization 0.8.1 absl-py 1; older mediapipe needs numpy < 2 and
     # protobuf < 5): `run.sh` gives it a venv of its own from tests/mediapipe-requirements.txt.
-    extras_require={"test": ["pytest==9.2.0"]},
+    extras_require={"test": ["pytest==9.2.0", "pytest-xdist==3.8.0", "execnet==2.1.2"]},
     entry_points={"console_scripts": ["mobile-spinenet=mobile_spinenet.cli:main"]},
 )

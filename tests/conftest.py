@@ -2,6 +2,13 @@ import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# run.sh runs the suite on two pytest-xdist workers, one per core: most of a test's time is
+# single-threaded Python (graph building, tfmot, the TFLite converter), so two workers overlap it.
+# Each worker's TensorFlow gets one thread for an op's inner loop; with two each, two workers would
+# put four spinning threads on two cores. Child processes (the SIGKILL test's trainer) inherit it.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
