@@ -34,3 +34,26 @@ def test_float_tflite_matches_keras(model_id, images, tmp_path):
         # float32 sums in another order through ~100 layers: agreement within 1e-4 of the
         # output's scale (a wrong op or layout is off by O(1) of it)
         assert np.abs(got[name] - reference).max() < 1e-4 * np.abs(reference).max(), name
+
+
+def test_the_lite_variant_converts_without_swish_or_squeeze_excite_and_matches_keras(images, tmp_path):
+    """spinenet49xs_lite (widths in multiples of 8, no squeeze-excite, ReLU6) as a file: none of the
+    LOGISTIC (swish, SE gates) and MEAN (SE pooling) ops that take a third of SpineNet-49XS's
+    time (docs/benchmarks.md), and its Keras model's outputs."""
+    from mobile_spinenet.quantization.export import op_report
+
+    keras.utils.set_random_seed(0)
+    model = build_model("spinenet49xs_lite", image_size=128, num_classes=5)
+    randomize_batch_norm(model)
+    spread_predictions(model)
+    flatbuffer = convert(model, None, ExportOptions("fp32", nms="none"))
+    ops = op_report(flatbuffer)["ops"]
+    assert "LOGISTIC" not in ops and "MEAN" not in ops and ops["DEPTHWISE_CONV_2D"] > 50, ops
+    path = tmp_path / "lite.tflite"
+    write_atomically(str(path), flatbuffer)
+    x = images(128)
+    got, want = run(load_interpreter(str(path)), x), model(x, training=False)
+    for name in ("classes", "boxes"):
+        reference = want[name].numpy()
+        assert reference.std() > 0.05
+        assert np.abs(got[name] - reference).max() < 1e-4 * np.abs(reference).max(), name
