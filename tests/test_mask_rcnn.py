@@ -193,8 +193,10 @@ def test_padded_rois_give_finite_codes_losses_and_gradients():
 
 @pytest.fixture(scope="module")
 def tiny_mask_rcnn():
+    from mobile_spinenet.backend import keras
     from mobile_spinenet.rcnn.model import build_mask_rcnn
 
+    keras.utils.set_random_seed(0)  # unseeded, the weights (and so the losses below) changed every run
     return build_mask_rcnn("spinenet49xxs", image_size=IMAGE, num_classes=3)
 
 
@@ -220,7 +222,7 @@ def test_a_training_step_reaches_every_weight_and_lowers_the_losses(tiny_mask_rc
     optimizer = keras.optimizers.Adam(1e-3)
     tf.random.set_seed(0)
     history = []
-    for step in range(8):
+    for step in range(10):
         with tf.GradientTape() as tape:
             losses = mask_rcnn_losses(model(inputs, training=True), 3)
             total = tf.add_n(list(losses.values()))
@@ -234,6 +236,7 @@ def test_a_training_step_reaches_every_weight_and_lowers_the_losses(tiny_mask_rc
     for part in ("rpn_score_loss", "class_loss", "mask_loss"):
         assert history[-1][part] < history[0][part], (part, history[0][part], history[-1][part])
     # the box loss depends on which RoIs are sampled each step, so compare the first and last three
+    # (a CI run of 8 steps from unseeded weights once fell only to 0.82 of the first)
     first, last = (np.mean([h["box_loss"] for h in steps]) for steps in (history[:3], history[-3:]))
     assert last < 0.8 * first, (first, last)
 
