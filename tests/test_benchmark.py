@@ -73,7 +73,8 @@ def test_several_files_are_timed_together_and_compared_with_the_first(tiny_tflit
     assert "2 files timed in 2 interleaved rounds" in out
     for bad, message in (([tiny_tflite, tiny_tflite], "a file is named twice"),
                          ([tiny_tflite, str(tmp_path / "missing.tflite")], "missing.tflite does not exist"),
-                         ([tiny_tflite, other, "--profile"], "--profile takes one file")):
+                         ([tiny_tflite, other, "--profile"], "--profile takes one file"),
+                         ([tiny_tflite, "--rounds", "2"], "--rounds interleaves several files")):
         assert main(["benchmark", *bad]) == 2
         assert message in capsys.readouterr().err
 

@@ -23,6 +23,8 @@ def _cmd_benchmark(args) -> int:
     threads = parse_ints(args.threads, "--threads")
     if len(args.model) > 1:
         return _compare_files(args, threads)
+    if args.rounds is not None:
+        raise ValueError("--rounds interleaves several files; give two or more")
     args.model = args.model[0]
     if args.profile:
         return _profile(args, threads)
@@ -43,7 +45,7 @@ def _compare_files(args, threads) -> int:
         raise ValueError(f"a file is named twice: {' '.join(args.model)}")
     for path in args.model:
         check_benchmark_args(path, threads, args.runs, args.warmup, args.delegate)
-    measured = benchmark_interleaved(args.model, threads, args.runs, args.warmup, args.rounds, args.image)
+    measured = benchmark_interleaved(args.model, threads, args.runs, args.warmup, args.rounds or 3, args.image)
     print(json.dumps(measured, indent=1) if args.json else format_comparison(measured))
     return 0
 
@@ -76,7 +78,7 @@ def add_benchmark_parser(sub) -> None:
     bench.add_argument("model", nargs="+",
                        help="the .tflite file; several files are timed in interleaved rounds and compared with the "
                             "first (e.g. a raw-output file first: the network alone)")
-    bench.add_argument("--rounds", type=positive_int, default=3,
+    bench.add_argument("--rounds", type=positive_int,
                        help="with several files: interleaved passes over all of them; the median round counts "
                             "(default 3)")
     bench.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
