@@ -59,6 +59,12 @@ def load(module: str):
 MAX_LOGIT = 8.0  # the reference heads' largest class logit
 
 
+def _predictor_kernel(head, name: str):
+    """The kernel of the head's ``name`` ("scores" or "boxes") predictor (pointwise when separable)."""
+    return [v for v in head.trainable_variables if f"/{name}/" in v.name and "pointwise" in v.name
+            or v.name.endswith(f"/{name}/kernel:0")][-1]
+
+
 def retinanet(kit_id, seed=0, image_size=128, num_classes=91):
     """Model Garden's RetinaNet for ``kit_id`` as its COCO configs build it, with random weights
     whose outputs are O(1) and spread (at init the class logits all sit at the prior)."""
@@ -111,16 +117,14 @@ def retinanet(kit_id, seed=0, image_size=128, num_classes=91):
     raw_scores, raw_boxes = head(backbone(batch, training=False), training=False)[:2]
     for outputs, name, target in ((raw_scores, "scores", 2.0), (raw_boxes, "boxes", 0.3)):
         spread = float(np.std(np.concatenate([v.numpy().ravel() for v in outputs.values()])))
-        kernel = [v for v in head.trainable_variables if f"/{name}/" in v.name and "pointwise" in v.name
-                  or v.name.endswith(f"/{name}/kernel:0")][-1]
+        kernel = _predictor_kernel(head, name)
         kernel.assign(kernel * (target / spread))
     # SpineNet-49's heavy tail still reaches logits of 17 at that spread: hundreds of scores round to
     # 1.0 or tie in float32, and greedy NMS over tied scores keeps whichever box its sort puts first,
     # so two correct detectors disagree. Squeeze the top logit to at most 8 (score 0.9997).
     top = float(max(v.numpy().max() for v in head(backbone(batch, training=False), training=False)[0].values()))
     if top > MAX_LOGIT:
-        kernel = [v for v in head.trainable_variables if "/scores/" in v.name and "pointwise" in v.name
-                  or v.name.endswith("/scores/kernel:0")][-1]
+        kernel = _predictor_kernel(head, "scores")
         kernel.assign(kernel * (MAX_LOGIT / top))
     return model, backbone, head
 
