@@ -166,6 +166,7 @@ def markdown(rows: list, ratios: list, settings: dict, significant: Optional[lis
         lines += ["", "A ms-per-multiply-add ratio above 1 means each SpineNet multiply-add costs more time on this "
                   "CPU than an SSDLite one; the network-only ratio leaves the post-processing out (multiply-adds "
                   "count the network only).", ""]
+    lines += matched_latency_section(rows, threads)
     delegated = [row for row in rows if row["delegation"]]
     if delegated:
         from mobile_spinenet.eval.benchmark import describe_delegation
@@ -182,6 +183,33 @@ def markdown(rows: list, ratios: list, settings: dict, significant: Optional[lis
     lines += ["", "– : not run by `compare` (an existing run was reused).", "",
               "![AP vs multiply-adds](ap_vs_multiply_adds.png)", "", "![AP vs int8 latency](ap_vs_latency.png)", ""]
     return "\n".join(lines)
+
+
+def matched_latency_section(rows: list, threads: tuple) -> list:
+    """The report's lines on AP at matched latency (:mod:`mobile_spinenet.eval.latency_match`)."""
+    from mobile_spinenet.eval.latency_match import frontier, matched_latency
+
+    matched = matched_latency(rows, threads)
+    if not matched:
+        return []
+    lines = ["## AP at matched latency: each model against the MobileNetV3-SSDLite curve (int8)", "",
+             "The SSDLite models of this run, joined by straight lines, give the AP SSDLite reaches at a latency; "
+             "each other model is compared with it at its own latency. Outside the SSDLite latencies nothing is "
+             "extrapolated: a model wins or loses there only if it is both faster and more accurate than the "
+             "nearest SSDLite, or the other way round.", "",
+             "| model | threads | int8 ms | int8 AP | SSDLite at that latency | SSDLite AP | difference | verdict |",
+             "|---|---|---|---|---|---|---|---|"]
+    for entry in matched:
+        difference = "–" if entry["difference"] is None else f"{entry['difference']:+.2f}"
+        lines.append(f"| {entry['model']} | {entry['threads']} | {entry['latency_ms']:.2f} | {entry['int8_ap']:.2f} | "
+                     f"{entry['reference']} | {entry['reference_ap']:.2f} | {difference} | {entry['verdict']} |")
+    lines += [""] + [f"Best AP for its latency at {t} thread(s) (no other model is both faster and more accurate), "
+                     f"fastest first: {', '.join(frontier(rows, t))}." for t in threads]
+    spread = [row for row in rows if row.get("int8_ap_sd") is not None]
+    lines += ["", ("A difference smaller than about twice the seed spread above is not a result."
+                   if spread else "One run, no seed spread: a difference of a point or less may be noise "
+                   "(docs/benchmarks.md gives the spread measured for the Table 9 pairs)."), ""]
+    return lines
 
 
 STAGES = ("train", "float_eval", "qat", "export_int8", "export_raw", "export_ptq", "export_fp32", "benchmark")
@@ -265,8 +293,12 @@ def write_report(out: str, results: list, settings: dict, spread: Optional[dict]
     significant = pair_significance(rows)
     for name, png in plots(rows, threads).items():
         write_atomically(os.path.join(out, name), png)
+    from mobile_spinenet.eval.latency_match import matched_latency
+
     write_json_atomically(os.path.join(out, "report.json"), {"settings": settings, "rows": rows, "ratios": ratios,
-                                                            "significance": significant, "results": results})
+                                                            "significance": significant,
+                                                            "matched_latency": matched_latency(rows, threads),
+                                                            "results": results})
     path = os.path.join(out, "report.md")
     write_atomically(path, markdown(rows, ratios, settings, significant))
     return path

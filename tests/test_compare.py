@@ -199,3 +199,42 @@ def test_seed_spread_runs_each_missing_seed_once_and_resumes(tmp_path, monkeypat
         SeedSpreadOptions(**{**options.__dict__, "seeds": (1,)}).validate()
     with pytest.raises(ValueError, match="has no finished run mnv3_small_ssdlite/"):
         SeedSpreadOptions(**{**options.__dict__, "models": ("mnv3_small_ssdlite",)}).validate()
+
+
+def _row(model, ms1, ap):
+    return {"model": model, "latency_ms": {1: ms1}, "int8_ap": ap}
+
+
+def test_ap_at_matched_latency_interpolates_the_ssdlite_curve_and_never_extrapolates():
+    from mobile_spinenet.eval.latency_match import frontier, interpolate, matched_latency
+
+    assert interpolate([(3.0, 26.0), (1.0, 19.0)], 2.0) == pytest.approx(22.5)
+    assert interpolate([(3.0, 26.0), (1.0, 19.0)], 3.5) is None
+    rows = [_row("mnv3_small_ssdlite", 1.0, 19.0), _row("mnv3_large_ssdlite", 3.0, 26.0),
+            _row("spinenet49xxs", 2.0, 24.5),       # inside: SSDLite gives 22.5 at 2 ms
+            _row("spinenet49xs", 4.0, 30.0),        # slower and better than every SSDLite: undecided
+            _row("spinenet49xs_lite", 3.5, 25.0),   # slower and worse than Large: loses
+            _row("spinenet49s_mobile", 0.8, 20.0)]  # faster and better than Small: wins
+    found = {e["model"]: e for e in matched_latency(rows, (1,))}
+    assert set(found) == {"spinenet49xxs", "spinenet49xs", "spinenet49xs_lite", "spinenet49s_mobile"}
+    assert found["spinenet49xxs"]["reference_ap"] == pytest.approx(22.5)
+    assert found["spinenet49xxs"]["difference"] == pytest.approx(2.0)
+    assert found["spinenet49xxs"]["verdict"] == "wins by 2.00 AP"
+    assert "mnv3_small_ssdlite..mnv3_large_ssdlite" in found["spinenet49xxs"]["reference"]
+    assert found["spinenet49xs"]["difference"] is None and found["spinenet49xs"]["verdict"].startswith("undecided: slower")
+    assert found["spinenet49xs_lite"]["verdict"].startswith("loses: mnv3_large_ssdlite is faster")
+    assert found["spinenet49s_mobile"]["verdict"].startswith("wins: faster than mnv3_small_ssdlite")
+    assert frontier(rows, 1) == ["spinenet49s_mobile", "spinenet49xxs", "mnv3_large_ssdlite", "spinenet49xs"]
+    assert matched_latency([r for r in rows if "ssdlite" not in r["model"]], (1,)) == []  # no curve, no claim
+
+
+def test_report_says_which_model_wins_at_matched_latency(tmp_path):
+    results = RESULTS + [_result("mnv3_small_ssdlite", 0.07e9, 1.0, 0.75, 0.5, 0.4)]
+    text = open(write_report(str(tmp_path), results, SETTINGS)).read()
+    # SSDLite: Small 1 ms / 0.4 AP, Large 2 ms / 1.0 AP at 1 thread; spinenet49xxs is slower than Large and worse
+    assert "## AP at matched latency" in text
+    assert "| spinenet49xxs | 1 | 3.00 | 0.90 | nearest: mnv3_large_ssdlite (2.00 ms) | 1.00 | – | loses: " in text
+    assert "| spinenet49xs | 2 | 5.00 | 2.50 | nearest: mnv3_large_ssdlite (1.25 ms) | 1.00 | – | undecided: " in text
+    assert "fastest first: mnv3_small_ssdlite, mnv3_large_ssdlite, spinenet49xs." in text
+    saved = json.loads((tmp_path / "report.json").read_text())["matched_latency"]
+    assert {(e["model"], e["threads"]) for e in saved} == {(m, t) for m in ("spinenet49xs", "spinenet49xxs") for t in (1, 2)}

@@ -30,7 +30,7 @@ LAYERS = [
     ("quantization", ["quantization.qat", "quantization.postprocess_op", "quantization.export", "quantization.verify",
                       "quantization.qat_run", "quantization.export_classifier", "quantization.export_run",
                       "quantization.android_assets", "quantization.savedmodel_export"]),
-    ("eval", ["eval.evaluate", "eval.predict", "eval.benchmark", "eval.op_profile", "eval.activation_bench", "eval.latency_variants", "eval.significance",
+    ("eval", ["eval.evaluate", "eval.predict", "eval.benchmark", "eval.op_profile", "eval.activation_bench", "eval.latency_variants", "eval.significance", "eval.latency_match",
               "eval.compare_report"]),
     ("pipeline", ["eval.compare", "eval.seed_spread"]),
     ("commands", ["commands.common", "commands.data", "commands.train", "commands.quantize", "commands.evaluate",
