@@ -149,6 +149,26 @@ def backbone_object_order(kit_id: str, image_size: int = 128) -> dict:
             for kind, layers in sorted(backbone_layers(variables).items())}
 
 
+def per_level_outputs(flat_logits, flat_codes, image_size: int, anchors_per_cell: int = 9, levels=range(3, 8)):
+    """The kit's flat outputs (class logits ``[B, N, C]``, box codes ``[B, N, 4]``, anchors in level,
+    row, column, anchor order) in Model Garden's per-level layout (``{level: [B, H, W, anchors * (1 + C)]}``,
+    ``{level: [B, H, W, anchors * 4]}``), with the zero background logit put back that Model Garden's
+    detection generator drops, so that generator decodes the kit's outputs."""
+    from mobile_spinenet.backend import tf
+
+    logits, codes = np.asarray(flat_logits, np.float32), np.asarray(flat_codes, np.float32)
+    logits = np.concatenate([np.zeros_like(logits[..., :1]), logits], axis=-1)
+    scores, boxes, start = {}, {}, 0
+    for level in levels:
+        side = image_size // 2 ** level
+        count = side * side * anchors_per_cell
+        scores[str(level)] = tf.constant(logits[:, start:start + count].reshape(len(logits), side, side, -1))
+        boxes[str(level)] = tf.constant(codes[:, start:start + count].reshape(len(codes), side, side, -1))
+        start += count
+    assert start == logits.shape[1], (start, logits.shape)  # every anchor placed, none left over
+    return scores, boxes
+
+
 def assert_same_detections(classes, scores, boxes, theirs_classes, theirs_scores, theirs_boxes, box_atol):
     """The same detections up to the order of equal scores (which float rounding in a sum of
     products can flip between runs): every one of Model Garden's has a kit detection of the same

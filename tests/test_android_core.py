@@ -167,14 +167,7 @@ def test_the_imported_models_fixture_is_what_the_kit_and_model_garden_compute():
     generator = reference.load("official.vision.modeling.layers.detection_generator")
     anchor = reference.load("official.vision.ops.anchor")
     mg_anchors = anchor.Anchor(3, 7, 3, [0.5, 1.0, 2.0], 3.0, [size, size]).multilevel_boxes
-    logits = np.concatenate([np.zeros((len(anchors), 1), np.float32), fields["logits"]], 1)
-    scores, boxes, at = {}, {}, 0
-    for level in range(3, 8):
-        cells = (size // 2 ** level) ** 2 * 9
-        side = size // 2 ** level
-        scores[str(level)] = tf.constant(logits[at:at + cells].reshape(1, side, side, -1))
-        boxes[str(level)] = tf.constant(fields["codes"][at:at + cells].reshape(1, side, side, -1))
-        at += cells
+    scores, boxes = reference.per_level_outputs(fields["logits"][None], fields["codes"][None], size)
     theirs = generator.MultilevelDetectionGenerator()(
         boxes, scores, {k: v[None] for k, v in mg_anchors.items()}, tf.constant([[size, size]], tf.float32))
     n = int(theirs["num_detections"][0])

@@ -54,20 +54,52 @@ def run_dir(tmp_path_factory):
     return run
 
 
-def test_fp32_export_is_verified_and_written_with_labels_and_report(run_dir, tmp_path, capsys):
-    out = tmp_path / "model.tflite"
-    assert main(["export", str(run_dir), "--quant", "fp32", "--out", str(out)]) == 0
+@pytest.fixture(scope="module")
+def clipping_run(run_dir, tmp_path_factory):
+    """The same weights, decoded as a run imported from Model Garden is: boxes clipped before NMS."""
+    import shutil
+
+    clipping = tmp_path_factory.mktemp("clipping") / "run"
+    shutil.copytree(run_dir, clipping)
+    save_config(replace(load_config(config_file=str(clipping / "config.yaml")), clip_boxes=True),
+                str(clipping / "config.yaml"))
+    return clipping
+
+
+@pytest.fixture(scope="module")
+def fp32_export(clipping_run, tmp_path_factory):
+    """`export --quant fp32` of the clipping run, verified, with what it printed: one conversion
+    (a minute on one core) that the fp32 and the android-assets tests both read."""
+    import contextlib
+    import io
+    from types import SimpleNamespace
+
+    out = tmp_path_factory.mktemp("fp32") / "model.tflite"
+    printed, errors = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(errors):
+        code = main(["export", str(clipping_run), "--quant", "fp32", "--out", str(out)])
+    assert code == 0, errors.getvalue()
+    return SimpleNamespace(path=out, report=json.loads(out.with_suffix(".json").read_text()), out=printed.getvalue(),
+                           err=errors.getvalue())
+
+
+def test_fp32_export_is_verified_and_written_with_labels_and_report(run_dir, clipping_run, fp32_export, tmp_path,
+                                                                   capsys):
+    import shutil
+
+    out = tmp_path / "model.tflite"  # a copy: this test takes the labels file away
+    for suffix in (".tflite", ".json", ".labels.txt"):
+        shutil.copy(str(fp32_export.path).replace(".tflite", suffix), tmp_path / f"model{suffix}")
     report = json.loads((tmp_path / "model.json").read_text())
     assert report["ops"]["ops"]["TFLite_Detection_PostProcess"] == 1
     verification = report["verification"]
     assert verification["passed"] and verification["keras_ap"] > 50  # ground truth = its own detections
     assert abs(verification["ap_drop"]) <= 0.1 and verification["agreement"] > 0.95
     assert (tmp_path / "model.labels.txt").read_text().splitlines() == report["labels"] and len(report["labels"]) == 10
-    printed = capsys.readouterr()
-    assert "PASSED" in printed.out and out.stat().st_size > 1e6
+    assert "PASSED" in fp32_export.out and out.stat().st_size > 1e6
     # every long stage shows itself: the conversion's elapsed time, a bar per verification pass
-    assert "converting to fp32 TFLite (done in" in printed.err
-    assert "verifying: Keras model" in printed.err and "verifying: TFLite model" in printed.err
+    assert "converting to fp32 TFLite (done in" in fp32_export.err
+    assert "verifying: Keras model" in fp32_export.err and "verifying: TFLite model" in fp32_export.err
     metadata = read_metadata(out.read_bytes())
     assert metadata["labels"] == report["labels"] and metadata["name"] == "spinenet49xxs"
     assert set(metadata["outputs"]) == set(OUTPUT_NAMES) and metadata["outputs_are_tensor_names"]
@@ -80,7 +112,7 @@ def test_fp32_export_is_verified_and_written_with_labels_and_report(run_dir, tmp
 
     # `mobile-spinenet eval` gives the run and its fp32 file the same COCO AP
     data = str(run_dir.parent / "images")
-    keras_metrics, _ = evaluate_path(str(run_dir), data)
+    keras_metrics, _ = evaluate_path(str(clipping_run), data)
     tflite_metrics, detections = evaluate_path(str(out), data)
     assert keras_metrics["AP"] > 0.5 and len(detections) > 20
     assert abs(keras_metrics["AP"] - tflite_metrics["AP"]) < 1e-3 and abs(keras_metrics["AP50"] - tflite_metrics["AP50"]) < 1e-3
@@ -140,20 +172,15 @@ def test_predict_draws_the_detections_on_the_image(run_dir, tmp_path, capsys):
     assert "detections (" in printed and "best:" in printed  # a summary line, not every box
 
 
-def test_android_assets_copies_model_labels_and_raw_anchors(run_dir, tmp_path, capsys):
+def test_android_assets_copies_model_labels_and_raw_anchors(clipping_run, fp32_export, tmp_path, capsys):
     """A raw-output file and what the app decodes it with; the run clips boxes before NMS, as one
     imported from Model Garden does, and the file's report, `eval` and NAME.nms.txt carry that."""
-    import shutil
-
     from mobile_spinenet.data.images import PIXEL_MEAN, PIXEL_STD
     from mobile_spinenet.eval.evaluate import load_detector
     from mobile_spinenet.quantization.interpreter import load_interpreter
     from mobile_spinenet.training.runs import open_run
 
-    clipping = tmp_path / "clipping-run"
-    shutil.copytree(run_dir, clipping)
-    config = load_config(config_file=str(clipping / "config.yaml"))
-    save_config(replace(config, clip_boxes=True), str(clipping / "config.yaml"))
+    clipping = clipping_run
     raw = tmp_path / "raw.tflite"
     assert main(["export", str(clipping), "--quant", "fp32", "--nms", "none", "--no-verify", "--out", str(raw)]) == 0
     assert json.loads((tmp_path / "raw.json").read_text())["postprocess"]["clip_size"] == SIZE
@@ -169,13 +196,11 @@ def test_android_assets_copies_model_labels_and_raw_anchors(run_dir, tmp_path, c
     unclipped = keras_predictor(model, run.anchors(), run.nms_config(clip_size=None))(images)[0][:, :n]
     assert np.abs(unclipped - want[0][:, :n]).max() > 0.5  # the clip mattered for these boxes
     # the in-graph op cannot clip: it is given the codes of the clipped boxes, and decodes the same
-    in_graph = tmp_path / "in_graph.tflite"
-    assert main(["export", str(clipping), "--quant", "fp32", "--no-verify", "--out", str(in_graph)]) == 0
-    got = load_detector(str(in_graph)).predict(images)
+    got = load_detector(str(fp32_export.path)).predict(images)
     np.testing.assert_array_equal(got[3], want[3])
     np.testing.assert_array_equal(got[2][:, :n], want[2][:, :n])
     np.testing.assert_allclose(got[0][:, :n], want[0][:, :n], atol=0.05)
-    assert {"EXP", "LOG"} <= set(json.loads((tmp_path / "in_graph.json").read_text())["ops"]["ops"])  # the clip ops
+    assert {"EXP", "LOG"} <= set(fp32_export.report["ops"]["ops"])  # the clip ops
     assets = tmp_path / "assets"
     assert main(["android-assets", str(raw), "--assets", str(assets), "--name", "demo.tflite"]) == 0
     assert (assets / "demo.tflite").read_bytes() == raw.read_bytes()
@@ -197,19 +222,14 @@ def test_android_assets_copies_model_labels_and_raw_anchors(run_dir, tmp_path, c
 
 
 @pytest.mark.slow  # two int8 conversions: ~2 min
-def test_an_int8_file_of_a_clipping_run_is_the_file_of_the_run_without_the_clip(run_dir, tmp_path, capsys):
+def test_an_int8_file_of_a_clipping_run_is_the_file_of_the_run_without_the_clip(run_dir, clipping_run, tmp_path,
+                                                                                capsys):
     """The clip-and-re-encode ops float files give the in-graph op are left out of int8 files (the
     converter quantized them and wrecked every box). So a clipping run's int8 file is, byte for byte,
     the one of the same weights without the clip. (This fixture's random network fails int8
     verification either way, 92.4 vs 33.1 AP on its own detections: that is post-training
     quantization of random weights, not the clip; trained checkpoints pass, test_demo_checkpoints.)"""
-    import shutil
-
-    clipping = tmp_path / "clipping-run"
-    shutil.copytree(run_dir, clipping)
-    save_config(replace(load_config(config_file=str(clipping / "config.yaml")), clip_boxes=True),
-                str(clipping / "config.yaml"))
-    for run, name in ((run_dir, "plain"), (clipping, "clipping")):
+    for run, name in ((run_dir, "plain"), (clipping_run, "clipping")):
         assert main(["export", str(run), "--quant", "int8", "--out", str(tmp_path / f"{name}.tflite"),
                      "--no-verify"]) == 0, capsys.readouterr().err
     assert (tmp_path / "clipping.tflite").read_bytes() == (tmp_path / "plain.tflite").read_bytes()

@@ -23,31 +23,13 @@ LEVELS = range(3, 8)
 
 def _model_garden_outputs(backbone, head, pixels):
     """Model Garden's raw outputs, flattened as the kit flattens them (level, row, column, anchor),
-    the background logit dropped: ``(classes [B, N, 90], boxes [B, N, 4], per-level dicts)``."""
+    the background logit dropped: ``(classes [B, N, 90], boxes [B, N, 4])``."""
     preprocess = reference.load("official.vision.ops.preprocess_ops")
     images = np.stack([preprocess.normalize_image(p).numpy() for p in pixels])
     scores, boxes = head(backbone(images, training=False), training=False)[:2]  # (and attributes)
     flat_scores = np.concatenate([scores[str(l)].numpy().reshape(len(pixels), -1, NUM_CLASSES) for l in LEVELS], 1)
     flat_boxes = np.concatenate([boxes[str(l)].numpy().reshape(len(pixels), -1, 4) for l in LEVELS], 1)
-    return flat_scores[:, :, 1:], flat_boxes, scores, boxes
-
-
-def _per_level(flat_classes, flat_boxes, like_scores, like_boxes):
-    """The kit's flat outputs (``[B, N, 90]``, ``[B, N, 4]``) in Model Garden's per-level layout
-    (``[B, H, W, anchors * 91]``, ``[B, H, W, anchors * 4]``), a zero background logit put back
-    (Model Garden's generator drops it), so its detection generator can decode the kit's outputs."""
-    from mobile_spinenet.backend import tf
-
-    scores, boxes, start = {}, {}, 0
-    for level in LEVELS:
-        shape = like_scores[str(level)].shape
-        count = shape[1] * shape[2] * shape[3] // NUM_CLASSES
-        classes = np.asarray(flat_classes)[:, start:start + count]
-        classes = np.concatenate([np.zeros_like(classes[..., :1]), classes], axis=-1)
-        scores[str(level)] = tf.constant(classes.reshape(shape))
-        boxes[str(level)] = tf.constant(np.asarray(flat_boxes)[:, start:start + count].reshape(like_boxes[str(level)].shape))
-        start += count
-    return scores, boxes
+    return flat_scores[:, :, 1:], flat_boxes
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +64,7 @@ def test_an_imported_checkpoint_gives_model_gardens_outputs_and_detections(kit_i
     assert record["variables_used"] == len(model.weights) and "model/_backbone" not in record["variables_unused"]
     assert run.label_map.names[0] == "person" and run.label_map.category_ids[-1] == 90  # COCO ids, no background
 
-    theirs_classes, theirs_boxes, raw_scores, raw_boxes = _model_garden_outputs(backbone, head, pixels)
+    theirs_classes, theirs_boxes = _model_garden_outputs(backbone, head, pixels)
     kit = run.model()
     ours = kit((pixels.astype("float32") - PIXEL_MEAN) / PIXEL_STD, training=False)
     assert np.abs(theirs_classes).max() > 1.0 and theirs_classes.std() > 0.3  # outputs that can disagree
@@ -101,7 +83,7 @@ def test_an_imported_checkpoint_gives_model_gardens_outputs_and_detections(kit_i
     generator = reference.load("official.vision.modeling.layers.detection_generator")
     anchors = anchor.Anchor(3, 7, 3, [0.5, 1.0, 2.0], 3.0, [IMAGE_SIZE, IMAGE_SIZE]).multilevel_boxes
     anchors = {k: tf.tile(v[None], [len(pixels), 1, 1, 1]) for k, v in anchors.items()}
-    kit_scores, kit_boxes = _per_level(ours["classes"], ours["boxes"], raw_scores, raw_boxes)
+    kit_scores, kit_boxes = reference.per_level_outputs(ours["classes"], ours["boxes"], IMAGE_SIZE)
     reference_detections = generator.MultilevelDetectionGenerator()(
         kit_boxes, kit_scores, anchors, tf.constant([[IMAGE_SIZE, IMAGE_SIZE]] * len(pixels), tf.float32))
     nms = run.nms_config(pre_nms_top_k=5000)  # Model Garden's top-k; the run clips boxes before NMS as it does
@@ -162,7 +144,7 @@ def test_an_exported_checkpoint_restores_in_model_garden_and_round_trips(kit_id,
 
     fresh, backbone, head = reference.retinanet(kit_id, seed=5)  # other random weights, then the export's
     tf.train.Checkpoint(model=fresh).read(str(out)).expect_partial()
-    theirs_classes, theirs_boxes, _, _ = _model_garden_outputs(backbone, head, pixels)
+    theirs_classes, theirs_boxes = _model_garden_outputs(backbone, head, pixels)
     kit = open_run(str(run_dir)).model()
     ours = kit((pixels.astype("float32") - 127.5) / 127.5, training=False)
     scale = 1.0 if kit_id in MOBILE_IDS else max(1.0, float(np.abs(theirs_classes).max()))
