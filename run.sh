@@ -148,7 +148,7 @@ run_tests() {
   # two workers, one per core, each taking whole test modules (their shared fixtures stay in one
   # process); `bash run.sh test -n 0` runs them in this one process
   MOBILE_SPINENET_MEDIAPIPE_PYTHON="$(cd "$MEDIAPIPE_VENV" && pwd)/bin/python" "$VENV/bin/python" -m pytest -q \
-    --durations=25 -n "${TEST_WORKERS:-2}" --dist loadscope --no-loadscope-reorder "$@"
+    --durations=60 -n "${TEST_WORKERS:-2}" --dist loadscope --no-loadscope-reorder "$@"
 }
 
 command="${1:-}"
