@@ -7,6 +7,7 @@ import io
 import os
 from typing import Optional
 
+from mobile_spinenet.eval.latency_match import frontier, matched_latency
 from mobile_spinenet.io_utils import write_atomically, write_json_atomically
 
 # Table 9's like-for-like pairs: SpineNet and the MobileNetV3-SSDLite of about the same multiply-adds.
@@ -187,8 +188,6 @@ def markdown(rows: list, ratios: list, settings: dict, significant: Optional[lis
 
 def matched_latency_section(rows: list, threads: tuple) -> list:
     """The report's lines on AP at matched latency (:mod:`mobile_spinenet.eval.latency_match`)."""
-    from mobile_spinenet.eval.latency_match import frontier, matched_latency
-
     matched = matched_latency(rows, threads)
     if not matched:
         return []
@@ -293,8 +292,6 @@ def write_report(out: str, results: list, settings: dict, spread: Optional[dict]
     significant = pair_significance(rows)
     for name, png in plots(rows, threads).items():
         write_atomically(os.path.join(out, name), png)
-    from mobile_spinenet.eval.latency_match import matched_latency
-
     write_json_atomically(os.path.join(out, "report.json"), {"settings": settings, "rows": rows, "ratios": ratios,
                                                             "significance": significant,
                                                             "matched_latency": matched_latency(rows, threads),
