@@ -15,6 +15,7 @@ from mobile_spinenet.data.demo import make_split
 from mobile_spinenet.data.readers import read_dataset
 from mobile_spinenet.eval.detector_eval import keras_predictor, predict_dataset
 from mobile_spinenet.eval.evaluate import evaluate_path
+from mobile_spinenet.quantization.export import sidecar_paths
 from mobile_spinenet.quantization.export_run import SOURCES_FILE
 from mobile_spinenet.quantization.metadata import read_metadata
 from mobile_spinenet.quantization.postprocess_op import OUTPUT_NAMES
@@ -79,8 +80,8 @@ def fp32_export(clipping_run, tmp_path_factory):
     with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(errors):
         code = main(["export", str(clipping_run), "--quant", "fp32", "--out", str(out)])
     assert code == 0, errors.getvalue()
-    return SimpleNamespace(path=out, report=json.loads(out.with_suffix(".json").read_text()), out=printed.getvalue(),
-                           err=errors.getvalue())
+    return SimpleNamespace(path=out, report=json.loads(open(sidecar_paths(str(out))["report"]).read()),
+                           out=printed.getvalue(), err=errors.getvalue())
 
 
 def test_fp32_export_is_verified_and_written_with_labels_and_report(run_dir, clipping_run, fp32_export, tmp_path,
@@ -88,8 +89,10 @@ def test_fp32_export_is_verified_and_written_with_labels_and_report(run_dir, cli
     import shutil
 
     out = tmp_path / "model.tflite"  # a copy: this test takes the labels file away
-    for suffix in (".tflite", ".json", ".labels.txt"):
-        shutil.copy(str(fp32_export.path).replace(".tflite", suffix), tmp_path / f"model{suffix}")
+    shutil.copy(fp32_export.path, out)
+    source, copy = sidecar_paths(str(fp32_export.path)), sidecar_paths(str(out))
+    for kind in ("labels", "report"):
+        shutil.copy(source[kind], copy[kind])
     report = json.loads((tmp_path / "model.json").read_text())
     assert report["ops"]["ops"]["TFLite_Detection_PostProcess"] == 1
     verification = report["verification"]

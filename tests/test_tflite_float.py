@@ -1,3 +1,5 @@
+import contextlib
+
 import numpy as np
 import pytest
 from conftest import randomize_batch_norm, spread_predictions
@@ -79,7 +81,7 @@ def test_the_converter_saves_no_gradient_functions_and_the_file_is_the_same(monk
     monkeypatch.setattr(saved_model_save, "save", spy)
     fast = convert(model, anchors, options)
     assert seen == [False] and lite._save_options is real_options  # put back afterwards
-    monkeypatch.setattr(export, "saved_without_gradients", __import__("contextlib").nullcontext)
+    monkeypatch.setattr(export, "saved_without_gradients", contextlib.nullcontext)
     slow = convert(model, anchors, options)
     assert seen == [False, True]  # TensorFlow's default, without the kit's context
     assert fast == slow
