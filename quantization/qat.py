@@ -108,6 +108,50 @@ def quantize_aware(model: keras.Model) -> keras.Model:
         return _quantize.quantize_apply(annotated)
 
 
+def qat_model_structure(qat_model: keras.Model) -> dict:
+    """The Keras config of a quantization-aware model (no weights): :func:`qat_model_from_structure`
+    rebuilds the same layers, names and weight order from it."""
+    import json
+
+    return _without_build_configs(json.loads(qat_model.to_json()))
+
+
+def qat_model_from_structure(structure: dict) -> keras.Model:
+    """The quantization-aware model described by ``structure`` (:func:`qat_model_structure`),
+    untrained: one deserialisation, where :func:`quantize_aware` clones the float model five times
+    and runs tfmot's layout transforms. Its weights files and the tfmot-built model's are the same."""
+    import json
+
+    with _quantize.quantize_scope(quantize_scope_objects()), \
+            keras.utils.custom_object_scope({"QuantizeWrapperV2": QuantizeWrapperV2}):  # the inner scope wins
+        return keras.models.model_from_json(json.dumps(_without_build_configs(structure)))
+
+
+class QuantizeWrapperV2(_quantize.QuantizeWrapperV2):
+    """tfmot's ``QuantizeWrapperV2``, built as ``quantize_apply`` builds it: around a built layer.
+
+    tfmot's ``build`` lists the wrapped layer's trainable weights as its own (and the quantized
+    kernel once more). A deserialised wrapper would build its layer only afterwards, list fewer
+    weights, and a weights file written by the tfmot-built model would not load (it is read per
+    layer, entry by entry). The class keeps tfmot's name: weights files key layers by it."""
+
+    def build(self, input_shape):
+        if not self.layer.built:
+            self.layer.build(input_shape)
+        super().build(input_shape)
+
+
+def _without_build_configs(structure: dict) -> dict:
+    """``structure`` without its layers' ``build_config``. With it, Keras builds every layer
+    outside its name scope before connecting it, and tfmot's ``QuantizeLayer`` (whose build does
+    not mark it built) is built a second time when called: two more range weights than the
+    trained model has, so its weights no longer load in order. Without it, each layer builds
+    when called, as in the model that was saved."""
+    layers = [{key: value for key, value in layer.items() if key != "build_config"}
+              for layer in structure["config"]["layers"]]
+    return {**structure, "config": {**structure["config"], "layers": layers}}
+
+
 # -- from a trained float model to a quantizable one ---------------------------------------------
 def copy_weights_by_name(source: keras.Model, target: keras.Model) -> int:
     """Copy every layer's weights from ``source`` into the layer of the same name in ``target``;

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from typing import Optional
 
 
-from mobile_spinenet.training.runs import QAT_FILE, register_model_form
+from mobile_spinenet.training.runs import QAT_FILE, QAT_MODEL_FILE, register_model_form
 
 CALIBRATION_IMAGES = 32
 
@@ -32,19 +32,39 @@ def build_qat_model(run, float_model=None, calibration=None):
 
 def _qat_form(qat):
     """The quantization-aware model of QAT run ``qat`` with its fine-tuned weights (or latest
-    checkpoint). Self-contained: the QAT directory's own config and label map give the model's
-    structure (model id, size, classes, activation) and its weights replace every float one, so
-    the float run it started from may be moved or deleted."""
+    checkpoint). Self-contained: the QAT directory's own files give the model's structure and its
+    weights replace every float one, so the float run it started from may be moved or deleted.
+
+    The structure comes from the run's :data:`QAT_MODEL_FILE` in one deserialisation; a run
+    written before that file existed is rebuilt through tfmot from its config and label map."""
+    from mobile_spinenet.quantization.qat import quantize_aware
     from mobile_spinenet.training.runs import load_run_model
     from mobile_spinenet.zoo import build_model
 
     if not qat.is_qat:
         raise ValueError(f"{qat.run_dir} is a float run: fine-tune it with `mobile-spinenet qat` for a \"qat\" model")
+    if os.path.isfile(qat.path(QAT_MODEL_FILE)):
+        return load_run_model(qat, model_fn=lambda: read_qat_model_structure(qat.path(QAT_MODEL_FILE)))
 
     def structure():  # any float weights do: the QAT weights are loaded over them
-        return build_qat_model(qat, float_model=build_model(qat.config.model, **qat.build_kwargs()))
+        return quantize_aware(build_model(qat.config.model, share_head_convs=False, **qat.build_kwargs()))
 
     return load_run_model(qat, model_fn=structure)
+
+
+def read_qat_model_structure(path: str):
+    """The untrained quantization-aware model that ``path`` (a :data:`QAT_MODEL_FILE`) describes."""
+    import json
+
+    from mobile_spinenet.quantization.qat import qat_model_from_structure
+
+    try:
+        with open(path) as f:
+            structure = json.load(f)
+        return qat_model_from_structure(structure)
+    except (ValueError, TypeError, KeyError) as error:
+        raise ValueError(f"{path} is not a quantization-aware model structure written by the kit "
+                         f"({type(error).__name__}: {str(error)[:200]})") from None
 
 
 def _quantizable_form(run):
@@ -102,7 +122,7 @@ def qat(from_run: str, data: str, out: str, options: Optional[QatOptions] = None
     from mobile_spinenet.data.pipeline import eval_dataset
     from mobile_spinenet.data.readers import read_dataset
     from mobile_spinenet.progress import counted, elapsed
-    from mobile_spinenet.quantization.qat import calibrate_ranges
+    from mobile_spinenet.quantization.qat import calibrate_ranges, qat_model_structure
     from mobile_spinenet.training.runs import open_run, sources_record
     from mobile_spinenet.training.trainer import Trainer
 
@@ -136,4 +156,5 @@ def qat(from_run: str, data: str, out: str, options: Optional[QatOptions] = None
 
     records = {QAT_FILE: {"from": os.path.abspath(from_run)}, **sources_record(data, val)}
     trainer = Trainer(config, train, out, val_data, model_fn=model_fn, show_progress=show_progress, records=records)
+    trainer.records[QAT_MODEL_FILE] = qat_model_structure(trainer.model)  # export and eval load it without tfmot
     return trainer.fit(resume=resume)

@@ -163,6 +163,40 @@ def test_qat_int8_of_hard_sigmoid_squeeze_excite_and_fusion_computes_nothing_in_
     assert "HARD_SWISH" not in report["ops"], report["ops"]  # XNNPACK does not take it in int8
 
 
+def test_a_qat_model_rebuilt_from_its_structure_file_computes_the_same_with_the_same_weights(tmp_path):
+    """A QAT run's model is read back from ``qat_model.json`` in one pass, not rebuilt through tfmot:
+    every kind of quantize config the kit adds (output-only, hard-sigmoid's inner range, the
+    predictors' kernel-only config before Reshape + Concatenate) must survive the round trip."""
+    from mobile_spinenet.blocks import Ops, squeeze_excite
+    from mobile_spinenet.io_utils import write_json_atomically
+    from mobile_spinenet.quantization.qat import qat_model_structure
+    from mobile_spinenet.quantization.qat_run import read_qat_model_structure
+
+    keras.utils.set_random_seed(2)
+    inputs = keras.Input((16, 16, 8), batch_size=1)
+    ops = Ops(activation="hard_swish")
+    x = squeeze_excite(ops.conv_bn(inputs, 8, 3, name="stem"), ops, 4, gate="hard_sigmoid", name="se")
+    predictions = [keras.layers.Reshape((-1, 2))(keras.layers.Conv2D(4, 1, name=f"p{i}_predict")(x)) for i in (3, 4)]
+    qat = quantize_aware(keras.Model(inputs, keras.layers.Concatenate(axis=1)(predictions)))
+    rng = np.random.default_rng(0)
+    calibrate_ranges(qat, [rng.uniform(-1, 1, (1, 16, 16, 8)).astype("float32") for _ in range(2)])
+    path = tmp_path / "qat_model.json"
+    write_json_atomically(str(path), qat_model_structure(qat))
+    rebuilt = read_qat_model_structure(str(path))
+    # the same weights in the same order (the wrapped layers' own weights now sit in the wrapper's scope)
+    assert [(w.name.split("/")[-1], w.shape) for w in rebuilt.weights] == [
+        (w.name.split("/")[-1], w.shape) for w in qat.weights]
+    configs = {type(layer.quantize_config).__name__ for layer in rebuilt.layers if hasattr(layer, "quantize_config")}
+    assert {"OutputOnlyQuantizeConfig", "Default8BitConvQuantizeConfig"} <= configs, configs
+    qat.save_weights(str(tmp_path / "model.weights.h5"))  # what a QAT run writes, and export loads
+    rebuilt.load_weights(str(tmp_path / "model.weights.h5"))
+    x = rng.uniform(-1, 1, (1, 16, 16, 8)).astype("float32")
+    np.testing.assert_array_equal(rebuilt(x, training=False).numpy(), qat(x, training=False).numpy())
+    path.write_text('{"class_name": "Functional", "config": {"layers": [')
+    with pytest.raises(ValueError, match="qat_model.json is not a quantization-aware model structure"):
+        read_qat_model_structure(str(path))
+
+
 def test_quantize_inner_hard_swish_stays_within_int8_steps_of_the_float_one():
     from mobile_spinenet.layers import HardSwish
 

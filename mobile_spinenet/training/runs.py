@@ -20,6 +20,9 @@ WEIGHTS_FILE = "model.weights.h5"  # the final weights of a finished run
 RUN_FILE = "run.json"  # what a finished run records: steps, epochs, last metrics row, config
 SOURCES_FILE = "sources.json"  # the data a run was trained on (export calibrates and verifies with it)
 QAT_FILE = "qat.json"  # present in a quantization-aware fine-tune: names the float run it started from
+# A QAT run's Keras model structure (tfmot's wrappers and quantizer settings included): the model is
+# rebuilt from it in one pass instead of through tfmot's five clones and layout transforms.
+QAT_MODEL_FILE = "qat_model.json"
 FLOAT_FORM = "float"
 # How a run's model is rebuilt in forms that need layers above this one (quantization.qat_run
 # registers "quantizable" and "qat" when it is imported): form name -> loader(run) -> Keras model.
@@ -240,7 +243,7 @@ class Run:
 # What a finished run is, for someone who did not train it: the final weights and everything
 # that describes them. Not its checkpoints, TensorBoard logs or the paths of the data it read.
 PACKED_FILES = (CONFIG_FILE, LABEL_MAP_FILE, RUN_FILE, WEIGHTS_FILE, DATA_ISSUES_FILE, "metrics.csv", "curves.png")
-PACKED_RECORDS = (QAT_FILE,)  # copied when present
+PACKED_RECORDS = (QAT_FILE, QAT_MODEL_FILE)  # copied when present
 
 
 def pack_run(run_dir: str, out: str) -> list:
