@@ -20,6 +20,8 @@ import numpy as np
 
 from mobile_spinenet.data.images import letterbox  # noqa: F401  (the one preprocessing)
 
+INTERLEAVED_ROUNDS = 3  # passes over all files when several are timed together; the median round counts
+
 FIELDS = ("threads", "delegate", "init_ms", "first_inference_ms", "median_ms", "p90_ms", "min_ms",
           "end_to_end_median_ms", "peak_rss_mb", "model_mb")
 
@@ -118,7 +120,8 @@ def benchmark(model_path: str, threads=(1, 2), runs: int = 100, warmup: int = 10
     return results
 
 
-def benchmark_interleaved(paths: list, threads=(1, 2), runs: int = 50, warmup: int = 5, rounds: int = 3,
+def benchmark_interleaved(paths: list, threads=(1, 2), runs: int = 50, warmup: int = 5,
+                          rounds: int = INTERLEAVED_ROUNDS,
                           image_path: Optional[str] = None) -> dict:
     """Benchmark several files in ``rounds`` round-robin passes, so that the machine's drift over
     minutes (it moved one file's median by 10-16% within an hour here) falls on every file alike.

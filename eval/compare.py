@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Optional
 
+from mobile_spinenet.eval.benchmark import INTERLEAVED_ROUNDS
 from mobile_spinenet.io_utils import write_json_atomically
 
 DEFAULT_MODELS = ("spinenet49xxs", "spinenet49xs", "spinenet49s_mobile", "spinenet49_mobile",
@@ -34,7 +35,7 @@ class CompareOptions:
     qat_epochs: Optional[float] = None  # a fixed number of QAT epochs instead (for reused, long float runs)
     threads: tuple = (1, 2)
     bench_runs: int = 50
-    bench_rounds: int = 3  # interleaved passes over all int8 files, after every model is exported
+    bench_rounds: int = INTERLEAVED_ROUNDS  # interleaved passes over all int8 files, after every model is exported
     extra_exports: tuple = ()
     runs_from: Optional[str] = None  # a folder of existing runs (<model>/ and <model>-qat/) to reuse
     verify_images: Optional[int] = None  # None: the whole val set

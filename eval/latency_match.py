@@ -22,16 +22,28 @@ def _family(model: str) -> str:
     return family_of(model).name
 
 
+def bracket(points: list, latency: float) -> Optional[tuple]:
+    """Indices ``(i, j)`` of the neighbours in ``points`` (sorted by latency) whose latencies enclose
+    ``latency`` (``i == j`` at a point's own latency); None outside the points' latency range."""
+    for index, (x, _) in enumerate(points):
+        if x == latency:
+            return index, index
+        if x > latency:
+            return (index - 1, index) if index > 0 else None
+    return None
+
+
+def _on_line(start: tuple, end: tuple, latency: float) -> float:
+    (x0, y0), (x1, y1) = start, end
+    return y0 if x1 == x0 else y0 + (y1 - y0) * (latency - x0) / (x1 - x0)
+
+
 def interpolate(points: list, latency: float) -> Optional[float]:
     """The AP of the piecewise-linear curve through ``points`` ((latency, AP), any order) at
     ``latency``; None outside the points' latency range."""
     points = sorted(points)
-    if not points or not points[0][0] <= latency <= points[-1][0]:
-        return None
-    for (x0, y0), (x1, y1) in zip(points, points[1:]):
-        if x0 <= latency <= x1:
-            return y0 if x1 == x0 else y0 + (y1 - y0) * (latency - x0) / (x1 - x0)
-    return points[0][1]  # one point, at exactly its latency
+    found = bracket(points, latency)
+    return None if found is None else _on_line(points[found[0]], points[found[1]], latency)
 
 
 def dominates(a: dict, b: dict, threads: int) -> bool:
@@ -57,10 +69,10 @@ def matched_latency(rows: list, threads: tuple) -> list:
                 continue
             latency, ap = row["latency_ms"][t], row["int8_ap"]
             entry = {"model": row["model"], "threads": t, "latency_ms": latency, "int8_ap": ap}
-            at_curve = interpolate(points, latency)
-            if at_curve is not None:
-                below = [r for r in curve if r["latency_ms"][t] <= latency][-1]
-                above = next(r for r in curve if r["latency_ms"][t] >= latency)
+            found_at = bracket(points, latency)
+            if found_at is not None:
+                below, above = curve[found_at[0]], curve[found_at[1]]
+                at_curve = _on_line(points[found_at[0]], points[found_at[1]], latency)
                 names = below["model"] if below is above else f"{below['model']}..{above['model']}"
                 difference = ap - at_curve
                 entry.update(reference=f"interpolated ({names})", reference_ap=at_curve, difference=difference,

@@ -6,6 +6,7 @@ import os
 
 from mobile_spinenet.commands.common import (non_negative_float, non_negative_int, parse_ints,
                                              positive_int, setup_logging)
+from mobile_spinenet.eval.benchmark import INTERLEAVED_ROUNDS
 
 
 LABELS_HELP = ("class names, one per line (line k names class k), for a .tflite file without the kit's .json "
@@ -45,7 +46,8 @@ def _compare_files(args, threads) -> int:
         raise ValueError(f"a file is named twice: {' '.join(args.model)}")
     for path in args.model:
         check_benchmark_args(path, threads, args.runs, args.warmup, args.delegate)
-    measured = benchmark_interleaved(args.model, threads, args.runs, args.warmup, args.rounds or 3, args.image)
+    measured = benchmark_interleaved(args.model, threads, args.runs, args.warmup, args.rounds or INTERLEAVED_ROUNDS,
+                                     args.image)
     print(json.dumps(measured, indent=1) if args.json else format_comparison(measured))
     return 0
 
@@ -80,7 +82,7 @@ def add_benchmark_parser(sub) -> None:
                             "first (e.g. a raw-output file first: the network alone)")
     bench.add_argument("--rounds", type=positive_int,
                        help="with several files: interleaved passes over all of them; the median round counts "
-                            "(default 3)")
+                            f"(default {INTERLEAVED_ROUNDS})")
     bench.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
     bench.add_argument("--runs", type=positive_int, default=100)
     bench.add_argument("--warmup", type=non_negative_int, default=10)
@@ -216,8 +218,9 @@ def add_compare_parser(sub) -> None:
                          help="QAT epochs for every model (default: --qat-share of its float epochs); for reused runs")
     compare.add_argument("--threads", default="1,2", help="benchmark thread counts (default 1,2)")
     compare.add_argument("--runs", type=int, default=50, help="timed benchmark runs (default 50)")
-    compare.add_argument("--rounds", type=int, default=3,
-                         help="interleaved benchmark passes over all int8 files; the median round counts (default 3)")
+    compare.add_argument("--rounds", type=int, default=INTERLEAVED_ROUNDS,
+                         help=f"interleaved benchmark passes over all int8 files; the median round counts "
+                              f"(default {INTERLEAVED_ROUNDS})")
     compare.add_argument("--extra-exports", default="", help="also export and score: ptq (int8 from the float "
                          "model), fp32; comma-separated")
     compare.add_argument("--runs-from", help="reuse runs in this folder (<model>/ and <model>-qat/) instead of training")
