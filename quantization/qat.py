@@ -79,7 +79,8 @@ def _feeds_output_concat(layer) -> bool:
 
 
 def _annotate(layer):
-    """The QuantizeConfig a layer needs beyond tfmot's defaults (none: the layer itself)."""
+    """``layer`` annotated for quantization: with the QuantizeConfig it needs beyond tfmot's
+    defaults, else with none (tfmot's registry chooses), as ``quantize_annotate_model`` would."""
     if isinstance(layer, HardActivation) and not layer.quantize_inner:  # a copy: the float model stays float
         layer = type(layer).from_config({**layer.get_config(), "quantize_inner": True})
     if isinstance(layer, OUTPUT_ONLY_LAYERS):
@@ -88,7 +89,7 @@ def _annotate(layer):
         # int8 concatenation needs one scale for all its inputs: the predictors' outputs are left
         # to the Concatenate's quantizer, which the converter propagates back through Reshape.
         return _quantize.quantize_annotate_layer(layer, Default8BitConvQuantizeConfig(["kernel"], [], False))
-    return layer
+    return _quantize.quantize_annotate_layer(layer)
 
 
 def quantize_aware(model: keras.Model) -> keras.Model:
@@ -101,10 +102,10 @@ def quantize_aware(model: keras.Model) -> keras.Model:
         raise ValueError(f"{model.name} shares layers between inputs ({', '.join(shared[:3])}, ...): "
                          f"quantize its quantizable_model(...) instead")
     with _quantize.quantize_scope(quantize_scope_objects()):
-        # _annotate returns the model's own layer objects (or wraps them), so the clone holds the
-        # very weights of ``model``: nothing is copied by position.
+        # _annotate wraps the model's own layer objects, so the clone holds the very weights of
+        # ``model``: nothing is copied by position. One clone annotates every layer (tfmot's
+        # quantize_annotate_model would clone the model once more to annotate the rest).
         annotated = keras.models.clone_model(model, clone_function=_annotate)
-        annotated = _quantize.quantize_annotate_model(annotated)
         return _quantize.quantize_apply(annotated)
 
 
