@@ -13,14 +13,15 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-# The modules that take a minute or more on one worker, longest first (CI runs of 2026-12-04). run.sh
-# passes --no-loadscope-reorder, so the two workers take whole modules in collection order: these
-# go first and the short ones fill in at the end. Otherwise xdist orders modules by their number of
-# tests, and a two-test module holding the suite's longest test (test_demo_checkpoints) could start
-# last while the other worker sat idle. A module left off this list only costs time, never a result.
-LONGEST_MODULES = ("test_demo_checkpoints.py", "test_export.py", "test_model_garden_import.py", "test_training.py",
-                   "test_models.py", "test_classification.py", "test_model_garden_parity.py", "test_mask_rcnn.py",
-                   "test_instance_data_eval.py", "test_tflite_float.py", "test_run_safety.py")
+# The modules that take half a minute or more on one worker, longest first (their tests among the 60
+# longest of the fresh-clone CI run of 2026-12-05). run.sh passes --no-loadscope-reorder, so the two
+# workers take whole modules in collection order: these go first and the short ones fill in at the
+# end. Otherwise xdist orders modules by their number of tests, and a two-test module holding the
+# suite's longest test (test_demo_checkpoints) could start last while the other worker sat idle.
+# A module left off this list only costs time, never a result.
+LONGEST_MODULES = ("test_export.py", "test_models.py", "test_model_garden_import.py", "test_demo_checkpoints.py",
+                   "test_training.py", "test_classification.py", "test_mask_rcnn.py", "test_run_safety.py",
+                   "test_model_garden_parity.py", "test_instance_data_eval.py", "test_tflite_float.py")
 
 
 def pytest_collection_modifyitems(config, items):
