@@ -52,3 +52,21 @@ def test_int8_export_of_the_trained_qat_checkpoint_passes_verification_with_agre
     assert verification["agreement_checked"] and verification["agreement"] >= 0.8, verification
     assert report["ops"]["float_ops"] in ([], {}), report["ops"]["float_ops"]  # int8 end to end
     assert "PASSED" in capsys.readouterr().out
+
+
+@pytest.mark.slow  # ~70 s: tfmot's rebuild, which every QAT run written since qat_model.json skips
+def test_a_qat_run_without_its_model_file_is_rebuilt_through_tfmot_to_the_same_model(tmp_path, images):
+    import shutil
+
+    import numpy as np
+
+    import mobile_spinenet.quantization.qat_run  # noqa: F401  (registers the "qat" form)
+
+    older = tmp_path / "older-qat-run"
+    shutil.copytree(os.path.join(CHECKPOINTS, "spinenet49xxs-qat"), older)
+    (older / "qat_model.json").unlink()  # as a QAT run written before the file existed
+    from_file = open_run(os.path.join(CHECKPOINTS, "spinenet49xxs-qat")).model()
+    rebuilt = open_run(str(older)).model()
+    x = images(256, seed=4)
+    for name, value in from_file(x, training=False).items():
+        np.testing.assert_array_equal(rebuilt(x, training=False)[name].numpy(), value.numpy(), err_msg=name)
