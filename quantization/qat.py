@@ -119,7 +119,7 @@ def qat_model_structure(qat_model: keras.Model) -> dict:
 
 def qat_model_from_structure(structure: dict) -> keras.Model:
     """The quantization-aware model described by ``structure`` (:func:`qat_model_structure`),
-    untrained: one deserialisation, where :func:`quantize_aware` clones the float model five times
+    untrained: one deserialisation, where :func:`quantize_aware` clones the float model four times
     and runs tfmot's layout transforms. Its weights files and the tfmot-built model's are the same."""
     import json
 

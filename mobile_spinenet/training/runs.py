@@ -21,7 +21,7 @@ RUN_FILE = "run.json"  # what a finished run records: steps, epochs, last metric
 SOURCES_FILE = "sources.json"  # the data a run was trained on (export calibrates and verifies with it)
 QAT_FILE = "qat.json"  # present in a quantization-aware fine-tune: names the float run it started from
 # A QAT run's Keras model structure (tfmot's wrappers and quantizer settings included): the model is
-# rebuilt from it in one pass instead of through tfmot's five clones and layout transforms.
+# rebuilt from it in one pass instead of through tfmot's clones and layout transforms.
 QAT_MODEL_FILE = "qat_model.json"
 FLOAT_FORM = "float"
 # How a run's model is rebuilt in forms that need layers above this one (quantization.qat_run
