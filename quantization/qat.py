@@ -114,7 +114,7 @@ def qat_model_structure(qat_model: keras.Model) -> dict:
     rebuilds the same layers, names and weight order from it."""
     import json
 
-    return _without_build_configs(json.loads(qat_model.to_json()))
+    return json.loads(qat_model.to_json())
 
 
 def qat_model_from_structure(structure: dict) -> keras.Model:

@@ -68,5 +68,6 @@ def test_a_qat_run_without_its_model_file_is_rebuilt_through_tfmot_to_the_same_m
     from_file = open_run(os.path.join(CHECKPOINTS, "spinenet49xxs-qat")).model()
     rebuilt = open_run(str(older)).model()
     x = images(256, seed=4)
-    for name, value in from_file(x, training=False).items():
-        np.testing.assert_array_equal(rebuilt(x, training=False)[name].numpy(), value.numpy(), err_msg=name)
+    want, got = from_file(x, training=False), rebuilt(x, training=False)
+    for name, value in want.items():
+        np.testing.assert_array_equal(got[name].numpy(), value.numpy(), err_msg=name)
