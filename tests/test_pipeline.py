@@ -1,4 +1,5 @@
 """The tf.data pipeline, anchor labelling, box mapping back to the original image, demo data."""
+import dataclasses
 import hashlib
 import json
 
@@ -126,3 +127,53 @@ def test_train_and_val_glyphs_are_disjoint():
     val, _ = load_glyphs("val")
     assert len(train) >= 2000 and len(val) >= 1000
     assert not digest(train) & digest(val)
+
+
+def _striped_coco(root, count=4, size=64):
+    """``count`` black size x size images, image k with one white box of class k + 1 in its own
+    band of rows (no two images' boxes overlap)."""
+    (root / "images").mkdir(parents=True)
+    images, annotations = [], []
+    for k in range(count):
+        pixels = np.zeros((size, size, 3), np.uint8)
+        y0, x0 = 4 + 14 * k, 10
+        pixels[y0:y0 + 10, x0:x0 + 40] = 255
+        Image.fromarray(pixels).save(root / "images" / f"{k}.png")
+        images.append({"id": k + 1, "file_name": f"{k}.png", "height": size, "width": size})
+        annotations.append({"id": k + 1, "image_id": k + 1, "category_id": k + 1, "bbox": [x0, y0, 40, 10],
+                            "area": 400, "iscrowd": 0})
+    categories = [{"id": k + 1, "name": f"c{k}"} for k in range(count)]
+    (root / "annotations.json").write_text(json.dumps({"images": images, "annotations": annotations,
+                                                       "categories": categories}))
+    return read_dataset(str(root))
+
+
+def test_mosaic_tiles_four_images_with_their_boxes_and_restarts_exactly(tmp_path):
+    from mobile_spinenet.data.pipeline import epoch_order, mosaic_partners
+
+    dataset = _striped_coco(tmp_path / "stripes")
+    # At 128 px a tile is 64 px: the 64 px images enter unscaled, so the expected mosaic is exact.
+    config = InputConfig(128, 2, (1.0, 1.0), flip=False, seed=5, mosaic=1.0)
+    offsets = ((0, 0), (0, 64), (64, 0), (64, 64))
+    # One anchor per (image, tile): the image's box where that tile would put it.
+    anchors = np.array([[4 + 14 * k + dy, 10 + dx, 14 + 14 * k + dy, 50 + dx]
+                        for k in range(4) for dy, dx in offsets], np.float32)
+    batches = list(train_dataset(dataset, anchors, config, epoch=1))
+    order, partners = epoch_order(4, 5, 1), mosaic_partners(4, config, 1)
+    pixels = [2.0 * (np.asarray(Image.open(tmp_path / "stripes" / "images" / f"{k}.png")) > 0) - 1.0 for k in range(4)]
+    for position in range(4):
+        images, targets = batches[position // 2]
+        indices = [order[position], *partners[position]]
+        expected = np.concatenate([np.concatenate([pixels[indices[0]], pixels[indices[1]]], 1),
+                                   np.concatenate([pixels[indices[2]], pixels[indices[3]]], 1)], 0)
+        np.testing.assert_allclose(images[position % 2].numpy(), expected, atol=1e-5)
+        expected_classes = np.full(len(anchors), BACKGROUND)
+        for tile, k in enumerate(indices):
+            expected_classes[4 * k + tile] = dataset.label_map.index_of(k + 1)
+        np.testing.assert_array_equal(targets["classes"][position % 2].numpy(), expected_classes)
+    restarted = list(train_dataset(dataset, anchors, config, epoch=1, start_step=1))
+    np.testing.assert_array_equal(restarted[0][0].numpy(), batches[1][0].numpy())
+    # With no mosaic share the pipeline is the one without mosaics.
+    plain = dataclasses.replace(config, mosaic=0.0)
+    assert not np.array_equal(list(train_dataset(dataset, anchors, plain, epoch=1))[0][0].numpy(),
+                              batches[0][0].numpy())

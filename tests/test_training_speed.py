@@ -136,9 +136,14 @@ def test_recipe_flags_reach_the_config_and_bad_values_name_the_flag():
     from mobile_spinenet.cli import build_parser
 
     args = build_parser().parse_args(["train", "--model", MODEL, "--data", "d", "--out", "o", "--optimizer", "adamw",
-                                      "--ema-decay", "0.999", "--xla"])
+                                      "--ema-decay", "0.999", "--xla", "--mosaic", "0.5"])
     overrides = _train_overrides(args)
     assert overrides["optimizer"] == "adamw" and overrides["ema_decay"] == 0.999 and overrides["jit_compile"] is True
+    assert load_config(MODEL, overrides=overrides).mosaic == 0.5
+    with pytest.raises(ValueError, match=r"--mosaic must be in \[0, 1\], got 1.5"):
+        load_config(MODEL, overrides={"mosaic": 1.5})
+    with pytest.raises(ValueError, match="--mosaic is for detection training, not --task classification"):
+        load_config(MODEL, overrides={"mosaic": 0.5, "task": "classification"})
     config = load_config(MODEL, "cpu_fast")
     assert config.optimizer == "adamw" and config.ema_decay == 0.999 and not config.jit_compile
     result = subprocess.run([sys.executable, "-m", "mobile_spinenet", "train", "--model", MODEL, "--data", "d",

@@ -12,7 +12,7 @@ from mobile_spinenet.commands.common import (non_negative_float, non_negative_in
 def _train_overrides(args) -> dict:
     names = ("task", "image_size", "epochs", "batch_size", "learning_rate", "warmup_epochs", "schedule", "strategy",
              "tpu", "seed", "checkpoint_every_steps", "val_max_images", "activation", "weight_decay", "resize",
-             "optimizer", "ema_decay", "init_from")
+             "optimizer", "ema_decay", "init_from", "mosaic")
     overrides = {name: getattr(args, name) for name in names}
     if args.jitter:
         overrides["jitter"] = [float(v) for v in args.jitter.split(",")]
@@ -119,6 +119,9 @@ def add_train_parser(sub) -> None:
     train.add_argument("--ema-decay", type=positive_float,
                        help="keep a moving average of the weights (e.g. 0.999) for validation and the final weights")
     train.add_argument("--jitter", help="scale jitter range as MIN,MAX (paper: 0.4,1.6)")
+    train.add_argument("--mosaic", type=float, metavar="SHARE",
+                       help="detection: make this share (0-1) of the training examples a 2x2 mosaic of four "
+                            "images at half scale (default 0)")
     train.add_argument("--activation", help="override the model's activation (e.g. hard_swish)")
     train.add_argument("--resize", choices=["letterbox", "stretch"],
                        help="how images are fitted to the input square: letterbox (default: keep the aspect ratio, "

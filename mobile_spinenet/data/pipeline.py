@@ -1,6 +1,6 @@
 """The ``tf.data`` input pipeline: parallel decode, long side resized to the input size and
 zero-padded to a square (Sec. 5.1), random horizontal flip, scale jitter with a random crop,
-anchor labelling, batching and prefetch.
+optionally a 2x2 mosaic of four examples, anchor labelling, batching and prefetch.
 
 Randomness is stateless and keyed by (seed, epoch, position in the epoch), and each epoch's
 order is a seeded permutation, so an epoch can be restarted at any step and give the very
@@ -8,6 +8,7 @@ batches an uninterrupted run would have seen (exact resume).
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Optional
 
@@ -34,6 +35,7 @@ class InputConfig:
     positive_iou: float = 0.5
     negative_iou: float = 0.4
     resize: str = "letterbox"  # or "stretch" (see resize_and_pad)
+    mosaic: float = 0.0  # share of detection examples made a 2x2 mosaic of four images (see _mosaic)
 
 
 def _decode(path):
@@ -156,18 +158,69 @@ def train_dataset(dataset: DetectionDataset, anchors: np.ndarray, config: InputC
     starting at ``start_step`` (for resume)."""
     steps_per_epoch(dataset, config.batch_size)  # at least one batch
     order, keys = _epoch_slice(len(dataset), config, epoch, start_step)
-    records = [dataset.records[i] for i in order]
-    boxes, classes = _ragged(records)
     anchors = tf.constant(anchors, tf.float32)
 
-    def load(path, boxes, classes, key):
-        image, boxes, classes = _augment(_decode(path), boxes, classes, key, config)
+    def labelled(image, boxes, classes):
         target_classes, target_boxes = label_anchors(anchors, boxes, classes,
                                                      config.positive_iou, config.negative_iou)
         return image, {"classes": target_classes, "boxes": target_boxes}
 
+    if config.mosaic > 0:
+        return _mosaic_train_dataset(dataset, config, epoch, start_step, order, keys, labelled, deterministic)
+    records = [dataset.records[i] for i in order]
+    boxes, classes = _ragged(records)
+
+    def load(path, boxes, classes, key):
+        return labelled(*_augment(_decode(path), boxes, classes, key, config))
+
     data = tf.data.Dataset.from_tensor_slices(([r.path for r in records], boxes, classes, keys))
     return _batched(data, load, config.batch_size, deterministic)
+
+
+def mosaic_partners(num_records: int, config: InputConfig, epoch: int, start_step: int = 0) -> np.ndarray:
+    """``[positions, 3]`` record indices: the three images that join each position of ``epoch``
+    (from ``start_step`` on) when it is drawn as a mosaic; seeded by (seed, epoch) only, like
+    the order, so a restarted epoch draws the same mosaics."""
+    steps = max(1, num_records // config.batch_size)
+    partners = np.random.default_rng([config.seed, epoch, 4]).integers(0, num_records, (steps * config.batch_size, 3))
+    return partners[start_step * config.batch_size:]
+
+
+def _mosaic_train_dataset(dataset, config: InputConfig, epoch: int, start_step: int, order, keys, labelled,
+                          deterministic: bool) -> tf.data.Dataset:
+    """The detection batches with ``config.mosaic`` of the examples drawn as :func:`_mosaic`; the
+    others are augmented as without mosaics (but their random draws differ)."""
+    paths = tf.constant([r.path for r in dataset.records])
+    all_boxes, all_classes = _ragged(dataset.records)
+    partners = mosaic_partners(len(dataset), config, epoch, start_step)
+
+    def one(index, key, tile_config):
+        return _augment(_decode(tf.gather(paths, index)), all_boxes[index], all_classes[index], key, tile_config)
+
+    def load(index, others, key):
+        use_mosaic = tf.random.stateless_uniform([], tf.random.experimental.stateless_fold_in(key, 4)) < config.mosaic
+        image, boxes, classes = tf.cond(use_mosaic, lambda: _mosaic(tf.concat([[index], others], 0), key, config, one),
+                                        lambda: one(index, key, config))
+        return labelled(image, boxes, classes)
+
+    data = tf.data.Dataset.from_tensor_slices((order.astype(np.int64), partners.astype(np.int64), keys))
+    return _batched(data, load, config.batch_size, deterministic)
+
+
+def _mosaic(indices, key, config: InputConfig, one):
+    """Four examples, each augmented (flip, jitter, crop) to a half-size tile, tiled 2x2 into one
+    ``image_size`` square (YOLOv4's mosaic with the centre fixed): more objects per image, at half
+    their scale, and more small ones. ``one(index, key, tile_config)`` gives a tile's ``(image,
+    boxes, classes)``."""
+    half = config.image_size // 2
+    tile_config = dataclasses.replace(config, image_size=half)
+    tiles = [one(indices[k], tf.random.experimental.stateless_fold_in(key, 10 + k), tile_config) for k in range(4)]
+    image = tf.concat([tf.concat([tiles[0][0], tiles[1][0]], 1), tf.concat([tiles[2][0], tiles[3][0]], 1)], 0)
+    offsets = ((0, 0), (0, half), (half, 0), (half, half))  # (y, x) of each tile
+    boxes = tf.concat([tile[1] + tf.constant([dy, dx, dy, dx], tf.float32)
+                       for tile, (dy, dx) in zip(tiles, offsets)], 0)
+    classes = tf.concat([tile[2] for tile in tiles], 0)
+    return tf.ensure_shape(image, [config.image_size, config.image_size, 3]), boxes, classes
 
 
 def max_instances(dataset: DetectionDataset, cap: int = 100) -> int:

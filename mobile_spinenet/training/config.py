@@ -44,6 +44,7 @@ class TrainConfig:
     jitter: list = field(default_factory=lambda: [0.4, 1.6])
     resize: str = "letterbox"  # or "stretch", for apps that feed the model through MediaPipe / the Task Library
     flip: bool = True
+    mosaic: float = 0.0  # detection: share of training examples made a 2x2 mosaic of four images
     activation: Optional[str] = None  # None: the model id's own
     # how the detector is built and decoded where it differs from the kit's own (imported Model Garden
     # models record Model Garden's here): RetinaNet anchor size in strides (None: 4), SpineNet-Mobile's
@@ -85,6 +86,10 @@ class TrainConfig:
             raise ValueError("config fields step_decay_at and step_decay_factors differ in length")
         if len(self.jitter) != 2 or not 0 < self.jitter[0] <= self.jitter[1]:
             raise ValueError(f"config field jitter must be [min, max] with 0 < min <= max, got {self.jitter}")
+        if not 0 <= self.mosaic <= 1:
+            raise ValueError(f"--mosaic must be in [0, 1], got {self.mosaic!r} (config field mosaic)")
+        if self.mosaic and self.task != "detection":
+            raise ValueError(f"--mosaic is for detection training, not --task {self.task}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"config field optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         from mobile_spinenet.registry import TASKS
@@ -127,7 +132,7 @@ POSITIVE_FIELDS = (("epochs", 0, True), ("batch_size", 1, False), ("learning_rat
 FLAGS = {"epochs": "--epochs", "batch_size": "--batch", "learning_rate": "--lr", "warmup_epochs": "--warmup-epochs",
          "weight_decay": "--weight-decay", "image_size": "--image-size", "checkpoint_every_steps": "--checkpoint-every",
          "val_max_images": "--val-max-images", "ema_decay": "--ema-decay", "jit_compile": "--xla", "task": "--task",
-         "init_from": "--init"}
+         "init_from": "--init", "mosaic": "--mosaic"}
 
 
 def recipe_path(name_or_path: str) -> str:

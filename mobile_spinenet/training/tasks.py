@@ -27,7 +27,7 @@ from mobile_spinenet.training.losses import LossConfig, classification_loss, det
 
 def _input_config(config: TrainConfig, image_size: int) -> InputConfig:
     return InputConfig(image_size, config.batch_size, tuple(config.jitter), config.flip, config.seed,
-                       config.positive_iou, config.negative_iou, config.resize)
+                       config.positive_iou, config.negative_iou, config.resize, config.mosaic)
 
 
 class Task:
