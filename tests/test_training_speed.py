@@ -66,6 +66,70 @@ def test_xla_step_computes_the_same_loss_and_gradients(data, tmp_path):
             assert np.linalg.norm(step_plain - step_xla) <= 0.01 * np.linalg.norm(step_plain), a.name
 
 
+ONE_STEP = r"""
+import sys
+import numpy as np
+from mobile_spinenet.backend import tf
+from mobile_spinenet.data.readers import read_dataset
+from mobile_spinenet.training.config import load_config
+from mobile_spinenet.training.trainer import Trainer
+data, out = sys.argv[1], sys.argv[2]
+config = load_config("spinenet49xxs", overrides=dict(image_size=128, batch_size=4, epochs=1, learning_rate=0.02,
+                     warmup_epochs=0, seed=5, precise_bn_images=4, jitter=[1.0, 1.0], flip=False))
+trainer = Trainer(config, read_dataset(data), out + "-run", show_progress=False)
+images, targets = next(iter(trainer.epoch_batches(0)))
+positives = tf.reduce_sum(tf.cast(targets["classes"] >= 0, tf.float32))
+parts, gradients = trainer._replica_loss_and_gradients(images, targets, positives)
+kernels = [v for v in trainer.model.trainable_variables if "kernel" in v.name]
+start = {v.name: v.numpy() for v in kernels}
+trainer.train_step(images, targets)
+np.savez(out, **{"part/" + k: float(v) for k, v in parts.items()},
+         **{"start/" + n: w for n, w in start.items()},
+         **{"grad/" + v.name: g.numpy() for v, g in zip(trainer.model.trainable_variables, gradients)
+            if "kernel" in v.name},
+         **{"move/" + v.name: v.numpy() - start[v.name] for v in kernels})
+"""
+
+
+def test_onednn_kernels_compute_the_same_step_as_tensorflows_default_ones(data, tmp_path):
+    """The kit turns oneDNN on (backend.py; 1.4-1.5x faster steps on an AVX2 CPU, where TensorFlow
+    leaves it off). It is read when TensorFlow is imported, so each side is its own process."""
+    import os
+    import subprocess
+    import sys
+
+    data_dir = str(tmp_path / "data")
+    make_split(data_dir, "train", 8, seed=3)
+    results = {}
+    for flag in ("0", "1"):
+        out = str(tmp_path / f"onednn{flag}.npz")
+        done = subprocess.run([sys.executable, "-c", ONE_STEP, data_dir, out], capture_output=True, text=True,
+                              timeout=600, env={**os.environ, "TF_ENABLE_ONEDNN_OPTS": flag, "TF_NUM_INTRAOP_THREADS": "2",
+                                                "MOBILE_SPINENET_SHOW_CUDA_PROBE": "1"})
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert ("oneDNN custom operations are on" in done.stderr) == (flag == "1")  # really off, really on
+        results[flag] = np.load(out)
+    off, on = results["0"], results["1"]
+    names = off.files
+    assert sorted(names) == sorted(on.files)
+    for name in names:
+        if name.startswith("start/"):
+            np.testing.assert_array_equal(on[name], off[name])  # the same seeded start
+        if name.startswith("part/"):
+            np.testing.assert_allclose(on[name], off[name], rtol=1e-4, atol=1e-6, err_msg=name)
+    # The same band as XLA's (test_xla_step_computes_the_same_loss_and_gradients). Both sides use two
+    # threads: oneDNN at one thread against two (a change of summation order only) differs by a
+    # median 0.7% and at most 2.1%, as much as oneDNN against Eigen at one thread.
+    relative = [np.linalg.norm(on[n].astype(np.float64) - off[n]) / max(np.linalg.norm(off[n].astype(np.float64)),
+                                                                         1e-12)
+                for n in names if n.startswith("grad/")]
+    assert np.median(relative) < 0.005 and max(relative) < 0.01, (np.median(relative), max(relative))
+    assert 0 < np.median(relative)  # the two really ran different kernels
+    for name in names:
+        if name.startswith("move/"):
+            assert np.linalg.norm(on[name] - off[name]) <= 0.01 * np.linalg.norm(off[name]), name
+
+
 def test_weight_average_follows_its_formula_and_swaps_back():
     weight = tf.Variable([1.0, 2.0])
     average = WeightAverage([weight], decay=0.9)
@@ -117,7 +181,7 @@ def test_unknown_optimizer_is_refused_before_any_work():
 def test_bench_variants_are_checked_and_the_table_shows_the_ratio():
     from mobile_spinenet.training.bench import check_variants, format_bench
 
-    with pytest.raises(ValueError, match="--variants: unknown fast; known: recipe, plain, xla"):
+    with pytest.raises(ValueError, match="--variants: unknown fast; known: recipe, plain, xla, no-onednn"):
         check_variants(["plain", "fast"])
     rows = [{"variant": v, "model": MODEL, "image_size": 256, "batch_size": 16, "steps": 8, "rounds": 4,
              "images_per_s": ips, "median_step_ms": 1000.0, "median_wait_ms": 1.0, "input_wait_share": share}
@@ -150,3 +214,16 @@ def test_recipe_flags_reach_the_config_and_bad_values_name_the_flag():
                              "--out", "o", "--ema-decay", "1.5"], capture_output=True, text=True, timeout=300)
     assert result.returncode != 0 and "--ema-decay must be in (0, 1), got 1.5 (config field ema_decay)" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow  # four processes that each build a model: 1-3 minutes
+def test_bench_runs_an_environment_variant_in_its_own_processes(tmp_path):
+    from mobile_spinenet.training.bench import bench_train
+
+    messages = []
+    results = bench_train(MODEL, image_size=128, batch_size=2, steps=2, warmup=0, variants=["recipe", "no-onednn"],
+                          rounds=2, progress=messages.append)
+    assert [r["variant"] for r in results] == ["recipe", "no-onednn"]
+    assert [r["onednn"] for r in results] == [True, False]  # the kit's default, and TensorFlow's on this CPU
+    assert all(r["images_per_s"] > 0 and r["image_size"] == 128 for r in results)
+    assert messages == [f"round {r}/2: {v}, 1 steps in a new process" for r in (1, 2) for v in ("recipe", "no-onednn")]

@@ -170,7 +170,8 @@ def _cmd_bench_train(args) -> int:
 
     variants = check_variants([v for v in args.variants.split(",") if v])
     results = bench_train(args.model, args.image_size, args.batch, args.steps, args.warmup, args.data, args.strategy,
-                          variants=variants, rounds=args.rounds, recipe=args.config)
+                          variants=variants, rounds=args.rounds, recipe=args.config,
+                          progress=lambda message: print(message, file=sys.stderr, flush=True))
     print(json.dumps(results, indent=1) if args.json else format_bench(results))
     return 0
 
@@ -228,7 +229,9 @@ def add_bench_parser(sub) -> None:
     train.add_argument("--config", help="recipe the variants start from (a YAML file or a bundled recipe name)")
     train.add_argument("--variants", default="recipe",
                        help="comma-separated variants timed against each other in one interleaved run: recipe "
-                            "(as the recipe says), plain (no XLA), xla (jit_compile: XLA forward and backward pass)")
+                            "(as the recipe says), plain (no XLA), xla (jit_compile: XLA forward and backward pass), "
+                            "no-onednn (TensorFlow's own CPU kernels, its default on CPUs without AVX-512: each "
+                            "variant then runs a new process per round)")
     train.add_argument("--rounds", type=positive_int, default=4,
                        help="interleaved rounds over the variants (default 4; each round times steps/rounds steps)")
     train.add_argument("--json", action="store_true")

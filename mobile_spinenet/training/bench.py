@@ -3,70 +3,137 @@ loop waits for the input pipeline (target: < 5%).
 
 With several ``variants`` (e.g. ``plain,xla``) one trainer per variant is built on the same
 data and their timed steps are interleaved in ``rounds`` (each round gives every variant an
-equal block of steps), so the ratio between them comes from one run under the same load."""
+equal block of steps), so the ratio between them comes from one run under the same load.
+A variant that TensorFlow reads from the environment at import (``no-onednn``) needs its own
+process: then every variant runs one fresh process per round, in turn, so the ratio still comes
+from one interleaved run."""
 from __future__ import annotations
 
+import json
+import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 # Named speed-ups: TrainConfig overrides that must not change what a step computes
 # (tests/test_training_speed.py checks each against the baseline).
 VARIANTS = {"recipe": {}, "plain": {"jit_compile": False}, "xla": {"jit_compile": True}}
+# Variants set in the environment before TensorFlow is imported (run in their own process, with the
+# recipe's config). no-onednn: TensorFlow's own kernels, its default on CPUs without AVX-512
+# VNNI/BF16/AMX; the kit turns oneDNN on (mobile_spinenet/backend.py).
+PROCESS_VARIANTS = {"no-onednn": {"TF_ENABLE_ONEDNN_OPTS": "0"}}
 
 
 def check_variants(names: Sequence[str]) -> list:
-    unknown = [n for n in names if n not in VARIANTS]
+    known = {**VARIANTS, **PROCESS_VARIANTS}
+    unknown = [n for n in names if n not in known]
     if unknown or not names:
-        raise ValueError(f"--variants: unknown {', '.join(unknown) or '(none given)'}; known: {', '.join(VARIANTS)}")
+        raise ValueError(f"--variants: unknown {', '.join(unknown) or '(none given)'}; known: {', '.join(known)}")
     return list(names)
 
 
 def bench_train(model_id: str, image_size: Optional[int] = None, batch_size: int = 8, steps: int = 20,
                 warmup: int = 3, data: Optional[str] = None, strategy: str = "default",
-                variants: Sequence[str] = ("recipe",), rounds: int = 1, recipe: Optional[str] = None) -> list:
+                variants: Sequence[str] = ("recipe",), rounds: int = 1, recipe: Optional[str] = None,
+                progress: Optional[Callable[[str], None]] = None) -> list:
     """Time ``steps`` training steps of each variant (over ``recipe``, a config file or bundled
     recipe name) after ``warmup``; returns one result per variant."""
     from mobile_spinenet.data.demo import make_split
-    from mobile_spinenet.data.readers import read_dataset
-    from mobile_spinenet.training.config import load_config
-    from mobile_spinenet.training.trainer import Trainer
 
     variants = check_variants(variants)
     rounds = max(1, min(rounds, steps))
+    setup = {"model_id": model_id, "image_size": image_size, "batch_size": batch_size, "warmup": warmup,
+             "strategy": strategy, "recipe": recipe}
     with tempfile.TemporaryDirectory(prefix="bench-train-") as temp:
         if data is None:
             data = f"{temp}/data"
             make_split(data, "train", batch_size * (steps + warmup + 1), seed=0)
-        dataset = read_dataset(data)
-        timings = {}
-        for name in variants:
-            config = load_config(model_id, recipe, overrides={"image_size": image_size, "batch_size": batch_size,
-                                                      "strategy": strategy, "epochs": 1, **VARIANTS[name]})
-            trainer = Trainer(config, dataset, f"{temp}/run-{name}", show_progress=False)
-            if trainer.steps_per_epoch < steps + warmup:
-                raise ValueError(f"{data} gives {trainer.steps_per_epoch} batches of {batch_size}; "
-                                 f"need {steps + warmup} for --steps {steps}")
-            batches = iter(trainer.epoch_batches(0))
-            timings[name] = {"trainer": trainer, "batches": batches, "waits": [], "steps": []}
-            for _ in range(warmup):  # tracing and compilation
-                _timed_step(timings[name], record=False)
-        for r in range(rounds):
-            share = steps // rounds + (1 if r < steps % rounds else 0)
-            for name in variants:
-                for _ in range(share):
-                    _timed_step(timings[name], record=True)
+        if any(name in PROCESS_VARIANTS for name in variants):
+            timings = _timings_in_processes(setup, data, variants, steps, rounds, progress or (lambda message: None))
+        else:
+            timings = _timings(setup, data, variants, steps, rounds, temp)
     results = []
     for name in variants:
         waits, step_times = timings[name]["waits"], timings[name]["steps"]
         total = sum(waits) + sum(step_times)
-        results.append({"variant": name, "model": model_id, "image_size": timings[name]["trainer"].image_size,
+        results.append({"variant": name, "model": model_id, "image_size": timings[name]["image_size"],
                         "batch_size": batch_size, "steps": steps, "rounds": rounds,
                         "images_per_s": batch_size * steps / total,
                         "median_step_ms": 1000 * statistics.median(step_times),
-                        "median_wait_ms": 1000 * statistics.median(waits), "input_wait_share": sum(waits) / total})
+                        "median_wait_ms": 1000 * statistics.median(waits), "input_wait_share": sum(waits) / total,
+                        "onednn": timings[name].get("onednn", onednn_enabled())})
     return results
+
+
+def _round_shares(steps: int, rounds: int) -> list:
+    return [steps // rounds + (1 if r < steps % rounds else 0) for r in range(rounds)]
+
+
+def _timings(setup: dict, data: str, variants: Sequence[str], steps: int, rounds: int, temp: str) -> dict:
+    """``{variant: {"waits", "steps", "image_size"}}`` of in-process variants, interleaved in rounds."""
+    from mobile_spinenet.data.readers import read_dataset
+    from mobile_spinenet.training.config import load_config
+    from mobile_spinenet.training.trainer import Trainer
+
+    dataset = read_dataset(data)
+    batch_size, warmup = setup["batch_size"], setup["warmup"]
+    timings = {}
+    for name in variants:
+        config = load_config(setup["model_id"], setup["recipe"], overrides={
+            "image_size": setup["image_size"], "batch_size": batch_size, "strategy": setup["strategy"], "epochs": 1,
+            **VARIANTS[name]})
+        trainer = Trainer(config, dataset, f"{temp}/run-{name}", show_progress=False)
+        if trainer.steps_per_epoch < steps + warmup:
+            raise ValueError(f"{data} gives {trainer.steps_per_epoch} batches of {batch_size}; "
+                             f"need {steps + warmup} for --steps {steps}")
+        batches = iter(trainer.epoch_batches(0))
+        timings[name] = {"trainer": trainer, "batches": batches, "waits": [], "steps": [],
+                         "image_size": trainer.image_size}
+        for _ in range(warmup):  # tracing and compilation
+            _timed_step(timings[name], record=False)
+    for share in _round_shares(steps, rounds):
+        for name in variants:
+            for _ in range(share):
+                _timed_step(timings[name], record=True)
+    return timings
+
+
+def _timings_in_processes(setup: dict, data: str, variants: Sequence[str], steps: int, rounds: int,
+                          progress: Callable[[str], None]) -> dict:
+    """The same, with one fresh process per variant and round (each warms up on its own)."""
+    timings = {name: {"waits": [], "steps": []} for name in variants}
+    for number, share in enumerate(_round_shares(steps, rounds), 1):
+        for name in variants:
+            progress(f"round {number}/{rounds}: {name}, {share} steps in a new process")
+            job = {**setup, "data": data, "variant": name if name in VARIANTS else "recipe", "steps": share}
+            env = {**os.environ, **PROCESS_VARIANTS.get(name, {})}
+            done = subprocess.run([sys.executable, "-m", "mobile_spinenet.training.bench", json.dumps(job)],
+                                  env=env, capture_output=True, text=True)
+            if done.returncode != 0:
+                last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
+                raise RuntimeError(f"bench train: the {name} process failed: {last}")
+            timed = json.loads(done.stdout.strip().splitlines()[-1])
+            for key in ("waits", "steps"):
+                timings[name][key] += timed[key]
+            timings[name].update(image_size=timed["image_size"], onednn=timed["onednn"])
+    return timings
+
+
+def _worker(job: dict) -> dict:
+    """One process's share of :func:`_timings_in_processes`: ``job["steps"]`` timed steps."""
+    with tempfile.TemporaryDirectory(prefix="bench-train-") as temp:
+        timing = _timings(job, job["data"], [job["variant"]], job["steps"], 1, temp)[job["variant"]]
+    return {**{key: timing[key] for key in ("waits", "steps", "image_size")}, "onednn": onednn_enabled()}
+
+
+def onednn_enabled() -> bool:
+    """Whether this process's TensorFlow runs oneDNN's kernels (decided when it was imported)."""
+    from tensorflow.python.util import _pywrap_util_port
+
+    return bool(_pywrap_util_port.IsMklEnabled())
 
 
 def _timed_step(timing: dict, record: bool) -> None:
@@ -96,3 +163,7 @@ def format_bench(results: list) -> str:
                      f"{100 * share:6.2f}% {verdict}")
     lines.append("  (input wait: share of the loop spent waiting for a batch; ok below 5%)")
     return "\n".join(lines)
+
+
+if __name__ == "__main__":  # a process of _timings_in_processes
+    print(json.dumps(_worker(json.loads(sys.argv[1]))))
