@@ -13,7 +13,7 @@ from typing import Optional
 
 from mobile_spinenet.training.runs import QAT_FILE, QAT_MODEL_FILE, register_model_form
 
-CALIBRATION_IMAGES = 32
+CALIBRATION_IMAGES = 256  # in batches of 8: the median of 32 batch ranges (calibrate_ranges)
 
 
 def build_qat_model(run, float_model=None, calibration=None):
