@@ -70,6 +70,10 @@ def retinanet(kit_id, seed=0, image_size=128, num_classes=91):
     whose outputs are O(1) and spread (at init the class logits all sit at the prior)."""
     from mobile_spinenet.backend import keras
 
+    # Seeded, so the model is the same whatever ran before in this process: with random kernels,
+    # about one draw in eight holds two boxes whose NMS order float rounding decides, and the kit
+    # and Model Garden then keep different chains (a CI run met one).
+    keras.utils.set_random_seed(seed)
     heads = load("official.vision.modeling.heads.dense_prediction_heads")
     retinanet_model = load("official.vision.modeling.retinanet_model")
     generator = load("official.vision.modeling.layers.detection_generator")
