@@ -114,7 +114,7 @@ def _timings_in_processes(setup: dict, data: str, variants: Sequence[str], steps
                                   env=env, capture_output=True, text=True)
             if done.returncode != 0:
                 last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
-                raise RuntimeError(f"bench train: the {name} process failed: {last}")
+                raise ValueError(f"the {name} process failed: {last}")  # e.g. the data's own error
             timed = json.loads(done.stdout.strip().splitlines()[-1])
             for key in ("waits", "steps"):
                 timings[name][key] += timed[key]
