@@ -19,9 +19,10 @@ import pytest  # noqa: E402
 # end. Otherwise xdist orders modules by their number of tests, and a two-test module holding the
 # suite's longest test (test_demo_checkpoints) could start last while the other worker sat idle.
 # A module left off this list only costs time, never a result.
-LONGEST_MODULES = ("test_export.py", "test_models.py", "test_model_garden_import.py", "test_demo_checkpoints.py",
-                   "test_training.py", "test_classification.py", "test_mask_rcnn.py", "test_run_safety.py",
-                   "test_model_garden_parity.py", "test_instance_data_eval.py", "test_tflite_float.py")
+LONGEST_MODULES = ("test_export.py", "test_models.py", "test_demo_checkpoints.py", "test_model_garden_import.py",
+                   "test_classification.py", "test_training.py", "test_training_speed.py", "test_run_safety.py",
+                   "test_mask_rcnn.py", "test_model_garden_parity.py", "test_tflite_float.py",
+                   "test_instance_data_eval.py")
 
 
 def pytest_collection_modifyitems(config, items):
