@@ -11,7 +11,7 @@ real errors still show. ``MOBILE_SPINENET_SHOW_CUDA_PROBE=1`` shows everything.
 oneDNN's CPU kernels are turned on (``TF_ENABLE_ONEDNN_OPTS=1``) unless the environment says
 otherwise. TensorFlow turns them on by itself only on CPUs with AVX-512 VNNI, BF16 or AMX; on an
 AVX2 CPU (the kit's test machine: AMD Zen 3) it runs Eigen's kernels, and a SpineNet-49xxs
-training step took 1.4-1.5x as long (docs/training.md). The numbers differ only by float rounding
+training step took 1.35-1.5x as long (docs/training.md). The numbers differ only by float rounding
 (``tests/test_training_speed.py``).
 """
 import os

@@ -216,7 +216,7 @@ def calibrate_ranges(qat_model: keras.Model, batches) -> int:
     then clips or wastes levels). The median of batch ranges, like tfmot's average of them,
     ignores the one batch with an outlier that a union (TFLite's post-training calibration)
     stretches every range to: on the demo SpineNet-49xxs, before any fine-tune, the union over 256
-    images cost 1.9 AP against float and the median 0.1 (docs/quantization.md). The batches run
+    images cost 1.3-1.9 AP against float and the median 0.1 (docs/quantization.md). The batches run
     eagerly in training mode (weight ranges follow the weights), which would move every BN moving
     statistic by a momentum step per batch towards that batch's statistics; they are put back.
     Returns the batches used."""

@@ -68,16 +68,14 @@ def test_xla_step_computes_the_same_loss_and_gradients(data, tmp_path):
 
 ONE_STEP = r"""
 import sys
+sys.path.insert(0, sys.argv[3])  # this test module: the same trainer as the in-process tests
 import numpy as np
 from mobile_spinenet.backend import tf
 from mobile_spinenet.data.readers import read_dataset
-from mobile_spinenet.training.config import load_config
-from mobile_spinenet.training.trainer import Trainer
+from test_training_speed import _first_batch, _trainer
 data, out = sys.argv[1], sys.argv[2]
-config = load_config("spinenet49xxs", overrides=dict(image_size=128, batch_size=4, epochs=1, learning_rate=0.02,
-                     warmup_epochs=0, seed=5, precise_bn_images=4, jitter=[1.0, 1.0], flip=False))
-trainer = Trainer(config, read_dataset(data), out + "-run", show_progress=False)
-images, targets = next(iter(trainer.epoch_batches(0)))
+trainer = _trainer(read_dataset(data), out + "-run")
+images, targets = _first_batch(trainer)
 positives = tf.reduce_sum(tf.cast(targets["classes"] >= 0, tf.float32))
 parts, gradients = trainer._replica_loss_and_gradients(images, targets, positives)
 kernels = [v for v in trainer.model.trainable_variables if "kernel" in v.name]
@@ -91,8 +89,8 @@ np.savez(out, **{"part/" + k: float(v) for k, v in parts.items()},
 """
 
 
-def test_onednn_kernels_compute_the_same_step_as_tensorflows_default_ones(data, tmp_path):
-    """The kit turns oneDNN on (backend.py; 1.4-1.5x faster steps on an AVX2 CPU, where TensorFlow
+def test_onednn_kernels_compute_the_same_step_as_tensorflows_default_ones(tmp_path):
+    """The kit turns oneDNN on (backend.py; 1.35-1.5x faster steps on an AVX2 CPU, where TensorFlow
     leaves it off). It is read when TensorFlow is imported, so each side is its own process."""
     import os
     import subprocess
@@ -103,9 +101,10 @@ def test_onednn_kernels_compute_the_same_step_as_tensorflows_default_ones(data, 
     results = {}
     for flag in ("0", "1"):
         out = str(tmp_path / f"onednn{flag}.npz")
-        done = subprocess.run([sys.executable, "-c", ONE_STEP, data_dir, out], capture_output=True, text=True,
-                              timeout=600, env={**os.environ, "TF_ENABLE_ONEDNN_OPTS": flag, "TF_NUM_INTRAOP_THREADS": "2",
-                                                "MOBILE_SPINENET_SHOW_CUDA_PROBE": "1"})
+        env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": flag, "TF_NUM_INTRAOP_THREADS": "2",
+               "MOBILE_SPINENET_SHOW_CUDA_PROBE": "1"}
+        done = subprocess.run([sys.executable, "-c", ONE_STEP, data_dir, out, os.path.dirname(__file__)],
+                              capture_output=True, text=True, timeout=600, env=env)
         assert done.returncode == 0, done.stderr[-2000:]
         assert ("oneDNN custom operations are on" in done.stderr) == (flag == "1")  # really off, really on
         results[flag] = np.load(out)

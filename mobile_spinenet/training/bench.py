@@ -64,7 +64,7 @@ def bench_train(model_id: str, image_size: Optional[int] = None, batch_size: int
                         "images_per_s": batch_size * steps / total,
                         "median_step_ms": 1000 * statistics.median(step_times),
                         "median_wait_ms": 1000 * statistics.median(waits), "input_wait_share": sum(waits) / total,
-                        "onednn": timings[name].get("onednn", onednn_enabled())})
+                        "onednn": timings[name]["onednn"]})
     return results
 
 
@@ -73,7 +73,7 @@ def _round_shares(steps: int, rounds: int) -> list:
 
 
 def _timings(setup: dict, data: str, variants: Sequence[str], steps: int, rounds: int, temp: str) -> dict:
-    """``{variant: {"waits", "steps", "image_size"}}`` of in-process variants, interleaved in rounds."""
+    """``{variant: {"waits", "steps", "image_size", "onednn"}}`` of in-process variants, interleaved in rounds."""
     from mobile_spinenet.data.readers import read_dataset
     from mobile_spinenet.training.config import load_config
     from mobile_spinenet.training.trainer import Trainer
@@ -91,7 +91,7 @@ def _timings(setup: dict, data: str, variants: Sequence[str], steps: int, rounds
                              f"need {steps + warmup} for --steps {steps}")
         batches = iter(trainer.epoch_batches(0))
         timings[name] = {"trainer": trainer, "batches": batches, "waits": [], "steps": [],
-                         "image_size": trainer.image_size}
+                         "image_size": trainer.image_size, "onednn": onednn_enabled()}
         for _ in range(warmup):  # tracing and compilation
             _timed_step(timings[name], record=False)
     for share in _round_shares(steps, rounds):
@@ -126,7 +126,7 @@ def _worker(job: dict) -> dict:
     """One process's share of :func:`_timings_in_processes`: ``job["steps"]`` timed steps."""
     with tempfile.TemporaryDirectory(prefix="bench-train-") as temp:
         timing = _timings(job, job["data"], [job["variant"]], job["steps"], 1, temp)[job["variant"]]
-    return {**{key: timing[key] for key in ("waits", "steps", "image_size")}, "onednn": onednn_enabled()}
+    return {key: timing[key] for key in ("waits", "steps", "image_size", "onednn")}
 
 
 def onednn_enabled() -> bool:
