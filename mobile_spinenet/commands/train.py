@@ -230,8 +230,10 @@ def add_bench_parser(sub) -> None:
     train.add_argument("--variants", default="recipe",
                        help="comma-separated variants timed against each other in one interleaved run: recipe "
                             "(as the recipe says), plain (no XLA), xla (jit_compile: XLA forward and backward pass), "
-                            "no-onednn (TensorFlow's own CPU kernels, its default on CPUs without AVX-512: each "
-                            "variant then runs a new process per round)")
+                            "unfused (Keras's per-variable optimizer ops instead of fused ones), no-onednn "
+                            "(TensorFlow's own CPU kernels, its default on CPUs without AVX-512), before (no-onednn "
+                            "and unfused: the step before the speed work); with no-onednn or before every variant "
+                            "runs a new process per round")
     train.add_argument("--rounds", type=positive_int, default=4,
                        help="interleaved rounds over the variants (default 4; each round times steps/rounds steps)")
     train.add_argument("--json", action="store_true")

@@ -20,11 +20,14 @@ from typing import Callable, Optional, Sequence
 
 # Named speed-ups: TrainConfig overrides that must not change what a step computes
 # (tests/test_training_speed.py checks each against the baseline).
-VARIANTS = {"recipe": {}, "plain": {"jit_compile": False}, "xla": {"jit_compile": True}}
-# Variants set in the environment before TensorFlow is imported (run in their own process, with the
-# recipe's config). no-onednn: TensorFlow's own kernels, its default on CPUs without AVX-512
-# VNNI/BF16/AMX; the kit turns oneDNN on (mobile_spinenet/backend.py).
-PROCESS_VARIANTS = {"no-onednn": {"TF_ENABLE_ONEDNN_OPTS": "0"}}
+VARIANTS = {"recipe": {}, "plain": {"jit_compile": False}, "xla": {"jit_compile": True},
+            "unfused": {"fused_updates": False}}
+# Variants set in the environment before TensorFlow is imported, each run in its own process with
+# one of the VARIANTS' configs. no-onednn: TensorFlow's own kernels, its default on CPUs without
+# AVX-512 VNNI/BF16/AMX (the kit turns oneDNN on, mobile_spinenet/backend.py); before: those
+# kernels and Keras's per-variable optimizer and weight-average ops, the step before the speed work.
+PROCESS_VARIANTS = {"no-onednn": ({"TF_ENABLE_ONEDNN_OPTS": "0"}, "recipe"),
+                    "before": ({"TF_ENABLE_ONEDNN_OPTS": "0"}, "unfused")}
 
 
 def check_variants(names: Sequence[str]) -> list:
@@ -64,7 +67,7 @@ def bench_train(model_id: str, image_size: Optional[int] = None, batch_size: int
                         "images_per_s": batch_size * steps / total,
                         "median_step_ms": 1000 * statistics.median(step_times),
                         "median_wait_ms": 1000 * statistics.median(waits), "input_wait_share": sum(waits) / total,
-                        "onednn": timings[name]["onednn"]})
+                        "onednn": timings[name]["onednn"], "fused_updates": timings[name]["fused_updates"]})
     return results
 
 
@@ -73,7 +76,7 @@ def _round_shares(steps: int, rounds: int) -> list:
 
 
 def _timings(setup: dict, data: str, variants: Sequence[str], steps: int, rounds: int, temp: str) -> dict:
-    """``{variant: {"waits", "steps", "image_size", "onednn"}}`` of in-process variants, interleaved in rounds."""
+    """``{variant: {"waits", "steps", "image_size", "onednn", "fused_updates"}}`` of in-process variants, interleaved in rounds."""
     from mobile_spinenet.data.readers import read_dataset
     from mobile_spinenet.training.config import load_config
     from mobile_spinenet.training.trainer import Trainer
@@ -91,8 +94,12 @@ def _timings(setup: dict, data: str, variants: Sequence[str], steps: int, rounds
                              f"need {steps + warmup} for --steps {steps}")
         batches = iter(trainer.epoch_batches(0))
         timings[name] = {"trainer": trainer, "batches": batches, "waits": [], "steps": [],
-                         "image_size": trainer.image_size, "onednn": onednn_enabled()}
-        for _ in range(warmup):  # tracing and compilation
+                         "image_size": trainer.image_size, "onednn": onednn_enabled(),
+                         "fused_updates": config.fused_updates}
+    # Warm up (trace, compile) only once every trainer is built: building one seeds TensorFlow, which
+    # clears its kernel cache, and the next step of every trainer built before would pay ~5 s again.
+    for name in variants:
+        for _ in range(warmup):
             _timed_step(timings[name], record=False)
     for share in _round_shares(steps, rounds):
         for name in variants:
@@ -108,8 +115,9 @@ def _timings_in_processes(setup: dict, data: str, variants: Sequence[str], steps
     for number, share in enumerate(_round_shares(steps, rounds), 1):
         for name in variants:
             progress(f"round {number}/{rounds}: {name}, {share} steps in a new process")
-            job = {**setup, "data": data, "variant": name if name in VARIANTS else "recipe", "steps": share}
-            env = {**os.environ, **PROCESS_VARIANTS.get(name, {})}
+            environment, config_variant = PROCESS_VARIANTS.get(name, ({}, name))
+            job = {**setup, "data": data, "variant": config_variant, "steps": share}
+            env = {**os.environ, **environment}
             done = subprocess.run([sys.executable, "-m", "mobile_spinenet.training.bench", json.dumps(job)],
                                   env=env, capture_output=True, text=True)
             if done.returncode != 0:
@@ -118,7 +126,7 @@ def _timings_in_processes(setup: dict, data: str, variants: Sequence[str], steps
             timed = json.loads(done.stdout.strip().splitlines()[-1])
             for key in ("waits", "steps"):
                 timings[name][key] += timed[key]
-            timings[name].update(image_size=timed["image_size"], onednn=timed["onednn"])
+            timings[name].update({key: timed[key] for key in ("image_size", "onednn", "fused_updates")})
     return timings
 
 
@@ -126,7 +134,7 @@ def _worker(job: dict) -> dict:
     """One process's share of :func:`_timings_in_processes`: ``job["steps"]`` timed steps."""
     with tempfile.TemporaryDirectory(prefix="bench-train-") as temp:
         timing = _timings(job, job["data"], [job["variant"]], job["steps"], 1, temp)[job["variant"]]
-    return {key: timing[key] for key in ("waits", "steps", "image_size", "onednn")}
+    return {key: timing[key] for key in ("waits", "steps", "image_size", "onednn", "fused_updates")}
 
 
 def onednn_enabled() -> bool:

@@ -66,6 +66,8 @@ class TrainConfig:
     init_from: Optional[str] = None  # a run directory whose weights start this run where layers match
     ema_decay: Optional[float] = None  # moving average of the weights (e.g. 0.999); None: off
     jit_compile: bool = False  # XLA for the forward and backward pass (same numbers up to rounding)
+    fused_updates: bool = True  # optimizer and weight-average updates as one fused op per variable
+    # (false: Keras's own per-variable ops; the same numbers up to rounding, slower on a CPU)
     strategy: str = "default"  # default | mirrored | multiworker | tpu
     tpu: str = ""
     seed: int = 0

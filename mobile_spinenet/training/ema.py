@@ -15,22 +15,34 @@ from mobile_spinenet.backend import tf
 class WeightAverage(tf.Module):
     """Shadow copies of ``variables``; create under the training strategy's scope."""
 
-    def __init__(self, variables, decay: float):
+    def __init__(self, variables, decay: float, fused: bool = True):
         super().__init__(name="weight_average")
         if not 0 < decay < 1:
             raise ValueError(f"config field ema_decay must be in (0, 1), got {decay!r}")
-        self.decay = float(decay)
+        self.decay, self.fused = float(decay), fused
         self.live = list(variables)
         self.shadows = [tf.Variable(v.read_value(), trainable=False, name=v.name.split(":")[0] + "/ema")
                         for v in self.live]
         self.updates = tf.Variable(0, dtype=tf.int64, trainable=False, name="ema_updates")
+        self._strategy = tf.distribute.get_strategy()  # the scope's: update() may run outside it
 
     def update(self) -> None:
-        """One averaging step (call after the optimizer step, in cross-replica context)."""
+        """One averaging step (call after the optimizer step, in cross-replica context):
+        ``shadow -= (1 - d) * (shadow - weight)``, one fused op per variable unless ``fused`` is
+        false (a CPU step spends more on small ops than on their arithmetic, docs/training.md)."""
         t = tf.cast(self.updates, tf.float32)
         decay = tf.minimum(self.decay, (1.0 + t) / (10.0 + t))
+        rate = 1.0 - decay
+
+        def blend(shadow, live):
+            tf.raw_ops.ResourceApplyGradientDescent(var=shadow.handle, alpha=tf.cast(rate, shadow.dtype),
+                                                    delta=shadow.read_value() - tf.cast(live, shadow.dtype))
+
         for shadow, live in zip(self.shadows, self.live):
-            shadow.assign(decay * shadow + (1.0 - decay) * tf.cast(live, shadow.dtype))
+            if self.fused:
+                self._strategy.extended.update(shadow, blend, args=(live,), group=False)
+            else:  # the same update as four small ops
+                shadow.assign(decay * shadow + rate * tf.cast(live, shadow.dtype))
         self.updates.assign_add(1)
 
     def _swap(self) -> None:

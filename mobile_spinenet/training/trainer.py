@@ -99,7 +99,8 @@ class Trainer:
                 optimizer = keras.mixed_precision.LossScaleOptimizer(optimizer)
             self.optimizer = optimizer
             self.optimizer.build(self.model.trainable_variables)
-            self.ema = WeightAverage(self.model.trainable_variables, config.ema_decay) if config.ema_decay else None
+            self.ema = WeightAverage(self.model.trainable_variables, config.ema_decay,
+                                     fused=config.fused_updates) if config.ema_decay else None
             parts = {"ema": self.ema} if self.ema else {}
             self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, **parts)
         self.checkpoints = AtomicCheckpoints(os.path.join(run_dir, CHECKPOINTS_DIR), self.checkpoint,
