@@ -186,9 +186,10 @@ def quantizable_model(model_id: str, float_model: keras.Model, **build_kwargs) -
 
 
 # -- quantizer ranges ------------------------------------------------------------------------
-class _RangeUnion:
-    """Within the block, tfmot's moving-average range updates become a running union
-    (min of mins, max of maxes), as TFLite's post-training calibration does."""
+class _ExactRanges:
+    """Within the block, tfmot's moving-average range updates are exact: a range takes the min of
+    its min and the batch's, the max of its max and the batch's (from [0, 0]: the batch's own range,
+    which :func:`calibrate_ranges` reads after each batch)."""
 
     def __init__(self):
         self._train, self._original = tf.__internal__.train, tf.__internal__.train.assign_moving_average
@@ -226,7 +227,7 @@ def calibrate_ranges(qat_model: keras.Model, batches) -> int:
     bn_layers = batch_norm_layers(qat_model)
     bn_statistics = [(layer.moving_mean.numpy(), layer.moving_variance.numpy()) for layer in bn_layers]
     per_batch = []
-    with _RangeUnion():
+    with _ExactRanges():
         for images in batches:
             for variable in ranges:  # each batch's own range, which must hold 0: start from [0, 0]
                 variable.assign(tf.zeros_like(variable))

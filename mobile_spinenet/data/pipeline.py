@@ -134,12 +134,17 @@ def steps_per_epoch(dataset, batch_size: int) -> int:
     return steps
 
 
+def _epoch_span(num_examples: int, batch_size: int, start_step: int) -> tuple:
+    """``(first, end)``: the positions of an epoch's full batches from ``start_step`` on (at least one batch)."""
+    return start_step * batch_size, max(1, num_examples // batch_size) * batch_size
+
+
 def _epoch_slice(num_examples: int, config: InputConfig, epoch: int, start_step: int) -> tuple:
     """``(order, keys)``: the indices the epoch's batches take from ``start_step`` on, and each
     example's random key (seed, epoch, position), the same whenever the epoch is (re)started."""
-    steps = max(1, num_examples // config.batch_size)
-    order = epoch_order(num_examples, config.seed, epoch)[start_step * config.batch_size:steps * config.batch_size]
-    positions = np.arange(start_step * config.batch_size, steps * config.batch_size, dtype=np.int64)
+    first, end = _epoch_span(num_examples, config.batch_size, start_step)
+    order = epoch_order(num_examples, config.seed, epoch)[first:end]
+    positions = np.arange(first, end, dtype=np.int64)
     keys = np.stack([np.full_like(positions, config.seed), epoch * 1_000_000 + positions], axis=1)
     return order, keys
 
@@ -181,9 +186,8 @@ def mosaic_partners(num_records: int, config: InputConfig, epoch: int, start_ste
     """``[positions, 3]`` record indices: the three images that join each position of ``epoch``
     (from ``start_step`` on) when it is drawn as a mosaic; seeded by (seed, epoch) only, like
     the order, so a restarted epoch draws the same mosaics."""
-    steps = max(1, num_records // config.batch_size)
-    partners = np.random.default_rng([config.seed, epoch, 4]).integers(0, num_records, (steps * config.batch_size, 3))
-    return partners[start_step * config.batch_size:]
+    first, end = _epoch_span(num_records, config.batch_size, start_step)
+    return np.random.default_rng([config.seed, epoch, 4]).integers(0, num_records, (end, 3))[first:]
 
 
 def _mosaic_train_dataset(dataset, config: InputConfig, epoch: int, start_step: int, order, keys, labelled,
