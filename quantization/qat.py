@@ -185,6 +185,21 @@ def quantizable_model(model_id: str, float_model: keras.Model, **build_kwargs) -
     return unrolled
 
 
+def freeze_batch_norm(qat_model: keras.Model) -> int:
+    """Keep the BN moving statistics of ``qat_model`` as they are while it is fine-tuned (as
+    PyTorch's and Model Garden's QAT recipes do after their first steps): Keras runs a BN layer that
+    is not trainable in inference mode, also under ``training=True``, so it normalises with the
+    trained statistics and leaves them alone. Its scale and offset still train (tfmot's wrapper
+    lists them as its own weights), and the quantizer ranges still follow the data. Returns the
+    layers frozen."""
+    from mobile_spinenet.training.precise_bn import batch_norm_layers
+
+    layers = batch_norm_layers(qat_model)
+    for layer in layers:
+        layer.trainable = False
+    return len(layers)
+
+
 # -- quantizer ranges ------------------------------------------------------------------------
 class _ExactRanges:
     """Within the block, tfmot's moving-average range updates are exact: a range takes the min of

@@ -107,6 +107,7 @@ class QatOptions:
     batch_size: Optional[int] = None  # default: the float run's
     val: Optional[str] = None  # validation set, scored after every epoch
     seed: Optional[int] = None  # data order, augmentation and initial state; default: the float run's
+    freeze_bn: bool = False  # keep the float run's BN moving statistics (and no precise BN at the end)
     resume: bool = False
     show_progress: bool = True
 
@@ -122,7 +123,7 @@ def qat(from_run: str, data: str, out: str, options: Optional[QatOptions] = None
     from mobile_spinenet.data.pipeline import eval_dataset
     from mobile_spinenet.data.readers import read_dataset
     from mobile_spinenet.progress import counted, elapsed
-    from mobile_spinenet.quantization.qat import calibrate_ranges, qat_model_structure
+    from mobile_spinenet.quantization.qat import calibrate_ranges, freeze_batch_norm, qat_model_structure
     from mobile_spinenet.training.runs import open_run, sources_record
     from mobile_spinenet.training.trainer import Trainer
 
@@ -138,6 +139,7 @@ def qat(from_run: str, data: str, out: str, options: Optional[QatOptions] = None
     # No weight average (the quantizer ranges follow the live weights, not an average of them) and
     # no XLA (fake-quant training under XLA is untested here) in the short QAT fine-tune.
     config = replace(base, epochs=epochs, warmup_epochs=0.0, schedule="cosine", ema_decay=None, jit_compile=False,
+                     precise_bn_images=0 if options.freeze_bn else base.precise_bn_images,
                      learning_rate=learning_rate if learning_rate is not None else qat_learning_rate(base),
                      batch_size=batch_size or base.batch_size, image_size=run.image_size,
                      seed=base.seed if options.seed is None else options.seed).validate()
@@ -152,9 +154,12 @@ def qat(from_run: str, data: str, out: str, options: Optional[QatOptions] = None
         with elapsed(f"building the quantization-aware {run.config.model} (tfmot)", enabled=show_progress):
             model = build_qat_model(run)
         calibrate_ranges(model, batches)
+        if options.freeze_bn:
+            freeze_batch_norm(model)
         return model
 
-    records = {QAT_FILE: {"from": os.path.abspath(from_run)}, **sources_record(data, val)}
+    records = {QAT_FILE: {"from": os.path.abspath(from_run), "freeze_bn": options.freeze_bn},
+               **sources_record(data, val)}
     trainer = Trainer(config, train, out, val_data, model_fn=model_fn, show_progress=show_progress, records=records)
     trainer.records[QAT_MODEL_FILE] = qat_model_structure(trainer.model)  # export and eval load it without tfmot
     return trainer.fit(resume=resume)

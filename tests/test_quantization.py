@@ -12,7 +12,7 @@ from mobile_spinenet.postprocess import detect
 from mobile_spinenet.quantization.export import ExportOptions, convert, op_report
 from mobile_spinenet.quantization.interpreter import load_interpreter, run
 from mobile_spinenet.quantization.postprocess_op import OUTPUT_NAMES
-from mobile_spinenet.quantization.qat import calibrate_ranges, quantizable_model, quantize_aware
+from mobile_spinenet.quantization.qat import calibrate_ranges, freeze_batch_norm, quantizable_model, quantize_aware
 from mobile_spinenet.zoo import build_model, model_anchors
 
 
@@ -162,6 +162,29 @@ def test_range_calibration_takes_the_median_batch_range_and_leaves_bn_statistics
                       and isinstance(layer.layer, keras.layers.BatchNormalization))
     np.testing.assert_array_equal(wrapped_bn.moving_mean.numpy(), [0.5, -0.5, 1.0, 2.0])
     np.testing.assert_array_equal(wrapped_bn.moving_variance.numpy(), [4.0, 3.0, 2.0, 1.0])
+
+
+def test_frozen_bn_keeps_its_statistics_while_the_ranges_still_follow_the_data():
+    inputs = keras.Input((8, 8, 3), batch_size=2)
+    x = keras.layers.Conv2D(4, 3, padding="same", use_bias=False, name="conv")(inputs)
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    qat = quantize_aware(keras.Model(inputs, keras.layers.ReLU(name="relu")(x)))
+    rng = np.random.default_rng(0)
+    calibrate_ranges(qat, [rng.uniform(-1, 1, (2, 8, 8, 3)).astype("float32")])
+    bn = next(layer.layer for layer in qat.layers if isinstance(getattr(layer, "layer", None),
+                                                                keras.layers.BatchNormalization))
+    statistics = [bn.moving_mean.numpy(), bn.moving_variance.numpy()]
+    ranges = {v.name: v.numpy().copy() for v in qat.non_trainable_variables if re.search(r"_max:0$", v.name)}
+    assert freeze_batch_norm(qat) == 1
+    assert any(v is bn.gamma for v in qat.trainable_variables)  # its scale and offset still train
+    images = 10 * rng.uniform(-1, 1, (2, 8, 8, 3)).astype("float32")
+    frozen = qat(images, training=True).numpy()
+    np.testing.assert_allclose(frozen, qat(images, training=False).numpy(), atol=1e-5)  # normalised as in inference
+    np.testing.assert_array_equal(bn.moving_mean.numpy(), statistics[0])
+    np.testing.assert_array_equal(bn.moving_variance.numpy(), statistics[1])
+    moved = [v.name for v in qat.non_trainable_variables
+             if v.name in ranges and not np.array_equal(v.numpy(), ranges[v.name])]
+    assert moved  # the quantizer ranges still move with the data
 
 
 def test_qat_int8_of_hard_sigmoid_squeeze_excite_and_fusion_computes_nothing_in_float():
