@@ -185,16 +185,16 @@ def quantizable_model(model_id: str, float_model: keras.Model, **build_kwargs) -
     return unrolled
 
 
-def freeze_batch_norm(qat_model: keras.Model) -> int:
-    """Keep the BN moving statistics of ``qat_model`` as they are while it is fine-tuned (as
-    PyTorch's and Model Garden's QAT recipes do after their first steps): Keras runs a BN layer that
-    is not trainable in inference mode, also under ``training=True``, so it normalises with the
-    trained statistics and leaves them alone. Its scale and offset still train (tfmot's wrapper
-    lists them as its own weights), and the quantizer ranges still follow the data. Returns the
-    layers frozen."""
+def freeze_batch_norm(model: keras.Model) -> int:
+    """Freeze every BN layer of float ``model`` before :func:`quantize_aware`, for a fine-tune that
+    keeps them as trained: Keras runs a BN layer that is not trainable in inference mode, also
+    under ``training=True``, so it normalises with its moving statistics and leaves them, its scale
+    and its offset alone; the quantizer ranges still follow the data. Done before the quantization
+    wrappers exist, because tfmot's wrapper takes its layer's trainable and other weights when it
+    is built, and the saved model structure must say the same. Returns the layers frozen."""
     from mobile_spinenet.training.precise_bn import batch_norm_layers
 
-    layers = batch_norm_layers(qat_model)
+    layers = batch_norm_layers(model)
     for layer in layers:
         layer.trainable = False
     return len(layers)

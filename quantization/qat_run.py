@@ -16,14 +16,17 @@ from mobile_spinenet.training.runs import QAT_FILE, QAT_MODEL_FILE, register_mod
 CALIBRATION_IMAGES = 256  # in batches of 8: the median of 32 batch ranges (calibrate_ranges)
 
 
-def build_qat_model(run, float_model=None, calibration=None):
+def build_qat_model(run, float_model=None, calibration=None, freeze_bn: bool = False):
     """The quantization-aware model of float ``run`` (its quantizable form, annotated).
-    ``calibration`` (batches of images) sets the quantizer ranges before training starts."""
-    from mobile_spinenet.quantization.qat import calibrate_ranges, quantizable_model, quantize_aware
+    ``calibration`` (batches of images) sets the quantizer ranges before training starts;
+    ``freeze_bn`` keeps the BN layers as trained (:func:`freeze_batch_norm`)."""
+    from mobile_spinenet.quantization.qat import calibrate_ranges, freeze_batch_norm, quantizable_model, quantize_aware
     from mobile_spinenet.training.runs import load_run_model
 
     float_model = float_model if float_model is not None else load_run_model(run)
     unrolled = quantizable_model(run.config.model, float_model, **run.build_kwargs())
+    if freeze_bn:
+        freeze_batch_norm(unrolled)
     model = quantize_aware(unrolled)
     if calibration is not None:
         calibrate_ranges(model, calibration)
@@ -107,7 +110,7 @@ class QatOptions:
     batch_size: Optional[int] = None  # default: the float run's
     val: Optional[str] = None  # validation set, scored after every epoch
     seed: Optional[int] = None  # data order, augmentation and initial state; default: the float run's
-    freeze_bn: bool = False  # keep the float run's BN moving statistics (and no precise BN at the end)
+    freeze_bn: bool = False  # keep the float run's BN layers as trained (and no precise BN at the end)
     resume: bool = False
     show_progress: bool = True
 
@@ -123,7 +126,7 @@ def qat(from_run: str, data: str, out: str, options: Optional[QatOptions] = None
     from mobile_spinenet.data.pipeline import eval_dataset
     from mobile_spinenet.data.readers import read_dataset
     from mobile_spinenet.progress import counted, elapsed
-    from mobile_spinenet.quantization.qat import calibrate_ranges, freeze_batch_norm, qat_model_structure
+    from mobile_spinenet.quantization.qat import calibrate_ranges, qat_model_structure
     from mobile_spinenet.training.runs import open_run, sources_record
     from mobile_spinenet.training.trainer import Trainer
 
@@ -152,10 +155,8 @@ def qat(from_run: str, data: str, out: str, options: Optional[QatOptions] = None
                                                       "calibrating quantizer ranges", total=-(-len(records) // 8),
                                                       unit="batch", enabled=show_progress))
         with elapsed(f"building the quantization-aware {run.config.model} (tfmot)", enabled=show_progress):
-            model = build_qat_model(run)
+            model = build_qat_model(run, freeze_bn=options.freeze_bn)
         calibrate_ranges(model, batches)
-        if options.freeze_bn:
-            freeze_batch_norm(model)
         return model
 
     records = {QAT_FILE: {"from": os.path.abspath(from_run), "freeze_bn": options.freeze_bn},

@@ -164,27 +164,35 @@ def test_range_calibration_takes_the_median_batch_range_and_leaves_bn_statistics
     np.testing.assert_array_equal(wrapped_bn.moving_variance.numpy(), [4.0, 3.0, 2.0, 1.0])
 
 
-def test_frozen_bn_keeps_its_statistics_while_the_ranges_still_follow_the_data():
+def test_frozen_bn_stays_as_trained_while_the_ranges_follow_the_data_and_the_model_reloads(tmp_path):
+    from mobile_spinenet.quantization.qat import qat_model_from_structure, qat_model_structure
+
     inputs = keras.Input((8, 8, 3), batch_size=2)
     x = keras.layers.Conv2D(4, 3, padding="same", use_bias=False, name="conv")(inputs)
     x = keras.layers.BatchNormalization(name="bn")(x)
-    qat = quantize_aware(keras.Model(inputs, keras.layers.ReLU(name="relu")(x)))
+    model = keras.Model(inputs, keras.layers.ReLU(name="relu")(x))
+    assert freeze_batch_norm(model) == 1
+    qat = quantize_aware(model)
     rng = np.random.default_rng(0)
     calibrate_ranges(qat, [rng.uniform(-1, 1, (2, 8, 8, 3)).astype("float32")])
     bn = next(layer.layer for layer in qat.layers if isinstance(getattr(layer, "layer", None),
                                                                 keras.layers.BatchNormalization))
     statistics = [bn.moving_mean.numpy(), bn.moving_variance.numpy()]
     ranges = {v.name: v.numpy().copy() for v in qat.non_trainable_variables if re.search(r"_max:0$", v.name)}
-    assert freeze_batch_norm(qat) == 1
-    assert any(v is bn.gamma for v in qat.trainable_variables)  # its scale and offset still train
+    assert not any(v is bn.gamma or v is bn.beta for v in qat.trainable_variables)
+    assert any("conv" in v.name for v in qat.trainable_variables)  # the rest still trains
     images = 10 * rng.uniform(-1, 1, (2, 8, 8, 3)).astype("float32")
-    frozen = qat(images, training=True).numpy()
-    np.testing.assert_allclose(frozen, qat(images, training=False).numpy(), atol=1e-5)  # normalised as in inference
+    trained = qat(images, training=True).numpy()
+    np.testing.assert_allclose(trained, qat(images, training=False).numpy(), atol=1e-5)  # normalised as in inference
     np.testing.assert_array_equal(bn.moving_mean.numpy(), statistics[0])
     np.testing.assert_array_equal(bn.moving_variance.numpy(), statistics[1])
-    moved = [v.name for v in qat.non_trainable_variables
-             if v.name in ranges and not np.array_equal(v.numpy(), ranges[v.name])]
-    assert moved  # the quantizer ranges still move with the data
+    assert [v.name for v in qat.non_trainable_variables
+            if v.name in ranges and not np.array_equal(v.numpy(), ranges[v.name])]  # the ranges still move
+    # A QAT run saves its weights and its structure; export and eval rebuild one and load the other.
+    qat.save_weights(str(tmp_path / "qat.weights.h5"))
+    rebuilt = qat_model_from_structure(qat_model_structure(qat))
+    rebuilt.load_weights(str(tmp_path / "qat.weights.h5"))
+    np.testing.assert_array_equal(rebuilt(images, training=False).numpy(), qat(images, training=False).numpy())
 
 
 def test_qat_int8_of_hard_sigmoid_squeeze_excite_and_fusion_computes_nothing_in_float():

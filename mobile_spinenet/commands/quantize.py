@@ -34,7 +34,7 @@ def add_qat_parser(sub) -> None:
     qat.add_argument("--lr", type=positive_float, help="base learning rate (default: a tenth of the float run's for SGD, a hundredth for AdamW)")
     qat.add_argument("--batch", type=positive_int, help="global batch size (default: the float run's)")
     qat.add_argument("--freeze-bn", action="store_true",
-                     help="keep the float run's BN moving statistics during the fine-tune (no precise BN at the end)")
+                     help="keep the float run's BN layers (statistics, scale, offset) as trained during the fine-tune")
     qat.add_argument("--resume", action="store_true", help="continue the QAT run in --out")
     qat.add_argument("--no-progress", action="store_true")
     qat.set_defaults(func=_cmd_qat)
