@@ -43,3 +43,16 @@ def test_data_check_names_a_malformed_file(tmp_path, capsys):
     (tmp_path / "annotations.json").write_text("{")
     assert main(["data", "check", str(tmp_path)]) == 2
     assert "annotations.json is not valid JSON" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags, frozen", [([], False), (["--freeze-bn"], True)])
+def test_qat_flags_reach_its_options(flags, frozen, monkeypatch, capsys):
+    from mobile_spinenet.quantization import qat_run
+
+    seen = []
+    monkeypatch.setattr(qat_run, "qat", lambda from_run, data, out, options: seen.append(options) or {"loss": 1.0})
+    assert main(["qat", "--from", "runs/x", "--data", "data/train", "--out", "runs/x-qat", "--epochs", "0.5",
+                 "--lr", "0.001", "--batch", "4", "--no-progress"] + flags) == 0
+    (options,) = seen
+    assert (options.freeze_bn, options.epochs, options.learning_rate, options.batch_size) == (frozen, 0.5, 0.001, 4)
+    assert not options.show_progress

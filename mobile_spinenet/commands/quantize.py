@@ -12,6 +12,7 @@ def _cmd_qat(args) -> int:
     setup_logging()
     row = qat(args.from_run, args.data, args.out, QatOptions(epochs=args.epochs, learning_rate=args.lr,
                                                              batch_size=args.batch, val=args.val, resume=args.resume,
+                                                             freeze_bn=args.freeze_bn,
                                                              show_progress=not args.no_progress))
     summary = ", ".join(f"{k} {row[k]:.4f}" for k in ("loss", "val_AP", "val_AP50") if k in row)
     print(f"done: {summary}\nQAT directory: {args.out} (export it with `mobile-spinenet export {args.out} "
