@@ -19,7 +19,7 @@ import time
 from typing import Callable, Optional, Sequence
 
 # Named speed-ups: TrainConfig overrides that must not change what a step computes
-# (tests/test_training_speed.py checks each against the baseline).
+# (tests/test_training_speed.py and tests/test_optimizers.py check each against the baseline).
 VARIANTS = {"recipe": {}, "plain": {"jit_compile": False}, "xla": {"jit_compile": True},
             "unfused": {"fused_updates": False}}
 # Variants set in the environment before TensorFlow is imported, each run in its own process with
@@ -76,7 +76,8 @@ def _round_shares(steps: int, rounds: int) -> list:
 
 
 def _timings(setup: dict, data: str, variants: Sequence[str], steps: int, rounds: int, temp: str) -> dict:
-    """``{variant: {"waits", "steps", "image_size", "onednn", "fused_updates"}}`` of in-process variants, interleaved in rounds."""
+    """``{variant: {"waits", "steps", "image_size", "onednn", "fused_updates"}}`` of in-process
+    variants, interleaved in rounds."""
     from mobile_spinenet.data.readers import read_dataset
     from mobile_spinenet.training.config import load_config
     from mobile_spinenet.training.trainer import Trainer
