@@ -45,8 +45,8 @@ def test_data_check_names_a_malformed_file(tmp_path, capsys):
     assert "annotations.json is not valid JSON" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("flags, frozen", [([], False), (["--freeze-bn"], True)])
-def test_qat_flags_reach_its_options(flags, frozen, monkeypatch, capsys):
+@pytest.mark.parametrize("flags, frozen, seed", [([], False, None), (["--freeze-bn", "--seed", "2"], True, 2)])
+def test_qat_flags_reach_its_options(flags, frozen, seed, monkeypatch, capsys):
     from mobile_spinenet.quantization import qat_run
 
     seen = []
@@ -54,5 +54,6 @@ def test_qat_flags_reach_its_options(flags, frozen, monkeypatch, capsys):
     assert main(["qat", "--from", "runs/x", "--data", "data/train", "--out", "runs/x-qat", "--epochs", "0.5",
                  "--lr", "0.001", "--batch", "4", "--no-progress"] + flags) == 0
     (options,) = seen
-    assert (options.freeze_bn, options.epochs, options.learning_rate, options.batch_size) == (frozen, 0.5, 0.001, 4)
+    assert (options.freeze_bn, options.seed, options.epochs, options.learning_rate, options.batch_size) == (
+        frozen, seed, 0.5, 0.001, 4)
     assert not options.show_progress

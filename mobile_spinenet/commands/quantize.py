@@ -12,7 +12,7 @@ def _cmd_qat(args) -> int:
     setup_logging()
     row = qat(args.from_run, args.data, args.out, QatOptions(epochs=args.epochs, learning_rate=args.lr,
                                                              batch_size=args.batch, val=args.val, resume=args.resume,
-                                                             freeze_bn=args.freeze_bn,
+                                                             freeze_bn=args.freeze_bn, seed=args.seed,
                                                              show_progress=not args.no_progress))
     summary = ", ".join(f"{k} {row[k]:.4f}" for k in ("loss", "val_AP", "val_AP50") if k in row)
     print(f"done: {summary}\nQAT directory: {args.out} (export it with `mobile-spinenet export {args.out} "
@@ -34,6 +34,7 @@ def add_qat_parser(sub) -> None:
     qat.add_argument("--epochs", type=positive_float, default=1.0)
     qat.add_argument("--lr", type=positive_float, help="base learning rate (default: a tenth of the float run's for SGD, a hundredth for AdamW)")
     qat.add_argument("--batch", type=positive_int, help="global batch size (default: the float run's)")
+    qat.add_argument("--seed", type=int, help="data order, augmentation and initial state (default: the float run's)")
     qat.add_argument("--freeze-bn", action="store_true",
                      help="keep the float run's BN layers (statistics, scale, offset) as trained during the fine-tune")
     qat.add_argument("--resume", action="store_true", help="continue the QAT run in --out")
