@@ -50,7 +50,7 @@ class FusedSGD(_StepScalars, keras.optimizers.SGD):
         return {"lr": tf.identity(self.learning_rate), "momentum": tf.convert_to_tensor(self.momentum)}
 
     def update_step(self, gradient, variable):
-        if isinstance(gradient, tf.IndexedSlices) or not self.momentums:
+        if isinstance(gradient, tf.IndexedSlices):  # (Keras builds a momentum slot for every variable)
             return super().update_step(gradient, variable)
         momentum = self.momentums[self._index_dict[self._var_key(variable)]]
         tf.raw_ops.ResourceApplyKerasMomentum(
