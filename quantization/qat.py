@@ -33,7 +33,7 @@ import re
 import numpy as np
 
 from mobile_spinenet.backend import keras, tf
-from mobile_spinenet.layers import CUSTOM_OBJECTS, HardActivation
+from mobile_spinenet.layers import CUSTOM_OBJECTS, DropBlock, HardActivation, StochasticDepth
 
 import tensorflow_model_optimization as tfmot  # noqa: E402  (after the backend sets legacy Keras)
 from tensorflow_model_optimization.python.core.quantization.keras.default_8bit.default_8bit_quantize_registry import (  # noqa: E402,E501
@@ -223,6 +223,33 @@ class _ExactRanges:
         self._train.assign_moving_average = self._original
 
 
+# The attribute that makes each random layer an identity, and its value then.
+_RANDOM_LAYER_OFF = ((keras.layers.Dropout, "rate", 0.0), (StochasticDepth, "rate", 0.0), (DropBlock, "keep_prob", 1.0))
+
+
+class _RandomLayersOff:
+    """Within the block, the dropout, stochastic-depth and DropBlock layers of ``model`` (wrapped
+    or not) pass their inputs through under ``training=True`` too, so that a calibration batch
+    sees the activations inference will see (dropout would scale every kept one by 1/(1-rate))."""
+
+    def __init__(self, model: keras.Model):
+        self._saved = []
+        for layer in model.layers:
+            inner = getattr(layer, "layer", layer)  # tfmot's QuantizeWrapper holds its layer
+            for cls, attribute, off in _RANDOM_LAYER_OFF:
+                if isinstance(inner, cls):
+                    self._saved.append((inner, attribute, getattr(inner, attribute), off))
+
+    def __enter__(self):
+        for layer, attribute, _, off in self._saved:
+            setattr(layer, attribute, off)
+        return self
+
+    def __exit__(self, *exc):
+        for layer, attribute, value, _ in self._saved:
+            setattr(layer, attribute, value)
+
+
 def calibrate_ranges(qat_model: keras.Model, batches) -> int:
     """Set every quantizer range to the median, over ``batches``, of each batch's own range (its
     min and its max, each holding 0), and leave the BN statistics as they were.
@@ -235,6 +262,7 @@ def calibrate_ranges(qat_model: keras.Model, batches) -> int:
     images cost 1.3-1.9 AP against float and the median 0.1 (docs/quantization.md). The batches run
     eagerly in training mode (weight ranges follow the weights), which would move every BN moving
     statistic by a momentum step per batch towards that batch's statistics; they are put back.
+    Dropout, stochastic depth and DropBlock are switched off meanwhile (:class:`_RandomLayersOff`).
     Returns the batches used."""
     from mobile_spinenet.training.precise_bn import batch_norm_layers
 
@@ -242,7 +270,7 @@ def calibrate_ranges(qat_model: keras.Model, batches) -> int:
     bn_layers = batch_norm_layers(qat_model)
     bn_statistics = [(layer.moving_mean.numpy(), layer.moving_variance.numpy()) for layer in bn_layers]
     per_batch = []
-    with _ExactRanges():
+    with _ExactRanges(), _RandomLayersOff(qat_model):
         for images in batches:
             for variable in ranges:  # each batch's own range, which must hold 0: start from [0, 0]
                 variable.assign(tf.zeros_like(variable))

@@ -164,6 +164,29 @@ def test_range_calibration_takes_the_median_batch_range_and_leaves_bn_statistics
     np.testing.assert_array_equal(wrapped_bn.moving_variance.numpy(), [4.0, 3.0, 2.0, 1.0])
 
 
+def test_range_calibration_sees_the_activations_of_inference_not_of_dropout():
+    """Calibration runs in training mode; dropout then scaled the kept activations by 1/(1-rate)
+    (here 10x) and stochastic depth dropped whole branches, so the ranges were those of no
+    inference. Each random layer is an identity while the ranges are taken, and restored after."""
+    from mobile_spinenet.layers import StochasticDepth
+
+    inputs = keras.Input((8, 8, 3), batch_size=4)
+    x = keras.layers.Conv2D(4, 3, padding="same", name="conv")(inputs)
+    x = keras.layers.Add(name="add")([x, StochasticDepth(0.5, name="drop_path")(x)])
+    x = keras.layers.Dropout(0.9, name="dropout")(x)
+    model = keras.Model(inputs, keras.layers.Conv2D(2, 1, name="out")(x))
+    qat = quantize_aware(model)
+    images = np.random.default_rng(0).uniform(-1, 1, (4, 8, 8, 3)).astype("float32")
+    calibrate_ranges(qat, [images])
+    add_max = [v for v in qat.non_trainable_variables if re.search(r"add.*_max:0$", v.name)]
+    assert len(add_max) == 1
+    expected = keras.Model(model.input, model.get_layer("add").output)(images, training=False).numpy().max()
+    assert float(add_max[0].numpy()) == pytest.approx(float(expected), rel=0.02)  # (int8 weights: ~0.5%)
+    dropout = next(getattr(layer, "layer", layer) for layer in qat.layers if "dropout" in layer.name)
+    drop_path = next(getattr(layer, "layer", layer) for layer in qat.layers if "drop_path" in layer.name)
+    assert (dropout.rate, drop_path.rate) == (0.9, 0.5)  # switched back on for the fine-tune
+
+
 def test_frozen_bn_stays_as_trained_while_the_ranges_follow_the_data_and_the_model_reloads(tmp_path):
     from mobile_spinenet.quantization.qat import qat_model_from_structure, qat_model_structure
 
