@@ -28,18 +28,6 @@ def _folders(path, what: str, run_dir: str, class_names):
     return read_class_folders(path, class_names=tuple(class_names))
 
 
-def _calibration_images(dataset, image_size: int, count: int, resize: str) -> Callable:
-    from mobile_spinenet.data.pipeline import classification_eval_dataset
-    from mobile_spinenet.progress import counted
-
-    def images():
-        batches = classification_eval_dataset(dataset, image_size, 1, resize, count)
-        for batch, _ in counted(batches, "calibrating int8 ranges", total=min(count, len(dataset))):
-            yield batch.numpy()
-
-    return images
-
-
 def verify_classifier(keras_predict, tflite_predict, dataset, image_size: int, quant: str, images: int,
                       resize: str) -> dict:
     """Top-1 of the Keras model and of the file on (up to) ``images`` val images, and the share of
@@ -85,6 +73,7 @@ def export_classifier(run, out: str, options, calibration, verification, resize:
     from mobile_spinenet.data.images import PIXEL_MEAN, PIXEL_STD
     from mobile_spinenet.eval.classifier_eval import keras_classifier, tflite_classifier
     from mobile_spinenet.progress import elapsed
+    from mobile_spinenet.quantization.calibration import calibrate_for_int8, class_folder_batches
     from mobile_spinenet.quantization.export import convert, format_op_report, op_report, sidecar_paths
     from mobile_spinenet.quantization.interpreter import load_interpreter
     from mobile_spinenet.quantization.verify import ExportVerificationError
@@ -95,21 +84,26 @@ def export_classifier(run, out: str, options, calibration, verification, resize:
     names = run.label_map.names
     model = run.model()
     quant_name = f"{quant}-qat" if run.is_qat else quant
-    representative, converted = None, model
-    if quant == "int8" and not run.is_qat:
+    calibrated = None
+    if quant == "int8" and not run.is_qat:  # a QAT model is converted with the ranges it learned
         calib = _folders(calibration.data or sources.get("train"), "--calib", run_dir, names)
-        representative = _calibration_images(calib, run.image_size, calibration.images, resize)
-        converted = run.model("quantizable")
+        with elapsed(f"calibrating int8 ranges ({calibration.method})"):
+            calibrated = calibrate_for_int8(run, model, calibration, class_folder_batches(calib, run.image_size, resize))
     progress(f"converting the {run.config.model} classifier ({run.image_size} px, {run.num_classes} classes) "
              f"to {quant_name} TFLite")
     with elapsed(f"converting to {quant_name} TFLite"):
-        flatbuffer = convert(converted, None, replace(options, nms="none"), representative,
-                             quantization_aware=run.is_qat)
+        if calibrated is None:
+            flatbuffer = convert(model, None, replace(options, nms="none"), quantization_aware=run.is_qat)
+        else:
+            flatbuffer = convert(calibrated.model, None, replace(options, nms="none"), calibrated.representative,
+                                 quantization_aware=calibrated.quantization_aware)
     report = {"model": run.config.model, "task": "classification", "image_size": run.image_size, "quant": quant_name,
               "input": {"type": options.input_type, "range": [-1.0, 1.0],
                         "normalization": {"mean": PIXEL_MEAN, "std": PIXEL_STD}, "resize": resize},
               "labels": names, "label_map": run.label_map.to_dict(), "ops": op_report(flatbuffer),
               "version": __version__}
+    if calibrated is not None:
+        report["calibration"] = calibrated.record()
     progress(format_op_report(report["ops"]))
     paths = sidecar_paths(out)
     if verification.enabled:

@@ -3,23 +3,16 @@
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from typing import Callable, Optional
 
 from mobile_spinenet.io_utils import write_atomically, write_json_atomically
 from mobile_spinenet.registry import INSTANCE_SEGMENTATION
 
+from mobile_spinenet.quantization.calibration import CalibrationOptions  # noqa: F401  (where the commands find it)
 from mobile_spinenet.quantization.export import sidecar_paths  # noqa: F401  (where every command finds it)
 from mobile_spinenet.quantization.verify import VerifyOptions
 from mobile_spinenet.training.runs import SOURCES_FILE, open_run, read_sources  # noqa: F401  (the run owns them)
-
-
-@dataclass(frozen=True)
-class CalibrationOptions:
-    """Post-training int8 calibration (files from a QAT run bring their own ranges)."""
-
-    data: Optional[str] = None  # default: the run's training data (sources.json)
-    images: int = 100
 
 
 def _dataset(path: Optional[str], what: str, run_dir: str, label_map):
@@ -28,20 +21,6 @@ def _dataset(path: Optional[str], what: str, run_dir: str, label_map):
     if not path:
         raise ValueError(f"{what}: {run_dir} records no training data ({SOURCES_FILE}); pass it explicitly")
     return read_dataset(path, label_map=label_map)
-
-
-def representative_images(dataset, image_size: int, count: int, resize: str = "letterbox") -> Callable:
-    """A generator factory of ``[1, S, S, 3]`` float images from ``dataset`` (no augmentation)."""
-    from mobile_spinenet.data.pipeline import eval_dataset
-    from mobile_spinenet.progress import counted
-
-    def images():
-        records = dataset.records[:count]
-        for batch, _, _ in counted(eval_dataset(dataset, image_size, 1, records, resize), "calibrating int8 ranges",
-                                   total=len(records)):
-            yield batch.numpy()
-
-    return images
 
 
 def check_export_out(out: str) -> None:
@@ -72,14 +51,14 @@ def export_tflite(run_dir: str, out: str, export=None, calibration: Optional[Cal
     from mobile_spinenet import __version__
     from mobile_spinenet.quantization.interpreter import load_interpreter
     from mobile_spinenet.quantization.metadata import attach_metadata
-    from mobile_spinenet.quantization.qat import quantizable_model
+    from mobile_spinenet.quantization.calibration import calibrate_for_int8, detection_batches
     import mobile_spinenet.quantization.qat_run  # noqa: F401  (registers the "qat" and "quantizable" forms)
     from mobile_spinenet.quantization.verify import DEFAULT_MAX_AP_DROP, ExportVerificationError, verify_export
     from mobile_spinenet.data.images import PIXEL_MEAN, PIXEL_STD, check_resize
     from mobile_spinenet.progress import elapsed
 
     options = (export or ExportOptions(quant="int8")).validate()
-    calibration = calibration or CalibrationOptions()
+    calibration = (calibration or CalibrationOptions()).validate()
     verification = verification or VerifyOptions()
     quant, nms, regular_nms, input_type = options.quant, options.nms, options.regular_nms, options.input_type
     run = open_run(run_dir)  # config and label map only: the model is loaded below
@@ -103,18 +82,18 @@ def export_tflite(run_dir: str, out: str, export=None, calibration: Optional[Cal
     resize = check_resize(resize or run.config.resize)
     anchors = run.anchors()
     quant_name = f"{quant}-qat" if from_qat else quant
-    representative = None
-    if from_qat:  # the model is quantization-aware already: its learned ranges are used
-        converted_model = model
-    elif quant == "int8":
+    calibrated = None
+    if quant == "int8" and not from_qat:  # a QAT model is converted with the ranges it learned
         calib_data = _dataset(calibration.data or sources.get("train"), "--calib", run_dir, run.label_map)
-        representative = representative_images(calib_data, size, calibration.images, resize)
-        converted_model = quantizable_model(model_id, model, **run.build_kwargs())
-    else:
-        converted_model = model
+        with elapsed(f"calibrating int8 ranges ({calibration.method})"):
+            calibrated = calibrate_for_int8(run, model, calibration, detection_batches(calib_data, size, resize))
     progress(f"converting {model_id} ({size} px, {run.num_classes} classes) to {quant_name} TFLite, nms {nms}")
     with elapsed(f"converting to {quant_name} TFLite"):
-        flatbuffer = convert(converted_model, anchors, options, representative, quantization_aware=from_qat)
+        if calibrated is None:
+            flatbuffer = convert(model, anchors, options, quantization_aware=from_qat)
+        else:
+            flatbuffer = convert(calibrated.model, anchors, options, calibrated.representative,
+                                 quantization_aware=calibrated.quantization_aware)
     flatbuffer = attach_metadata(flatbuffer, model_id, f"{model_id} RetinaNet detector, {size} px, {quant_name}, "
                                  f"mobile-spinenet {__version__}", run.label_map.names, version=__version__,
                                  resize=resize, score_threshold=options.nms_config.score_threshold if nms != "none" else None)
@@ -124,6 +103,8 @@ def export_tflite(run_dir: str, out: str, export=None, calibration: Optional[Cal
               "labels": run.label_map.names, "label_map": run.label_map.to_dict(), "ops": op_report(flatbuffer)}
     if nms == "none":
         report["postprocess"] = asdict(nms_config)
+    if calibrated is not None:
+        report["calibration"] = calibrated.record()
     progress(format_op_report(report["ops"]))
 
     paths = sidecar_paths(out)

@@ -13,8 +13,6 @@ from typing import Optional
 
 from mobile_spinenet.training.runs import QAT_FILE, QAT_MODEL_FILE, register_model_form
 
-CALIBRATION_IMAGES = 256  # in batches of 8: the median of 32 batch ranges (calibrate_ranges)
-
 
 def build_qat_model(run, float_model=None, calibration=None, freeze_bn: bool = False):
     """The quantization-aware model of float ``run`` (its quantizable form, annotated).
@@ -123,9 +121,9 @@ def qat(from_run: str, data: str, out: str, options: Optional[QatOptions] = None
     options = options or QatOptions()
     epochs, learning_rate, batch_size = options.epochs, options.learning_rate, options.batch_size
     val, resume, show_progress = options.val, options.resume, options.show_progress
-    from mobile_spinenet.data.pipeline import eval_dataset
     from mobile_spinenet.data.readers import read_dataset
-    from mobile_spinenet.progress import counted, elapsed
+    from mobile_spinenet.progress import elapsed
+    from mobile_spinenet.quantization.calibration import DEFAULT_IMAGES, MEDIAN_BATCH_SIZE, detection_batches
     from mobile_spinenet.quantization.qat import calibrate_ranges, qat_model_structure
     from mobile_spinenet.training.runs import open_run, sources_record
     from mobile_spinenet.training.trainer import Trainer
@@ -150,10 +148,8 @@ def qat(from_run: str, data: str, out: str, options: Optional[QatOptions] = None
     def model_fn(num_classes):
         if num_classes != run.num_classes:
             raise ValueError(f"{data} has {num_classes} classes, the float run {from_run} {run.num_classes}")
-        records = train.records[:CALIBRATION_IMAGES]
-        batches = (images for images, _, _ in counted(eval_dataset(train, run.image_size, 8, records, base.resize),
-                                                      "calibrating quantizer ranges", total=-(-len(records) // 8),
-                                                      unit="batch", enabled=show_progress))
+        batches = detection_batches(train, run.image_size, base.resize, show_progress)(
+            MEDIAN_BATCH_SIZE, DEFAULT_IMAGES["median"])
         with elapsed(f"building the quantization-aware {run.config.model} (tfmot)", enabled=show_progress):
             model = build_qat_model(run, freeze_bn=options.freeze_bn)
         calibrate_ranges(model, batches)

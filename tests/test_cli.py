@@ -57,3 +57,22 @@ def test_qat_flags_reach_its_options(flags, frozen, seed, monkeypatch, capsys):
     assert (options.freeze_bn, options.seed, options.epochs, options.learning_rate, options.batch_size) == (
         frozen, seed, 0.5, 0.001, 4)
     assert not options.show_progress
+
+
+@pytest.mark.parametrize("flags, method, images", [([], "median", None),
+                                                   (["--calib-method", "minmax", "--calib-steps", "7"], "minmax", 7)])
+def test_export_calibration_flags_reach_its_options(flags, method, images, monkeypatch, tmp_path):
+    from mobile_spinenet.quantization import export_run
+
+    seen = []
+    monkeypatch.setattr(export_run, "export_tflite", lambda run, out, **kwargs: seen.append(kwargs["calibration"]))
+    assert main(["export", "runs/x", "--out", str(tmp_path / "x.tflite"), "--calib", "data/train"] + flags) == 0
+    (options,) = seen
+    assert (options.method, options.images, options.data) == (method, images, "data/train")
+    assert options.image_count == (7 if images else 256)
+
+
+def test_export_names_an_unknown_calibration_method(capsys):
+    with pytest.raises(SystemExit):
+        main(["export", "runs/x", "--out", "x.tflite", "--calib-method", "percentile"])
+    assert "invalid choice: 'percentile'" in capsys.readouterr().err

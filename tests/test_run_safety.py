@@ -243,7 +243,7 @@ def test_a_qat_run_exports_and_evaluates_after_its_float_run_is_moved_away(inter
     qat(str(float_run), str(data / "train"), str(qat_dir), QatOptions(epochs=0.25, show_progress=True))
     shown = capsys.readouterr().err  # the QAT build is a stage with its time, calibration a bar
     assert "building the quantization-aware mnv3_small_ssdlite (tfmot) (done in" in shown
-    assert "calibrating quantizer ranges" in shown
+    assert "calibrating int8 ranges" in shown
     assert (qat_dir / "qat_model.json").is_file()  # export and eval read the model from it, not through tfmot
     shutil.move(str(float_run), str(tmp_path / "moved"))
     assert json.loads((qat_dir / "qat.json").read_text())["from"] == str(float_run)  # gone

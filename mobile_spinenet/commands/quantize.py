@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from mobile_spinenet.quantization.verify import DEFAULT_MAX_AP_DROP
+from mobile_spinenet.quantization.calibration import DEFAULT_IMAGES, METHODS as CALIBRATION_METHODS
 from mobile_spinenet.commands.common import (non_negative_float, positive_float, positive_int, setup_logging,
                                              unit_interval)
 
@@ -55,7 +56,7 @@ def _cmd_export(args) -> int:
                   export=ExportOptions(quant=args.quant, nms=args.nms, nms_config=NMSConfig(max_detections=args.max_detections,
                                                                                        score_threshold=args.score_threshold),
                                        regular_nms=not args.fast_nms, input_type=args.input_type),
-                  calibration=CalibrationOptions(data=args.calib, images=args.calib_steps),
+                  calibration=CalibrationOptions(data=args.calib, images=args.calib_steps, method=args.calib_method),
                   verification=VerifyOptions(enabled=not args.no_verify, val=args.val, images=args.verify_images,
                                              max_ap_drop=args.max_ap_drop, require_agreement=args.require_agreement),
                   resize=args.resize)
@@ -73,7 +74,14 @@ def add_export_parser(sub) -> None:
     export.add_argument("--out", required=True, help="the .tflite file to write (labels and a JSON report beside it)")
     export.add_argument("--quant", default="int8", choices=["fp32", "fp16", "dynamic", "int8"])
     export.add_argument("--calib", help="calibration images for int8 (default: the run's training data)")
-    export.add_argument("--calib-steps", type=positive_int, default=100, help="calibration images (default 100)")
+    export.add_argument("--calib-steps", type=positive_int,
+                        help=f"int8 from a float run: calibration images (default {DEFAULT_IMAGES['median']} for median, "
+                             f"{DEFAULT_IMAGES['minmax']} for minmax)")
+    export.add_argument("--calib-method", default="median", choices=list(CALIBRATION_METHODS),
+                        help="int8 from a float run: median (default) sets each activation range to the median of its "
+                             "ranges over batches of 8 calibration images, on a quantization-aware copy with BN frozen; "
+                             "minmax is the TFLite converter's calibration (the union of all ranges seen, which one "
+                             "outlier stretches; docs/quantization.md compares them)")
     export.add_argument("--nms", default="tflite", choices=["tflite", "none"])
     export.add_argument("--fast-nms", action="store_true", help="class-agnostic NMS of the op (faster on device); "
                         "default: per-class NMS, as evaluation does")

@@ -294,15 +294,18 @@ def statistics_sample(num_examples: int, count: int, seed: int) -> np.ndarray:
     return np.random.default_rng([seed, 7_777_777]).permutation(num_examples)[:count]
 
 
+def spread_indices(size: int, count: Optional[int] = None) -> np.ndarray:
+    """``count`` (default: all) of the indices ``0 .. size - 1``, spread evenly over them."""
+    count = size if count is None else min(count, size)
+    return np.unique(np.round(np.linspace(0, size - 1, count)).astype(int)) if count else np.zeros([0], int)
+
+
 def classification_eval_dataset(dataset, image_size: int, batch_size: int = 32, resize: str = "letterbox",
                                 max_images: Optional[int] = None, indices=None) -> tf.data.Dataset:
     """Batches ``(images, labels)`` of a class-folder dataset, without augmentation; ``max_images``
     takes that many spread evenly over the set (its files are sorted by class); ``indices``
     chooses the images (and their order) instead."""
-    chosen = indices
-    if chosen is None:
-        count = len(dataset) if max_images is None else min(max_images, len(dataset))
-        chosen = np.unique(np.round(np.linspace(0, len(dataset) - 1, count)).astype(int)) if count else []
+    chosen = indices if indices is not None else spread_indices(len(dataset), max_images)
 
     def load(path, label):
         image, _, _ = resize_and_pad(_decode(path), tf.zeros([0, 4]), image_size, resize=resize)
