@@ -33,6 +33,7 @@ class CalibrationOptions:
     data: Optional[str] = None  # default: the run's training data (sources.json)
     images: Optional[int] = None  # default: DEFAULT_IMAGES[method]
     method: str = "median"
+    seed: int = 0  # which images (spread over the set) and in which order
 
     def validate(self) -> "CalibrationOptions":
         if self.method not in METHODS:
@@ -54,30 +55,38 @@ class Calibrated:
     representative: Optional[Callable[[], Iterable[np.ndarray]]]  # minmax: the converter's images
     quantization_aware: bool
     method: str
+    seed: int
     batch_sizes: list  # of the calibration batches seen so far (minmax: filled during conversion)
 
     def record(self) -> dict:
         """For the export report: the method and the images its ranges come from."""
-        return {"method": self.method, "images": sum(self.batch_sizes), "batches": len(self.batch_sizes)}
+        return {"method": self.method, "images": sum(self.batch_sizes), "batches": len(self.batch_sizes),
+                "seed": self.seed}
 
 
-def calibration_order(size: int, count: int) -> np.ndarray:
-    """Which ``count`` of ``size`` images calibrate, in which order: spread evenly over the set,
-    in a fixed shuffled order. A set sorted by class (class folders are) made every batch hold one
+def calibration_order(size: int, count: int, seed: int = 0) -> np.ndarray:
+    """Which ``count`` of ``size`` images calibrate, in which order: spread evenly over the set
+    (from an offset that ``seed`` chooses when there are more images than ``count``), in a fixed
+    shuffled order. A set sorted by class (class folders are) made every batch hold one
     class; the median of those batch ranges fit the middle class's activations and clipped the
     others' (a 3-class classifier's int8 file lost 33 points of top-1)."""
     from mobile_spinenet.data.pipeline import spread_indices
 
-    return np.random.default_rng(0).permutation(spread_indices(size, count))
+    rng = np.random.default_rng(seed)
+    chosen = spread_indices(size, count)
+    if len(chosen) > 1 and len(chosen) < size:  # another seed, other images: shift by part of the spacing
+        spacing = (size - 1) / (len(chosen) - 1)
+        chosen = np.minimum(chosen + int(rng.integers(0, max(1, int(spacing)))), size - 1)
+    return rng.permutation(np.unique(chosen))
 
 
-def detection_batches(dataset, image_size: int, resize: str, show_progress: bool = True) -> ImageBatches:
+def detection_batches(dataset, image_size: int, resize: str, show_progress: bool = True, seed: int = 0) -> ImageBatches:
     """Calibration batches of a detection dataset (no augmentation)."""
     from mobile_spinenet.data.pipeline import eval_dataset
     from mobile_spinenet.progress import counted
 
     def batches(batch_size: int, count: int):
-        records = [dataset.records[i] for i in calibration_order(len(dataset.records), count)]
+        records = [dataset.records[i] for i in calibration_order(len(dataset.records), count, seed)]
         for images, _, _ in counted(eval_dataset(dataset, image_size, batch_size, records, resize),
                                     "calibrating int8 ranges", total=-(-len(records) // batch_size), unit="batch",
                                     enabled=show_progress):
@@ -86,13 +95,13 @@ def detection_batches(dataset, image_size: int, resize: str, show_progress: bool
     return batches
 
 
-def class_folder_batches(dataset, image_size: int, resize: str) -> ImageBatches:
+def class_folder_batches(dataset, image_size: int, resize: str, seed: int = 0) -> ImageBatches:
     """Calibration batches of a class-folder dataset (no augmentation)."""
     from mobile_spinenet.data.pipeline import classification_eval_dataset
     from mobile_spinenet.progress import counted
 
     def batches(batch_size: int, count: int):
-        chosen = calibration_order(len(dataset), count)
+        chosen = calibration_order(len(dataset), count, seed)
         for images, _ in counted(classification_eval_dataset(dataset, image_size, batch_size, resize, indices=chosen),
                                  "calibrating int8 ranges", total=-(-len(chosen) // batch_size), unit="batch"):
             yield images.numpy()
@@ -116,9 +125,9 @@ def calibrate_for_int8(run, float_model, options: CalibrationOptions, image_batc
 
     if options.method == "minmax":
         model = quantizable_model(run.config.model, float_model, **run.build_kwargs())
-        return Calibrated(model, lambda: counted_batches(1), False, "minmax", seen)
+        return Calibrated(model, lambda: counted_batches(1), False, "minmax", options.seed, seen)
     from mobile_spinenet.quantization.qat_run import build_qat_model
 
     model = build_qat_model(run, float_model=float_model, calibration=counted_batches(MEDIAN_BATCH_SIZE),
                             freeze_bn=True)
-    return Calibrated(model, None, True, "median", seen)
+    return Calibrated(model, None, True, "median", options.seed, seen)

@@ -59,16 +59,16 @@ def test_qat_flags_reach_its_options(flags, frozen, seed, monkeypatch, capsys):
     assert not options.show_progress
 
 
-@pytest.mark.parametrize("flags, method, images", [([], "median", None),
-                                                   (["--calib-method", "minmax", "--calib-steps", "7"], "minmax", 7)])
-def test_export_calibration_flags_reach_its_options(flags, method, images, monkeypatch, tmp_path):
+@pytest.mark.parametrize("flags, method, images, seed", [
+    ([], "median", None, 0), (["--calib-method", "minmax", "--calib-steps", "7", "--calib-seed", "3"], "minmax", 7, 3)])
+def test_export_calibration_flags_reach_its_options(flags, method, images, seed, monkeypatch, tmp_path):
     from mobile_spinenet.quantization import export_run
 
     seen = []
     monkeypatch.setattr(export_run, "export_tflite", lambda run, out, **kwargs: seen.append(kwargs["calibration"]))
     assert main(["export", "runs/x", "--out", str(tmp_path / "x.tflite"), "--calib", "data/train"] + flags) == 0
     (options,) = seen
-    assert (options.method, options.images, options.data) == (method, images, "data/train")
+    assert (options.method, options.images, options.data, options.seed) == (method, images, "data/train", seed)
     assert options.image_count == (7 if images else 256)
 
 

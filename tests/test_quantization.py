@@ -319,3 +319,18 @@ def test_qat_default_rate_follows_the_optimizer():
     assert qat_learning_rate(sgd) == pytest.approx(2e-4)
     for optimizer in OPTIMIZERS:
         assert qat_learning_rate(replace(cpu_fast, optimizer=optimizer)) > 0
+
+
+def test_calibration_images_mix_the_classes_of_a_sorted_set_and_a_seed_chooses_others():
+    """Class folders list their files by class; calibration batches of 8 from them in that order
+    held one class each, and the median of their ranges clipped the other classes' activations."""
+    from mobile_spinenet.quantization.calibration import calibration_order
+
+    labels = np.repeat(np.arange(3), 100)  # a set sorted by class
+    order = calibration_order(len(labels), 48)
+    assert len(set(order)) == 48 and order.min() >= 0 and order.max() < 300
+    assert all(len(set(labels[order[i:i + 8]])) > 1 for i in range(0, 48, 8))  # every batch mixes classes
+    assert np.bincount(labels[order]).min() >= 15  # and the whole sample spans the set
+    np.testing.assert_array_equal(order, calibration_order(len(labels), 48))  # the same images each time
+    assert set(calibration_order(len(labels), 48, seed=1)) != set(order)  # another seed, other images
+    assert sorted(calibration_order(10, 256, seed=1)) == list(range(10))  # fewer than asked: all of them

@@ -56,7 +56,8 @@ def _cmd_export(args) -> int:
                   export=ExportOptions(quant=args.quant, nms=args.nms, nms_config=NMSConfig(max_detections=args.max_detections,
                                                                                        score_threshold=args.score_threshold),
                                        regular_nms=not args.fast_nms, input_type=args.input_type),
-                  calibration=CalibrationOptions(data=args.calib, images=args.calib_steps, method=args.calib_method),
+                  calibration=CalibrationOptions(data=args.calib, images=args.calib_steps, method=args.calib_method,
+                                                 seed=args.calib_seed),
                   verification=VerifyOptions(enabled=not args.no_verify, val=args.val, images=args.verify_images,
                                              max_ap_drop=args.max_ap_drop, require_agreement=args.require_agreement),
                   resize=args.resize)
@@ -82,6 +83,9 @@ def add_export_parser(sub) -> None:
                              "ranges over batches of 8 calibration images, on a quantization-aware copy with BN frozen; "
                              "minmax is the TFLite converter's calibration (the union of all ranges seen, which one "
                              "outlier stretches; docs/quantization.md compares them)")
+    export.add_argument("--calib-seed", type=int, default=0,
+                        help="int8 from a float run: which calibration images (spread over the set) and their order "
+                             "(default 0); other seeds show how much the file's AP depends on them")
     export.add_argument("--nms", default="tflite", choices=["tflite", "none"])
     export.add_argument("--fast-nms", action="store_true", help="class-agnostic NMS of the op (faster on device); "
                         "default: per-class NMS, as evaluation does")
