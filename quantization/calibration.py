@@ -22,7 +22,7 @@ METHODS = ("median", "minmax")
 DEFAULT_IMAGES = {"median": 256, "minmax": 100}
 MEDIAN_BATCH_SIZE = 8  # the median is taken over the ranges of batches of this many images
 
-# ``(batch_size, count) -> [B, S, S, 3]`` float batches of ``count`` calibration images (:func:`calibration_order`)
+# ``(batch_size, count) -> [B, S, S, 3]`` float batches of the first ``count`` calibration images
 ImageBatches = Callable[[int, int], Iterable[np.ndarray]]
 
 

@@ -108,22 +108,7 @@ def quantize_aware(model: keras.Model) -> keras.Model:
         # ``model``: nothing is copied by position. One clone annotates every layer (tfmot's
         # quantize_annotate_model would clone the model once more to annotate the rest).
         annotated = keras.models.clone_model(model, clone_function=_annotate)
-        return _named_as_the_first(_quantize.quantize_apply(annotated))
-
-
-def _named_as_the_first(qat_model: keras.Model) -> keras.Model:
-    """``qat_model`` with its input quantizers named as in the first model a process builds.
-
-    tfmot names them by Keras's per-process counter (``quantize_layer``, then ``quantize_layer_1``
-    in the next model), and the name reaches the tensor names of a converted file: two int8 exports
-    of one run in one process differed in those bytes. Named by position instead, before the model
-    is ever traced or saved."""
-    from tensorflow_model_optimization.python.core.quantization.keras.quantize_layer import QuantizeLayer
-
-    quantizers = [layer for layer in qat_model.layers if isinstance(layer, QuantizeLayer)]
-    for index, layer in enumerate(quantizers):
-        layer._name = "quantize_layer" + (f"_{index}" if index else "")  # noqa: SLF001 (Keras has no setter)
-    return qat_model
+        return _quantize.quantize_apply(annotated)
 
 
 def qat_model_structure(qat_model: keras.Model) -> dict:
