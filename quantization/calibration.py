@@ -126,8 +126,10 @@ def calibrate_for_int8(run, float_model, options: CalibrationOptions, image_batc
     if options.method == "minmax":
         model = quantizable_model(run.config.model, float_model, **run.build_kwargs())
         return Calibrated(model, lambda: counted_batches(1), False, "minmax", options.seed, seen)
-    from mobile_spinenet.quantization.qat_run import build_qat_model
+    from mobile_spinenet.quantization.qat import calibrate_ranges, freeze_batch_norm, quantize_aware
 
-    model = build_qat_model(run, float_model=float_model, calibration=counted_batches(MEDIAN_BATCH_SIZE),
-                            freeze_bn=True)
+    unrolled = quantizable_model(run.config.model, float_model, **run.build_kwargs())
+    freeze_batch_norm(unrolled)
+    model = quantize_aware(unrolled)  # the model QAT with --freeze-bn starts from (qat_run.build_qat_model)
+    calibrate_ranges(model, counted_batches(MEDIAN_BATCH_SIZE))
     return Calibrated(model, None, True, "median", options.seed, seen)

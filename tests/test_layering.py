@@ -28,7 +28,7 @@ LAYERS = [
                   "training.precise_bn", "training.xla", "training.init_weights", "training.tasks", "training.trainer", "training.bench"]),
     ("interop", ["interop.coco_classes", "interop.model_garden", "interop.model_garden_export"]),
     ("quantization", ["quantization.qat", "quantization.postprocess_op", "quantization.export", "quantization.verify",
-                      "quantization.qat_run", "quantization.export_classifier", "quantization.export_run",
+                      "quantization.qat_run", "quantization.calibration", "quantization.export_classifier", "quantization.export_run",
                       "quantization.android_assets", "quantization.savedmodel_export"]),
     ("eval", ["eval.evaluate", "eval.predict", "eval.benchmark", "eval.op_profile", "eval.activation_bench", "eval.latency_variants", "eval.significance", "eval.latency_match",
               "eval.compare_report"]),
