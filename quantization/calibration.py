@@ -22,7 +22,7 @@ METHODS = ("median", "minmax")
 DEFAULT_IMAGES = {"median": 256, "minmax": 100}
 MEDIAN_BATCH_SIZE = 8  # the median is taken over the ranges of batches of this many images
 
-# ``(batch_size, count) -> [B, S, S, 3]`` float batches of the first ``count`` calibration images
+# ``(batch_size, count) -> [B, S, S, 3]`` float batches of ``count`` calibration images (:func:`calibration_order`)
 ImageBatches = Callable[[int, int], Iterable[np.ndarray]]
 
 
@@ -54,14 +54,13 @@ class Calibrated:
     model: object  # the Keras model converted: quantizable (minmax) or quantization-aware (median)
     representative: Optional[Callable[[], Iterable[np.ndarray]]]  # minmax: the converter's images
     quantization_aware: bool
-    method: str
-    seed: int
+    options: CalibrationOptions
     batch_sizes: list  # of the calibration batches seen so far (minmax: filled during conversion)
 
     def record(self) -> dict:
         """For the export report: the method and the images its ranges come from."""
-        return {"method": self.method, "images": sum(self.batch_sizes), "batches": len(self.batch_sizes),
-                "seed": self.seed}
+        return {"method": self.options.method, "images": sum(self.batch_sizes), "batches": len(self.batch_sizes),
+                "seed": self.options.seed}
 
 
 def calibration_order(size: int, count: int, seed: int = 0) -> np.ndarray:
@@ -112,7 +111,7 @@ def class_folder_batches(dataset, image_size: int, resize: str, seed: int = 0) -
 def calibrate_for_int8(run, float_model, options: CalibrationOptions, image_batches: ImageBatches) -> Calibrated:
     """The model (and images) the converter takes for the int8 file of float ``run``, whose
     trained Keras model is ``float_model``, calibrated as ``options`` say."""
-    from mobile_spinenet.quantization.qat import quantizable_model
+    from mobile_spinenet.quantization.qat import calibrate_ranges, quantizable_model, quantization_aware_copy
 
     options = options.validate()
     count, seen = options.image_count, []
@@ -125,11 +124,7 @@ def calibrate_for_int8(run, float_model, options: CalibrationOptions, image_batc
 
     if options.method == "minmax":
         model = quantizable_model(run.config.model, float_model, **run.build_kwargs())
-        return Calibrated(model, lambda: counted_batches(1), False, "minmax", options.seed, seen)
-    from mobile_spinenet.quantization.qat import calibrate_ranges, freeze_batch_norm, quantize_aware
-
-    unrolled = quantizable_model(run.config.model, float_model, **run.build_kwargs())
-    freeze_batch_norm(unrolled)
-    model = quantize_aware(unrolled)  # the model QAT with --freeze-bn starts from (qat_run.build_qat_model)
+        return Calibrated(model, lambda: counted_batches(1), False, options, seen)
+    model = quantization_aware_copy(run.config.model, float_model, freeze_bn=True, **run.build_kwargs())
     calibrate_ranges(model, counted_batches(MEDIAN_BATCH_SIZE))
-    return Calibrated(model, None, True, "median", options.seed, seen)
+    return Calibrated(model, None, True, options, seen)

@@ -88,7 +88,8 @@ def export_classifier(run, out: str, options, calibration, verification, resize:
     if quant == "int8" and not run.is_qat:  # a QAT model is converted with the ranges it learned
         calib = _folders(calibration.data or sources.get("train"), "--calib", run_dir, names)
         with elapsed(f"calibrating int8 ranges ({calibration.method})"):
-            calibrated = calibrate_for_int8(run, model, calibration, class_folder_batches(calib, run.image_size, resize, calibration.seed))
+            batches = class_folder_batches(calib, run.image_size, resize, calibration.seed)
+            calibrated = calibrate_for_int8(run, model, calibration, batches)
     progress(f"converting the {run.config.model} classifier ({run.image_size} px, {run.num_classes} classes) "
              f"to {quant_name} TFLite")
     with elapsed(f"converting to {quant_name} TFLite"):

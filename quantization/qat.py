@@ -185,6 +185,17 @@ def quantizable_model(model_id: str, float_model: keras.Model, **build_kwargs) -
     return unrolled
 
 
+def quantization_aware_copy(model_id: str, float_model: keras.Model, freeze_bn: bool = False,
+                            **build_kwargs) -> keras.Model:
+    """The quantization-aware model of trained ``float_model``: its quantizable form, BN layers
+    frozen first when ``freeze_bn`` (:func:`freeze_batch_norm`), annotated. Its ranges are tfmot's
+    initial ones until :func:`calibrate_ranges`."""
+    unrolled = quantizable_model(model_id, float_model, **build_kwargs)
+    if freeze_bn:
+        freeze_batch_norm(unrolled)
+    return quantize_aware(unrolled)
+
+
 def freeze_batch_norm(model: keras.Model) -> int:
     """Freeze every BN layer of float ``model`` before :func:`quantize_aware`, for a fine-tune that
     keeps them as trained: Keras runs a BN layer that is not trainable in inference mode, also

@@ -14,21 +14,13 @@ from typing import Optional
 from mobile_spinenet.training.runs import QAT_FILE, QAT_MODEL_FILE, register_model_form
 
 
-def build_qat_model(run, float_model=None, calibration=None, freeze_bn: bool = False):
-    """The quantization-aware model of float ``run`` (its quantizable form, annotated).
-    ``calibration`` (batches of images) sets the quantizer ranges before training starts;
-    ``freeze_bn`` keeps the BN layers as trained (:func:`freeze_batch_norm`)."""
-    from mobile_spinenet.quantization.qat import calibrate_ranges, freeze_batch_norm, quantizable_model, quantize_aware
+def build_qat_model(run, freeze_bn: bool = False):
+    """The quantization-aware model of float ``run`` with its trained weights (ranges uncalibrated);
+    ``freeze_bn`` keeps the BN layers as trained (:func:`~mobile_spinenet.quantization.qat.freeze_batch_norm`)."""
+    from mobile_spinenet.quantization.qat import quantization_aware_copy
     from mobile_spinenet.training.runs import load_run_model
 
-    float_model = float_model if float_model is not None else load_run_model(run)
-    unrolled = quantizable_model(run.config.model, float_model, **run.build_kwargs())
-    if freeze_bn:
-        freeze_batch_norm(unrolled)
-    model = quantize_aware(unrolled)
-    if calibration is not None:
-        calibrate_ranges(model, calibration)
-    return model
+    return quantization_aware_copy(run.config.model, load_run_model(run), freeze_bn, **run.build_kwargs())
 
 
 def _qat_form(qat):
