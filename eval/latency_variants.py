@@ -57,13 +57,13 @@ def int8_file(model_id: str, options: dict, image_size: int, path: str, num_clas
     ``options``; returns the float model's multiply-adds (batch 1)."""
     from mobile_spinenet.counting import count_multiply_adds
     from mobile_spinenet.quantization.export import ExportOptions, convert
-    from mobile_spinenet.quantization.qat import calibrate_ranges, quantizable_model, quantize_aware
+    from mobile_spinenet.quantization.qat import calibrate_ranges, quantization_aware_copy
     from mobile_spinenet.zoo import build_model, model_anchors
 
     build = {"image_size": image_size, "num_classes": num_classes, **options}
     float_model = build_model(model_id, batch_size=1, **build)
     multiply_adds = count_multiply_adds(float_model)
-    qat = quantize_aware(quantizable_model(model_id, float_model, **build))
+    qat = quantization_aware_copy(model_id, float_model, **build)
     rng = np.random.default_rng(0)
     calibrate_ranges(qat, [rng.uniform(-1, 1, (1, image_size, image_size, 3)).astype("float32") for _ in range(4)])
     flatbuffer = convert(qat, model_anchors(model_id, image_size), ExportOptions("int8", nms="none"),

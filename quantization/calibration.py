@@ -46,6 +46,14 @@ class CalibrationOptions:
     def image_count(self) -> int:
         return self.images or DEFAULT_IMAGES[self.method]
 
+    @property
+    def step_name(self) -> str:
+        """What the calibration step before conversion does, for its timer: minmax only builds
+        the model there, the converter takes its ranges while it converts."""
+        if self.method == "minmax":
+            return "preparing the minmax calibration (the converter takes the ranges)"
+        return "calibrating int8 ranges (median)"
+
 
 @dataclass
 class Calibrated:

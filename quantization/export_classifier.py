@@ -87,7 +87,7 @@ def export_classifier(run, out: str, options, calibration, verification, resize:
     calibrated = None
     if quant == "int8" and not run.is_qat:  # a QAT model is converted with the ranges it learned
         calib = _folders(calibration.data or sources.get("train"), "--calib", run_dir, names)
-        with elapsed(f"calibrating int8 ranges ({calibration.method})"):
+        with elapsed(calibration.validate().step_name):
             batches = class_folder_batches(calib, run.image_size, resize, calibration.seed)
             calibrated = calibrate_for_int8(run, model, calibration, batches)
     progress(f"converting the {run.config.model} classifier ({run.image_size} px, {run.num_classes} classes) "

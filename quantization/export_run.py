@@ -85,7 +85,7 @@ def export_tflite(run_dir: str, out: str, export=None, calibration: Optional[Cal
     calibrated = None
     if quant == "int8" and not from_qat:  # a QAT model is converted with the ranges it learned
         calib_data = _dataset(calibration.data or sources.get("train"), "--calib", run_dir, run.label_map)
-        with elapsed(f"calibrating int8 ranges ({calibration.method})"):
+        with elapsed(calibration.validate().step_name):
             batches = detection_batches(calib_data, size, resize, seed=calibration.seed)
             calibrated = calibrate_for_int8(run, model, calibration, batches)
     progress(f"converting {model_id} ({size} px, {run.num_classes} classes) to {quant_name} TFLite, nms {nms}")

@@ -28,6 +28,7 @@ family at all (here every layer of both families is covered).
 """
 from __future__ import annotations
 
+import contextlib
 import re
 
 import numpy as np
@@ -108,7 +109,31 @@ def quantize_aware(model: keras.Model) -> keras.Model:
         # ``model``: nothing is copied by position. One clone annotates every layer (tfmot's
         # quantize_annotate_model would clone the model once more to annotate the rest).
         annotated = keras.models.clone_model(model, clone_function=_annotate)
-        return _quantize.quantize_apply(annotated)
+        with _input_quantizers_named_from_zero():
+            return _quantize.quantize_apply(annotated)
+
+
+@contextlib.contextmanager
+def _input_quantizers_named_from_zero():
+    """tfmot's input quantizers named as in the first model a process builds (``quantize_layer``).
+
+    They take Keras's per-process counter (``quantize_layer``, then ``quantize_layer_1`` in the next
+    model), and the name reaches the tensor names of a converted file: two int8 exports of one run
+    in one process differed in those bytes. The counter starts from zero inside and is restored
+    after, so no name outside changes; the names are given at construction, as Keras gives them."""
+    from tf_keras.src import backend as keras_backend
+
+    counters = keras_backend.get_default_graph_uid_map()
+    key = ("", "quantize_layer")
+    saved = counters.get(key)
+    counters[key] = 0
+    try:
+        yield
+    finally:
+        if saved is None:
+            counters.pop(key, None)
+        else:
+            counters[key] = saved
 
 
 def qat_model_structure(qat_model: keras.Model) -> dict:

@@ -334,3 +334,14 @@ def test_calibration_images_mix_the_classes_of_a_sorted_set_and_a_seed_chooses_o
     np.testing.assert_array_equal(order, calibration_order(len(labels), 48))  # the same images each time
     assert set(calibration_order(len(labels), 48, seed=1)) != set(order)  # another seed, other images
     assert sorted(calibration_order(10, 256, seed=1)) == list(range(10))  # fewer than asked: all of them
+
+
+def test_a_quantization_aware_model_is_named_the_same_whenever_it_is_built():
+    """tfmot named the input quantizer by a per-process counter (quantize_layer, quantize_layer_1),
+    and the name is in the converted file: two int8 exports of one run in one process differed."""
+    inputs = keras.Input((8, 8, 3), batch_size=1)
+    model = keras.Model(inputs, keras.layers.Conv2D(4, 3, name="conv")(inputs))
+    first, second = quantize_aware(model), quantize_aware(model)
+    assert [layer.name for layer in first.layers] == [layer.name for layer in second.layers]
+    assert "quantize_layer" in [layer.name for layer in second.layers]
+    assert [weight.name for weight in first.weights] == [weight.name for weight in second.weights]
