@@ -231,8 +231,13 @@ def test_recipe_flags_reach_the_config_and_bad_values_name_the_flag():
     from mobile_spinenet.cli import build_parser
 
     args = build_parser().parse_args(["train", "--model", MODEL, "--data", "d", "--out", "o", "--optimizer", "adamw",
-                                      "--ema-decay", "0.999", "--xla", "--mosaic", "0.5"])
+                                      "--ema-decay", "0.999", "--xla", "--mosaic", "0.5", "--anchor-scale", "3"])
     overrides = _train_overrides(args)
+    assert load_config(MODEL, overrides=overrides).anchor_scale == 3.0
+    with pytest.raises(ValueError, match=r"--anchor-scale must be > 0, got -1.0"):
+        load_config(MODEL, overrides={"anchor_scale": -1.0})
+    with pytest.raises(ValueError, match="mnv3_small_ssdlite .* does not take anchor scale 3.0"):  # SSD anchors
+        load_config("mnv3_small_ssdlite", overrides={"anchor_scale": 3.0})
     assert overrides["optimizer"] == "adamw" and overrides["ema_decay"] == 0.999 and overrides["jit_compile"] is True
     assert load_config(MODEL, overrides=overrides).mosaic == 0.5
     with pytest.raises(ValueError, match=r"--mosaic must be in \[0, 1\], got 1.5"):

@@ -12,7 +12,7 @@ from mobile_spinenet.commands.common import (non_negative_float, non_negative_in
 def _train_overrides(args) -> dict:
     names = ("task", "image_size", "epochs", "batch_size", "learning_rate", "warmup_epochs", "schedule", "strategy",
              "tpu", "seed", "checkpoint_every_steps", "val_max_images", "activation", "weight_decay", "resize",
-             "optimizer", "ema_decay", "init_from", "mosaic")
+             "optimizer", "ema_decay", "init_from", "mosaic", "anchor_scale")
     overrides = {name: getattr(args, name) for name in names}
     if args.jitter:
         overrides["jitter"] = [float(v) for v in args.jitter.split(",")]
@@ -122,6 +122,9 @@ def add_train_parser(sub) -> None:
     train.add_argument("--mosaic", type=float, metavar="SHARE",
                        help="detection: make this share (0-1) of the training examples a 2x2 mosaic of four "
                             "images at half scale (default 0)")
+    train.add_argument("--anchor-scale", type=positive_float, metavar="STRIDES",
+                       help="RetinaNet detectors: the base anchor size in strides of its level (the paper's 4, "
+                            "Model Garden's 3; smaller anchors suit small objects, docs/training.md)")
     train.add_argument("--activation", help="override the model's activation (e.g. hard_swish)")
     train.add_argument("--resize", choices=["letterbox", "stretch"],
                        help="how images are fitted to the input square: letterbox (default: keep the aspect ratio, "

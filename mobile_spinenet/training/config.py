@@ -134,7 +134,7 @@ POSITIVE_FIELDS = (("epochs", 0, True), ("batch_size", 1, False), ("learning_rat
 FLAGS = {"epochs": "--epochs", "batch_size": "--batch", "learning_rate": "--lr", "warmup_epochs": "--warmup-epochs",
          "weight_decay": "--weight-decay", "image_size": "--image-size", "checkpoint_every_steps": "--checkpoint-every",
          "val_max_images": "--val-max-images", "ema_decay": "--ema-decay", "jit_compile": "--xla", "task": "--task",
-         "init_from": "--init", "mosaic": "--mosaic"}
+         "init_from": "--init", "mosaic": "--mosaic", "anchor_scale": "--anchor-scale"}
 
 
 def recipe_path(name_or_path: str) -> str:
