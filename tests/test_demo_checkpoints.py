@@ -13,7 +13,7 @@ from mobile_spinenet.training.runs import PACKED_FILES, open_run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHECKPOINTS = os.path.join(ROOT, "checkpoints", "demo")
-MIN_KERAS_AP = 20.0  # points on the 200 demo val images; the QAT checkpoint scores 24.7
+MIN_KERAS_AP = 25.0  # points on the 200 demo val images; the QAT checkpoint scores 33.4
 
 
 @pytest.fixture(scope="module")

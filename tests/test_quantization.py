@@ -312,7 +312,7 @@ def test_qat_default_rate_follows_the_optimizer():
     from mobile_spinenet.quantization.qat_run import qat_learning_rate
     from mobile_spinenet.training.config import OPTIMIZERS, load_config
 
-    cpu_fast = load_config("spinenet49xxs", config_file="cpu_fast")
+    cpu_fast = replace(load_config("spinenet49xxs", config_file="cpu_fast"), learning_rate=0.002)
     assert cpu_fast.optimizer == "adamw"
     assert qat_learning_rate(cpu_fast) == pytest.approx(2e-5)
     sgd = replace(cpu_fast, optimizer="sgd")
