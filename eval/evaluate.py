@@ -107,9 +107,9 @@ def load_detector(path: str, labels: Optional[str] = None, resize: Optional[str]
         if "model" not in report:
             raise ValueError(f"{path} has raw outputs (no TFLite_Detection_PostProcess) and no {report_path} "
                              f"naming its model: cannot decode its boxes")
-        from mobile_spinenet.zoo import model_anchors
+        from mobile_spinenet.zoo import anchor_settings, model_anchors
         get_model_info(report["model"])
-        anchors = model_anchors(report["model"], size, report.get("anchor_scale"))
+        anchors = model_anchors(report["model"], size, **anchor_settings(report))
     from mobile_spinenet.postprocess import NMSConfig
     nms = NMSConfig(**report["postprocess"]) if not in_graph and "postprocess" in report else NMSConfig()
     return LoadedDetector(tflite_predictor(interpreter, anchors, size, nms), size, label_map, f"{path} (TFLite)", names,

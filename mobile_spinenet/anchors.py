@@ -67,7 +67,8 @@ class RetinaNetAnchors:
 class SSDAnchors:
     """SSD anchors as in MobileNet-SSDLite: scales spread linearly from ``min_scale`` to
     ``max_scale`` of the image over the feature maps, ratios {1, 2, 1/2, 3, 1/3} plus an
-    interpolated square; the first map keeps three (0.1 square, 2, 1/2)."""
+    interpolated square; the first map keeps three (a square of half ``min_scale``, which is
+    MobileNet-SSDLite's 0.1, and ``min_scale`` at ratios 2 and 1/2)."""
 
     feature_sizes: tuple[int, ...]
     min_scale: float = 0.2
@@ -84,7 +85,7 @@ class SSDAnchors:
         grids = []
         for i, side in enumerate(self.feature_sizes):
             if i == 0:
-                pairs = [(0.1, 1.0), (scales[0], 2.0), (scales[0], 0.5)]
+                pairs = [(self.min_scale / 2, 1.0), (scales[0], 2.0), (scales[0], 0.5)]
             else:
                 pairs = [(scales[i], r) for r in self.aspect_ratios]
                 pairs.append((np.sqrt(scales[i] * scales[i + 1]), 1.0))

@@ -44,13 +44,15 @@ class Family:
 FAMILIES = {f.name: f for f in [
     Family("spinenet", "SpineNet", {"detection": 128, "classification": 32, INSTANCE_SEGMENTATION: 128},
            frozenset({"activation", "spec", "stochastic_depth", "se_gate", "head_filters", "anchor_scale",
-                      "channel_divisor", "se_ratio"})),
+                      "channel_divisor", "se_ratio"}),
+           why_not="its detectors have RetinaNet anchors, sized by --anchor-scale, not SSD anchors"),
     Family("resnet_fpn", "ResNet-FPN", {"detection": 128, "classification": 32, INSTANCE_SEGMENTATION: 128},
            frozenset({"activation", "head_filters", "anchor_scale"}),
-           why_not="the block spec, stochastic depth, squeeze-excite and channel rounding are SpineNet's"),
-    Family("ssdlite", "MobileNetV3-SSDLite", {"detection": 32, "classification": 32}, frozenset(),
+           why_not="the block spec, stochastic depth, squeeze-excite and channel rounding are SpineNet's, and its "
+                   "RetinaNet anchors are sized by --anchor-scale"),
+    Family("ssdlite", "MobileNetV3-SSDLite", {"detection": 32, "classification": 32}, frozenset({"ssd_min_scale"}),
            why_not="MobileNetV3 fixes each block's activation (ReLU or hard-swish) and the SSD extras use ReLU6; "
-                   "it has no block spec or stochastic depth, and SSD anchors and heads"),
+                   "it has no block spec or stochastic depth, and SSD anchors (sized by --ssd-min-scale) and heads"),
 ]}
 
 

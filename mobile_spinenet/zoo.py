@@ -16,16 +16,35 @@ from mobile_spinenet.registry import (FAMILIES, INSTANCE_SEGMENTATION, MODELS, T
 from mobile_spinenet.ssdlite import ssd_feature_sizes, ssdlite
 
 
-def model_anchors(model_id: str, image_size: Optional[int] = None, anchor_scale: Optional[float] = None) -> np.ndarray:
+# The settings that size a detector's anchors: training config fields, and keys of an export's
+# report, so that whoever decodes the raw outputs builds the anchors the model was trained on.
+ANCHOR_SETTINGS = ("anchor_scale", "ssd_min_scale")
+
+
+def anchor_settings(source) -> dict:
+    """The anchor settings of a training config or an export report (a dict), by keyword, for
+    :func:`model_anchors`; unset ones (None, or absent from an older report) are left out."""
+    values = {name: source.get(name) if isinstance(source, dict) else getattr(source, name, None)
+              for name in ANCHOR_SETTINGS}
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def model_anchors(model_id: str, image_size: Optional[int] = None, anchor_scale: Optional[float] = None,
+                  ssd_min_scale: Optional[float] = None) -> np.ndarray:
     """Anchor boxes ``[N, 4]`` (ymin, xmin, ymax, xmax, pixels) in the order of the model's outputs.
     ``anchor_scale``: RetinaNet's base anchor size in strides (None: the kit's 4; Model Garden's
-    SpineNet configs use 3)."""
+    SpineNet configs use 3). ``ssd_min_scale``: SSDLite's smallest anchor scale as a share of the
+    input (None: MobileNet-SSDLite's 0.2; its first map's square is half of it)."""
     info = get_model_info(model_id)
     image_size = image_size or info.image_size
     if info.kind == "ssdlite":
         if anchor_scale is not None:
-            raise ValueError(f"{model_id} has SSD anchors, which take no anchor scale")
-        return SSDAnchors(ssd_feature_sizes(image_size)).boxes(image_size)
+            raise ValueError(f"{model_id} has SSD anchors, which take no anchor scale (its anchors: ssd_min_scale)")
+        sizes = ssd_feature_sizes(image_size)
+        anchors = SSDAnchors(sizes) if ssd_min_scale is None else SSDAnchors(sizes, min_scale=float(ssd_min_scale))
+        return anchors.boxes(image_size)
+    if ssd_min_scale is not None:
+        raise ValueError(f"{model_id} has RetinaNet anchors, which take no SSD min scale (its anchors: anchor_scale)")
     if anchor_scale is None:
         return RetinaNetAnchors().boxes(image_size)
     return RetinaNetAnchors(anchor_scale=float(anchor_scale)).boxes(image_size)

@@ -53,9 +53,9 @@ def _raw_output_report(model_path: str) -> dict:
 
 
 def _anchor_lines(report: dict, input_size: int) -> str:
-    from mobile_spinenet.zoo import model_anchors
+    from mobile_spinenet.zoo import anchor_settings, model_anchors
 
-    anchors = model_anchors(report["model"], input_size, report.get("anchor_scale"))
+    anchors = model_anchors(report["model"], input_size, **anchor_settings(report))
     return "".join(" ".join(f"{v:.6g}" for v in row) + "\n" for row in anchors)
 
 

@@ -81,6 +81,7 @@ def export_tflite(run_dir: str, out: str, export=None, calibration: Optional[Cal
     model_id, size = run.config.model, run.image_size
     resize = check_resize(resize or run.config.resize)
     anchors = run.anchors()
+    from mobile_spinenet.zoo import anchor_settings
     quant_name = f"{quant}-qat" if from_qat else quant
     calibrated = None
     if quant == "int8" and not from_qat:  # a QAT model is converted with the ranges it learned
@@ -98,7 +99,7 @@ def export_tflite(run_dir: str, out: str, export=None, calibration: Optional[Cal
     flatbuffer = attach_metadata(flatbuffer, model_id, f"{model_id} RetinaNet detector, {size} px, {quant_name}, "
                                  f"mobile-spinenet {__version__}", run.label_map.names, version=__version__,
                                  resize=resize, score_threshold=options.nms_config.score_threshold if nms != "none" else None)
-    report = {"model": model_id, "image_size": size, "anchor_scale": run.config.anchor_scale, "quant": quant_name, "nms": nms, "regular_nms": regular_nms,
+    report = {"model": model_id, "image_size": size, **anchor_settings(run.config), "quant": quant_name, "nms": nms, "regular_nms": regular_nms,
               "input": {"type": input_type, "range": [-1.0, 1.0], "normalization": {"mean": PIXEL_MEAN, "std": PIXEL_STD},
                         "resize": resize},
               "labels": run.label_map.names, "label_map": run.label_map.to_dict(), "ops": op_report(flatbuffer)}

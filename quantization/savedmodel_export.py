@@ -90,7 +90,8 @@ def export_savedmodel(run_dir: str, out: str, options: SavedModelOptions = Saved
                   "labels": run.label_map.names, "label_map": run.label_map.to_dict(),
                   "version": __version__}
         if run.config.task == "detection":  # raw outputs: the consumer decodes them over these anchors, so
-            report["anchor_scale"] = run.config.anchor_scale
+            from mobile_spinenet.zoo import anchor_settings
+            report.update(anchor_settings(run.config))
             report["postprocess"] = asdict(run.nms_config())
         if options.verify_images:
             sources = read_sources(run_dir)
@@ -131,9 +132,9 @@ def served_predictor(path: str, report: dict) -> Callable:
         return outputs
     from mobile_spinenet.eval.detector_eval import detect
     from mobile_spinenet.postprocess import NMSConfig
-    from mobile_spinenet.zoo import model_anchors
+    from mobile_spinenet.zoo import anchor_settings, model_anchors
 
-    anchors = model_anchors(report["model"], report["image_size"], report.get("anchor_scale"))
+    anchors = model_anchors(report["model"], report["image_size"], **anchor_settings(report))
     nms = NMSConfig(**report["postprocess"])
 
     def boxes(images):

@@ -27,6 +27,23 @@ def test_ssd_anchors_per_location_and_sizes():
     assert len(anchors.boxes(320)) == 20 * 20 * 3 + 6 * (100 + 25 + 9 + 4 + 1)
 
 
+def test_ssd_min_scale_sizes_every_map_and_its_default_is_mobilenet_ssdlites():
+    sizes = ssd_feature_sizes(256)
+
+    def first_map_sides(anchors):  # (height, width) of the three anchors at the first location
+        first = anchors.boxes(256)[:3]
+        return np.stack([first[:, 2] - first[:, 0], first[:, 3] - first[:, 1]], axis=1)
+
+    # MobileNet-SSDLite's: a 0.1 square, then 0.2 at ratios 2 and 1/2 (width / height)
+    default = first_map_sides(SSDAnchors(sizes))
+    np.testing.assert_allclose(default[0], [25.6, 25.6], rtol=1e-5)
+    np.testing.assert_allclose(default[1], [51.2 / np.sqrt(2), 51.2 * np.sqrt(2)], rtol=1e-5)
+    small = first_map_sides(SSDAnchors(sizes, min_scale=0.1))
+    np.testing.assert_allclose(small, default / 2, rtol=1e-5)  # half the scale: half of every side
+    # the last map's anchors stay at max_scale: the scales between move linearly
+    np.testing.assert_allclose(SSDAnchors(sizes, min_scale=0.1).boxes(256)[-6:], SSDAnchors(sizes).boxes(256)[-6:])
+
+
 def test_box_coder_round_trip_numpy_and_tf():
     rng = np.random.default_rng(0)
     anchors = RetinaNetAnchors().boxes(128)[:500]

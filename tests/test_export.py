@@ -241,6 +241,42 @@ def test_an_int8_file_of_a_clipping_run_is_the_file_of_the_run_without_the_clip(
     assert "LOG" not in json.loads((tmp_path / "clipping.json").read_text())["ops"]["ops"]
 
 
+def test_an_ssdlite_run_with_smaller_anchors_exports_them_to_every_consumer(tmp_path, capsys):
+    """A run trained with --ssd-min-scale decodes over its own anchors everywhere: the export
+    report names the setting, and the file's evaluation and the Android anchors follow it."""
+    from mobile_spinenet.data.images import PIXEL_MEAN, PIXEL_STD
+    from mobile_spinenet.data.records import LabelMap
+    from mobile_spinenet.eval.evaluate import load_detector
+
+    keras.utils.set_random_seed(0)
+    model = build_model("mnv3_small_ssdlite", image_size=SIZE, num_classes=3)
+    randomize_batch_norm(model)
+    spread_predictions(model)
+    run = tmp_path / "run"
+    run.mkdir()
+    model.save_weights(str(run / WEIGHTS_FILE))
+    save_config(load_config("mnv3_small_ssdlite", overrides={"image_size": SIZE, "ssd_min_scale": 0.1}),
+                str(run / "config.yaml"))
+    LabelMap.from_categories([{"id": i + 1, "name": name} for i, name in enumerate("abc")]).save(
+        str(run / "label_map.json"))
+    raw = tmp_path / "raw.tflite"
+    assert main(["export", str(run), "--quant", "fp32", "--nms", "none", "--no-verify", "--out", str(raw)]) == 0, \
+        capsys.readouterr().err
+    assert json.loads((tmp_path / "raw.json").read_text())["ssd_min_scale"] == 0.1
+    own, default = model_anchors("mnv3_small_ssdlite", SIZE, ssd_min_scale=0.1), model_anchors("mnv3_small_ssdlite", SIZE)
+    assert np.abs(own - default).max() > 5  # pixels: the setting matters
+    images = (np.random.default_rng(5).integers(0, 256, (1, SIZE, SIZE, 3)) - PIXEL_MEAN) / PIXEL_STD
+    images = images.astype(np.float32)
+    want = keras_predictor(model, own)(images)
+    got = load_detector(str(raw)).predict(images)  # what `eval FILE` scores
+    n = int(want[3].min())
+    assert n > 0 and np.array_equal(got[3], want[3])
+    np.testing.assert_allclose(got[0][:, :n], want[0][:, :n], atol=0.05)
+    assets = tmp_path / "assets"
+    assert main(["android-assets", str(raw), "--assets", str(assets), "--name", "ssd.tflite"]) == 0
+    np.testing.assert_allclose(np.loadtxt(assets / "ssd.anchors.txt"), own, rtol=1e-5)
+
+
 def test_an_export_has_the_same_bytes_whenever_it_is_made(monkeypatch):
     """The labels zip appended to the model carried the export's time stamp, so two exports of the
     same run differed in two bytes (found comparing exports made before and after a refactor)."""

@@ -238,6 +238,13 @@ def test_recipe_flags_reach_the_config_and_bad_values_name_the_flag():
         load_config(MODEL, overrides={"anchor_scale": -1.0})
     with pytest.raises(ValueError, match="mnv3_small_ssdlite .* does not take anchor scale 3.0"):  # SSD anchors
         load_config("mnv3_small_ssdlite", overrides={"anchor_scale": 3.0})
+    ssd = build_parser().parse_args(["train", "--model", "mnv3_small_ssdlite", "--data", "d", "--out", "o",
+                                     "--ssd-min-scale", "0.1"])
+    assert load_config("mnv3_small_ssdlite", overrides=_train_overrides(ssd)).ssd_min_scale == 0.1
+    with pytest.raises(ValueError, match=r"--ssd-min-scale must be in \(0, 0.95\), got 0.95"):
+        load_config("mnv3_small_ssdlite", overrides={"ssd_min_scale": 0.95})
+    with pytest.raises(ValueError, match="spinenet49xxs .* does not take ssd min scale 0.1: .*--anchor-scale"):
+        load_config(MODEL, overrides={"ssd_min_scale": 0.1})
     assert overrides["optimizer"] == "adamw" and overrides["ema_decay"] == 0.999 and overrides["jit_compile"] is True
     assert load_config(MODEL, overrides=overrides).mosaic == 0.5
     with pytest.raises(ValueError, match=r"--mosaic must be in \[0, 1\], got 1.5"):

@@ -12,7 +12,7 @@ from mobile_spinenet.commands.common import (non_negative_float, non_negative_in
 def _train_overrides(args) -> dict:
     names = ("task", "image_size", "epochs", "batch_size", "learning_rate", "warmup_epochs", "schedule", "strategy",
              "tpu", "seed", "checkpoint_every_steps", "val_max_images", "activation", "weight_decay", "resize",
-             "optimizer", "ema_decay", "init_from", "mosaic", "anchor_scale")
+             "optimizer", "ema_decay", "init_from", "mosaic", "anchor_scale", "ssd_min_scale")
     overrides = {name: getattr(args, name) for name in names}
     if args.jitter:
         overrides["jitter"] = [float(v) for v in args.jitter.split(",")]
@@ -125,6 +125,9 @@ def add_train_parser(sub) -> None:
     train.add_argument("--anchor-scale", type=positive_float, metavar="STRIDES",
                        help="RetinaNet detectors: the base anchor size in strides of its level (the paper's 4, "
                             "Model Garden's 3; smaller anchors suit small objects, docs/training.md)")
+    train.add_argument("--ssd-min-scale", type=positive_float, metavar="SHARE",
+                       help="SSDLite detectors: the smallest anchor scale as a share of the input side (MobileNet-"
+                            "SSDLite's 0.2; the first map's square is half of it; docs/training.md)")
     train.add_argument("--activation", help="override the model's activation (e.g. hard_swish)")
     train.add_argument("--resize", choices=["letterbox", "stretch"],
                        help="how images are fitted to the input square: letterbox (default: keep the aspect ratio, "

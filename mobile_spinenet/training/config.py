@@ -52,6 +52,7 @@ class TrainConfig:
     # "imagenet", converted in the model's first layer), the head width (None: the id's), and boxes
     # clipped to the image before NMS (Model Garden's detection generator does)
     anchor_scale: Optional[float] = None
+    ssd_min_scale: Optional[float] = None  # SSDLite: smallest anchor scale, share of the input (None: 0.2)
     se_gate: Optional[str] = None
     input_normalization: str = "kit"
     head_filters: Optional[int] = None
@@ -99,6 +100,10 @@ class TrainConfig:
             raise ValueError(f"--task must be one of {', '.join(TASKS)}, got {self.task!r} (config field task)")
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"config field label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
+        from mobile_spinenet.anchors import SSDAnchors
+        if self.ssd_min_scale is not None and not 0 < self.ssd_min_scale < SSDAnchors.max_scale:
+            raise ValueError(f"--ssd-min-scale must be in (0, {SSDAnchors.max_scale}), got {self.ssd_min_scale!r} "
+                             "(config field ssd_min_scale)")
         if self.ema_decay is not None and not 0 < self.ema_decay < 1:
             raise ValueError(f"--ema-decay must be in (0, 1), got {self.ema_decay!r} (config field ema_decay)")
         from mobile_spinenet.data.images import INPUT_NORMALIZATIONS, check_resize
@@ -134,7 +139,8 @@ POSITIVE_FIELDS = (("epochs", 0, True), ("batch_size", 1, False), ("learning_rat
 FLAGS = {"epochs": "--epochs", "batch_size": "--batch", "learning_rate": "--lr", "warmup_epochs": "--warmup-epochs",
          "weight_decay": "--weight-decay", "image_size": "--image-size", "checkpoint_every_steps": "--checkpoint-every",
          "val_max_images": "--val-max-images", "ema_decay": "--ema-decay", "jit_compile": "--xla", "task": "--task",
-         "init_from": "--init", "mosaic": "--mosaic", "anchor_scale": "--anchor-scale"}
+         "init_from": "--init", "mosaic": "--mosaic", "anchor_scale": "--anchor-scale",
+         "ssd_min_scale": "--ssd-min-scale"}
 
 
 def recipe_path(name_or_path: str) -> str:
@@ -205,7 +211,8 @@ def load_config(model_id: Optional[str] = None, config_file: Optional[str] = Non
                          f"{', '.join(family.size_multiple)}")
     # an option the model's family ignores is refused here, before any work, not dropped in the build
     family.check_options(model_id, activation=config.activation, stochastic_depth=config.stochastic_depth,
-                         se_gate=config.se_gate, head_filters=config.head_filters, anchor_scale=config.anchor_scale)
+                         se_gate=config.se_gate, head_filters=config.head_filters, anchor_scale=config.anchor_scale,
+                         ssd_min_scale=config.ssd_min_scale)
     return config
 
 

@@ -160,8 +160,8 @@ class Run:
 
     def anchors(self):
         """The anchor boxes its detector's outputs are decoded against (in model pixels)."""
-        from mobile_spinenet.zoo import model_anchors
-        return model_anchors(self.config.model, self.image_size, self.config.anchor_scale)
+        from mobile_spinenet.zoo import anchor_settings, model_anchors
+        return model_anchors(self.config.model, self.image_size, **anchor_settings(self.config))
 
     def nms_config(self, **settings):
         """The post-processing settings of its detector, ``settings`` (NMSConfig fields) over them."""

@@ -47,10 +47,10 @@ class DetectionTask(Task):
     loss_parts = {"class_loss": "cls", "box_loss": "box"}  # loss part -> its name on the progress bar
 
     def __init__(self, config: TrainConfig, train_data, image_size: int):
-        from mobile_spinenet.zoo import model_anchors
+        from mobile_spinenet.zoo import anchor_settings, model_anchors
 
         self.config, self.train_data, self.image_size = config, train_data, image_size
-        self.anchors = model_anchors(config.model, image_size, config.anchor_scale)
+        self.anchors = model_anchors(config.model, image_size, **anchor_settings(config))
         self.input_config = _input_config(config, image_size)
         self.loss_config = LossConfig(config.focal_alpha, config.focal_gamma, config.huber_delta)
 
