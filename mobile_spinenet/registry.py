@@ -72,6 +72,11 @@ class ModelInfo:
     ssd_size: Optional[str] = None
     recipe: str = "mobile"  # its base training recipe: configs/base/<recipe>.yaml
 
+    @property
+    def detector(self) -> str:
+        """The detection head and anchors its detector has: "SSDLite" or "RetinaNet"."""
+        return "SSDLite" if self.kind == "ssdlite" else "RetinaNet"
+
 
 def _mobile(model_id, scale, head, size, description, activation="swish", **latency_options):
     cfg = SpineNetConfig("mbconv", scale, endpoint_filters=head, spec=SPINENET_MOBILE_49, **latency_options)

@@ -7,7 +7,7 @@ from dataclasses import asdict, replace
 from typing import Callable, Optional
 
 from mobile_spinenet.io_utils import write_atomically, write_json_atomically
-from mobile_spinenet.registry import INSTANCE_SEGMENTATION
+from mobile_spinenet.registry import INSTANCE_SEGMENTATION, get_model_info
 
 from mobile_spinenet.quantization.calibration import CalibrationOptions  # noqa: F401  (where the commands find it)
 from mobile_spinenet.quantization.export import sidecar_paths  # noqa: F401  (where every command finds it)
@@ -55,6 +55,7 @@ def export_tflite(run_dir: str, out: str, export=None, calibration: Optional[Cal
     import mobile_spinenet.quantization.qat_run  # noqa: F401  (registers the "qat" and "quantizable" forms)
     from mobile_spinenet.quantization.verify import DEFAULT_MAX_AP_DROP, ExportVerificationError, verify_export
     from mobile_spinenet.data.images import PIXEL_MEAN, PIXEL_STD, check_resize
+    from mobile_spinenet.zoo import anchor_settings
     from mobile_spinenet.progress import elapsed
 
     options = (export or ExportOptions(quant="int8")).validate()
@@ -81,7 +82,6 @@ def export_tflite(run_dir: str, out: str, export=None, calibration: Optional[Cal
     model_id, size = run.config.model, run.image_size
     resize = check_resize(resize or run.config.resize)
     anchors = run.anchors()
-    from mobile_spinenet.zoo import anchor_settings
     quant_name = f"{quant}-qat" if from_qat else quant
     calibrated = None
     if quant == "int8" and not from_qat:  # a QAT model is converted with the ranges it learned
@@ -96,7 +96,7 @@ def export_tflite(run_dir: str, out: str, export=None, calibration: Optional[Cal
         else:
             flatbuffer = convert(calibrated.model, anchors, options, calibrated.representative,
                                  quantization_aware=calibrated.quantization_aware)
-    flatbuffer = attach_metadata(flatbuffer, model_id, f"{model_id} RetinaNet detector, {size} px, {quant_name}, "
+    flatbuffer = attach_metadata(flatbuffer, model_id, f"{model_id} {get_model_info(model_id).detector} detector, {size} px, {quant_name}, "
                                  f"mobile-spinenet {__version__}", run.label_map.names, version=__version__,
                                  resize=resize, score_threshold=options.nms_config.score_threshold if nms != "none" else None)
     report = {"model": model_id, "image_size": size, **anchor_settings(run.config), "quant": quant_name, "nms": nms, "regular_nms": regular_nms,

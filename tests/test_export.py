@@ -105,6 +105,7 @@ def test_fp32_export_is_verified_and_written_with_labels_and_report(run_dir, cli
     assert "verifying: Keras model" in fp32_export.err and "verifying: TFLite model" in fp32_export.err
     metadata = read_metadata(out.read_bytes())
     assert metadata["labels"] == report["labels"] and metadata["name"] == "spinenet49xxs"
+    assert metadata["description"].startswith("spinenet49xxs RetinaNet detector, 128 px, fp32")
     assert set(metadata["outputs"]) == set(OUTPUT_NAMES) and metadata["outputs_are_tensor_names"]
     assert (metadata["input"], metadata["mean"], metadata["std"]) == ("image", [127.5], [127.5])
     assert metadata["score_threshold"] == pytest.approx(0.05)  # the in-graph op's, for the app
@@ -263,6 +264,7 @@ def test_an_ssdlite_run_with_smaller_anchors_exports_them_to_every_consumer(tmp_
     assert main(["export", str(run), "--quant", "fp32", "--nms", "none", "--no-verify", "--out", str(raw)]) == 0, \
         capsys.readouterr().err
     assert json.loads((tmp_path / "raw.json").read_text())["ssd_min_scale"] == 0.1
+    assert read_metadata(raw.read_bytes())["description"].startswith("mnv3_small_ssdlite SSDLite detector, 128 px")
     own, default = model_anchors("mnv3_small_ssdlite", SIZE, ssd_min_scale=0.1), model_anchors("mnv3_small_ssdlite", SIZE)
     assert np.abs(own - default).max() > 5  # pixels: the setting matters
     images = (np.random.default_rng(5).integers(0, 256, (1, SIZE, SIZE, 3)) - PIXEL_MEAN) / PIXEL_STD
