@@ -18,6 +18,8 @@ from mobile_spinenet.io_utils import write_atomically, write_json_atomically
 
 SEEDS_FILE = "seeds.json"
 REPORT_FILE = "seeds.md"
+# settings a seeds.json written before they existed was measured at
+SETTING_DEFAULTS = {"freeze_bn": False}
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,7 @@ class SeedSpreadOptions:
     models: tuple
     seeds: tuple = (1, 2, 3)
     qat_epochs: float = 0.25
+    freeze_bn: bool = False  # QAT with the float run's BN layers frozen (QatOptions.freeze_bn)
     val: Optional[str] = None
     verify_images: Optional[int] = None  # None: the whole val set
     show_progress: bool = True
@@ -52,7 +55,8 @@ def format_spread(record: dict) -> str:
     settings = record["settings"]
     lines = ["# Seed spread of the QAT fine-tune", "",
              f"Each model's trained float run from `{settings['runs_from']}`, fine-tuned quantization-aware for "
-             f"{settings['qat_epochs']:g} epochs with seeds {settings['seeds']}, exported to int8 and scored on "
+             f"{settings['qat_epochs']:g} epochs{' with its BN layers frozen' if settings.get('freeze_bn') else ''} "
+             f"with seeds {settings['seeds']}, exported to int8 and scored on "
              f"{settings['val_images']} val images (COCO AP in points). sd: sample standard deviation over the seeds.",
              "", "| model | seeds | int8 AP mean | sd | int8 AP50 mean | sd | QAT Keras AP mean | sd |",
              "|---|---|---|---|---|---|---|---|"]
@@ -78,8 +82,11 @@ def seed_spread(options: SeedSpreadOptions, progress: Callable[[str], None] = pr
     record = read_seeds(path) if os.path.isfile(path) else {"runs": {}}
     verify_images = options.verify_images or len(read_dataset(val_dir))
     settings = {"runs_from": os.path.abspath(options.runs_from), "data": os.path.abspath(train_dir),
-                "val": os.path.abspath(val_dir), "qat_epochs": options.qat_epochs, "val_images": verify_images}
+                "val": os.path.abspath(val_dir), "qat_epochs": options.qat_epochs, "freeze_bn": options.freeze_bn,
+                "val_images": verify_images}
     old = record.get("settings")
+    if old:
+        old = {**SETTING_DEFAULTS, **old}
     if old and {k: old.get(k) for k in settings} != settings:
         changed = ", ".join(k for k in settings if old.get(k) != settings[k])
         raise ValueError(f"{path} was measured with other settings ({changed}); choose another --out")
@@ -93,6 +100,7 @@ def seed_spread(options: SeedSpreadOptions, progress: Callable[[str], None] = pr
             qat_dir = os.path.join(options.out, "runs", f"{model}-qat-seed{seed}")
             progress(f"== {model}, seed {seed}: QAT {options.qat_epochs:g} epochs -> {qat_dir}")
             qat(float_dir, train_dir, qat_dir, QatOptions(epochs=options.qat_epochs, seed=seed, resume=True,
+                                                           freeze_bn=options.freeze_bn,
                                                            show_progress=options.show_progress))
             keras.backend.clear_session()
             exported = export_verified(qat_dir, os.path.join(options.out, "exports", f"{model}_seed{seed}.tflite"),

@@ -164,7 +164,7 @@ def test_seed_spread_runs_each_missing_seed_once_and_resumes(tmp_path, monkeypat
     calls = []
 
     def fake_qat(float_dir, train_dir, qat_dir, options):
-        calls.append(("qat", options.seed, options.epochs))
+        calls.append(("qat", options.seed, options.epochs) + (("frozen BN",) if options.freeze_bn else ()))
 
     def fake_export(run_dir, path, quant, val_dir, images, progress):
         seed = int(run_dir.rsplit("seed", 1)[1])
@@ -192,6 +192,20 @@ def test_seed_spread_runs_each_missing_seed_once_and_resumes(tmp_path, monkeypat
     assert "| spinenet49xxs | 3 | 22.00 | 1.00 |" in (tmp_path / "out" / "seeds.md").read_text()
     with pytest.raises(ValueError, match="measured with other settings \\(qat_epochs\\)"):
         seed_spread(SeedSpreadOptions(**{**options.__dict__, "qat_epochs": 1.0}), progress=lambda message: None)
+    frozen = SeedSpreadOptions(**{**options.__dict__, "freeze_bn": True})
+    with pytest.raises(ValueError, match="measured with other settings \\(freeze_bn\\)"):
+        seed_spread(frozen, progress=lambda message: None)
+    # a seeds.json from before the setting existed was measured without frozen BN: it resumes as such
+    path = tmp_path / "out" / "seeds.json"
+    older = json.loads(path.read_text())
+    del older["settings"]["freeze_bn"]
+    path.write_text(json.dumps(older))
+    assert seed_spread(options, progress=lambda message: None)["settings"]["freeze_bn"] is False
+    calls.clear()
+    seed_spread(SeedSpreadOptions(**{**frozen.__dict__, "out": str(tmp_path / "frozen"), "seeds": (1, 2)}),
+                progress=lambda message: None)
+    assert calls == [("qat", 1, 0.5, "frozen BN"), ("qat", 2, 0.5, "frozen BN")]
+    assert "with its BN layers frozen" in (tmp_path / "frozen" / "seeds.md").read_text()
     (tmp_path / "bad.json").write_text("[1, 2]")
     with pytest.raises(ValueError, match="--seed-spread .*bad.json is not a seeds.json"):
         read_seeds(str(tmp_path / "bad.json"))
@@ -199,6 +213,28 @@ def test_seed_spread_runs_each_missing_seed_once_and_resumes(tmp_path, monkeypat
         SeedSpreadOptions(**{**options.__dict__, "seeds": (1,)}).validate()
     with pytest.raises(ValueError, match="has no finished run mnv3_small_ssdlite/"):
         SeedSpreadOptions(**{**options.__dict__, "models": ("mnv3_small_ssdlite",)}).validate()
+
+
+def test_bench_seeds_flags_reach_its_options(tmp_path, monkeypatch, capsys):
+    import mobile_spinenet.eval.seed_spread as seed_module
+    from mobile_spinenet.cli import main
+
+    (tmp_path / "runs" / "mnv3_small_ssdlite").mkdir(parents=True)
+    (tmp_path / "runs" / "mnv3_small_ssdlite" / "run.json").write_text("{}")
+    seen = {}
+
+    def fake_seed_spread(options, progress):
+        seen["options"] = options
+        return {"settings": {"runs_from": options.runs_from, "qat_epochs": options.qat_epochs, "seeds": [1, 2],
+                             "val_images": 5, "freeze_bn": options.freeze_bn}, "runs": {}}
+
+    monkeypatch.setattr(seed_module, "seed_spread", fake_seed_spread)
+    assert main(["bench", "seeds", "--runs-from", str(tmp_path / "runs"), "--data", "d", "--models",
+                 "mnv3_small_ssdlite", "--seeds", "1,2", "--qat-epochs", "0.5", "--freeze-bn", "--out", "o"]) == 0
+    options = seen["options"]
+    assert (options.models, options.seeds, options.qat_epochs, options.freeze_bn) == \
+        (("mnv3_small_ssdlite",), (1, 2), 0.5, True)
+    assert "with its BN layers frozen" in capsys.readouterr().out
 
 
 def _row(model, ms1, ap):

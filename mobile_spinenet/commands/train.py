@@ -210,6 +210,7 @@ def _cmd_bench_seeds(args) -> int:
     options = SeedSpreadOptions(runs_from=args.runs_from, data=args.data, out=args.out, val=args.val,
                                 models=tuple(m for m in args.models.split(",") if m),
                                 seeds=parse_ints(args.seeds, "--seeds"), qat_epochs=args.qat_epochs,
+                                freeze_bn=args.freeze_bn,
                                 verify_images=args.verify_images, show_progress=not args.no_progress).validate()
     record = seed_spread(options, progress=lambda message: print(message, flush=True))
     print(format_spread(record))
@@ -292,6 +293,9 @@ def add_bench_parser(sub) -> None:
     seeds.add_argument("--models", required=True, help="comma-separated model ids")
     seeds.add_argument("--seeds", default="1,2,3", help="comma-separated seeds (default 1,2,3)")
     seeds.add_argument("--qat-epochs", type=positive_float, default=0.25, help="QAT epochs per seed (default 0.25)")
+    seeds.add_argument("--freeze-bn", action="store_true",
+                       help="QAT with the float run's BN layers frozen, as `qat --freeze-bn` (docs/quantization.md); "
+                            "a seeds.json holds one setting, so measure the two into different --out folders")
     seeds.add_argument("--verify-images", type=positive_int, help="val images scored (default: all)")
     seeds.add_argument("--out", required=True, help="folder for seeds.json, seeds.md, runs/ and exports/")
     seeds.add_argument("--no-progress", action="store_true")
