@@ -281,20 +281,27 @@ def compare(options: CompareOptions, progress: Callable[[str], None] = print) ->
 
     options.validate()
     train_dir, val_dir = data_folders(options.data, options.val)
-    spread = None
+    seeds = None
     if options.seed_spread:
-        from mobile_spinenet.eval.significance import read_seeds, spread_of
-        spread = spread_of(read_seeds(options.seed_spread))  # before hours of work, so a bad file fails now
+        from mobile_spinenet.eval.significance import read_seeds
+        seeds = read_seeds(options.seed_spread)  # before hours of work, so a bad file fails now
     verify_images = options.verify_images or len(read_dataset(val_dir))  # default: the whole val set
     started = time.perf_counter()
     results = [compare_model(model, options, train_dir, val_dir, verify_images, progress) for model in options.models]
     benchmark_all(results, options, progress)
     results = [result.data for result in results]
+    spread, spread_notes = None, []
+    if seeds is not None:  # a model's spread counts only for the float weights its seeds fine-tuned
+        from mobile_spinenet.eval.significance import spread_for_weights
+        from mobile_spinenet.training.runs import weights_digest
+        spread, spread_notes = spread_for_weights(seeds, {r["model"]: weights_digest(r["training"]["run"])
+                                                         for r in results})
     settings = {"data": os.path.abspath(train_dir), "val": os.path.abspath(val_dir),
                 "budget_minutes": options.budget_minutes, "image_size": options.image_size, "recipe": options.recipe,
                 "qat_share": options.qat_share, "threads": list(options.threads), "bench_runs": options.bench_runs,
                 "bench_rounds": options.bench_rounds, "models": len(results),
                 "reused_runs": {r["model"]: r["training"]["run"] for r in results if r["training"].get("reused")},
                 "minutes_this_call": round((time.perf_counter() - started) / 60, 1),
-                **({"seed_spread": os.path.abspath(options.seed_spread)} if options.seed_spread else {})}
+                **({"seed_spread": os.path.abspath(options.seed_spread), "seed_spread_notes": spread_notes}
+                   if options.seed_spread else {})}
     return write_report(options.out, results, settings, spread)

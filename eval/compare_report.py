@@ -81,7 +81,8 @@ def pair_significance(rows: list) -> list:
 
 def _verdict(pair: dict) -> str:
     if pair["significant"] is None:
-        return "unknown: no seed spread (run `mobile-spinenet bench seeds` and pass --seed-spread)"
+        return ("unknown: no seed spread of these float weights (measure it with `mobile-spinenet bench seeds` "
+                "and pass --seed-spread)")
     return "**significant**" if pair["significant"] else "not significant (under 2 sd)"
 
 
@@ -144,6 +145,9 @@ def markdown(rows: list, ratios: list, settings: dict, significant: Optional[lis
     if any(row.get("int8_ap_sd") is not None for row in rows):
         lines += [f"int8 AP ± sd: the sample standard deviation of the model's int8 AP over reruns of the QAT "
                   f"fine-tune with other seeds (`bench seeds`, {settings.get('seed_spread', 'seeds.json')}).", ""]
+    if settings.get("seed_spread_notes"):
+        lines += ["Seed spreads checked against the float weights compared:", ""]
+        lines += [f"- {note}" for note in settings["seed_spread_notes"]] + [""]
     if significant:
         lines += ["## Are the AP differences real?", "",
                   "| pair | SpineNet int8 AP | SSDLite int8 AP | difference | 2 sd of the difference | verdict |",

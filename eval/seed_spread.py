@@ -17,6 +17,7 @@ from mobile_spinenet.eval.significance import MEASURES, read_seeds, spread_of
 from mobile_spinenet.io_utils import write_atomically, write_json_atomically
 
 SEEDS_FILE = "seeds.json"
+WEIGHTS_KEY = "float_weights"  # {model: weights_digest of the float run its seeds fine-tuned}
 REPORT_FILE = "seeds.md"
 # settings a seeds.json written before they existed was measured at
 SETTING_DEFAULTS = {"freeze_bn": False}
@@ -50,6 +51,18 @@ class SeedSpreadOptions:
         return self
 
 
+def check_float_weights(record: dict, weights: dict, path: str) -> None:
+    """Refuse to add seeds of a model whose recorded seeds fine-tuned other float weights (or
+    weights a seeds.json written before they were recorded does not name)."""
+    recorded = record.get(WEIGHTS_KEY, {})
+    for model, digest in weights.items():
+        if not record["runs"].get(model) or recorded.get(model) == digest:
+            continue
+        what = (f"other float weights ({recorded[model]}; {digest} now)" if model in recorded
+                else "float weights it does not name (written before seeds.json recorded them)")
+        raise ValueError(f"{path}: the seeds of {model} were measured on {what}; choose another --out")
+
+
 def format_spread(record: dict) -> str:
     spread = spread_of(record)
     settings = record["settings"]
@@ -66,6 +79,11 @@ def format_spread(record: dict) -> str:
             m = measures[measure]
             cells += [f"{m['mean']:.2f}", "–" if m["sd"] is None else f"{m['sd']:.2f}"]
         lines.append(f"| {model} | {measures['tflite_AP']['n']} | " + " | ".join(cells) + " |")
+    weights = record.get(WEIGHTS_KEY, {})
+    if weights:
+        lines += ["", "Float weights fine-tuned (SHA-256 of `model.weights.h5`, first 16 digits; `compare --seed-spread` "
+                  "uses a model's spread only for these weights): "
+                  + ", ".join(f"{model} `{digest}`" for model, digest in sorted(weights.items())) + "."]
     return "\n".join(lines) + "\n"
 
 
@@ -75,6 +93,7 @@ def seed_spread(options: SeedSpreadOptions, progress: Callable[[str], None] = pr
     from mobile_spinenet.data.readers import read_dataset
     from mobile_spinenet.eval.compare import data_folders, export_verified
     from mobile_spinenet.quantization.qat_run import QatOptions, qat
+    from mobile_spinenet.training.runs import weights_digest
 
     options.validate()
     train_dir, val_dir = data_folders(options.data, options.val)
@@ -90,8 +109,11 @@ def seed_spread(options: SeedSpreadOptions, progress: Callable[[str], None] = pr
     if old and {k: old.get(k) for k in settings} != settings:
         changed = ", ".join(k for k in settings if old.get(k) != settings[k])
         raise ValueError(f"{path} was measured with other settings ({changed}); choose another --out")
+    weights = {model: weights_digest(os.path.join(options.runs_from, model)) for model in options.models}
+    check_float_weights(record, weights, path)  # before any work: seeds of other weights are not one spread
     record["settings"] = {**settings, "seeds": sorted({*old.get("seeds", []), *options.seeds}) if old
                           else list(options.seeds)}
+    record.setdefault(WEIGHTS_KEY, {}).update(weights)
     for model in options.models:
         float_dir = os.path.join(options.runs_from, model)
         for seed in options.seeds:

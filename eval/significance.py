@@ -30,6 +30,27 @@ def spread_of(record: dict) -> dict:
     return spread
 
 
+def spread_for_weights(record: dict, weights: dict) -> tuple:
+    """``(spread, notes)``: :func:`spread_of` a ``seeds.json`` record without the models whose seeds
+    fine-tuned other float weights than ``weights`` ({model: ``weights_digest`` of the float run
+    compared}), and one note per model whose spread was left out or whose weights the record does
+    not name (written before it recorded them; used as it is)."""
+    spread = spread_of(record)
+    recorded = record.get("float_weights", {})
+    notes = []
+    for model, digest in weights.items():
+        if model not in spread:
+            continue
+        if model not in recorded:
+            notes.append(f"{model}: the seed spread does not name the float weights it was measured on "
+                         f"(a seeds.json from before they were recorded); used as it is")
+        elif recorded[model] != digest:
+            del spread[model]
+            notes.append(f"{model}: the seed spread was measured on other float weights ({recorded[model]}; "
+                         f"this run's are {digest}); not used")
+    return spread, notes
+
+
 def significance(a: float, sd_a: Optional[float], b: float, sd_b: Optional[float]) -> dict:
     """The difference ``a - b``, its threshold (2 x the combined sd of two independent figures)
     and whether it exceeds it (None when a spread is unknown)."""

@@ -1,6 +1,7 @@
 """The comparison report: epochs from a time budget, the table, the latency-per-multiply-add
 ratios and the plots (the end-to-end `compare` run is in tests/test_compare_slow.py)."""
 import json
+import os
 
 import pytest
 
@@ -161,6 +162,7 @@ def test_seed_spread_runs_each_missing_seed_once_and_resumes(tmp_path, monkeypat
         (tmp_path / "data" / split).mkdir(parents=True)
     (tmp_path / "runs" / "spinenet49xxs").mkdir(parents=True)
     (tmp_path / "runs" / "spinenet49xxs" / "run.json").write_text("{}")
+    (tmp_path / "runs" / "spinenet49xxs" / "model.weights.h5").write_bytes(b"the float weights")
     calls = []
 
     def fake_qat(float_dir, train_dir, qat_dir, options):
@@ -206,6 +208,16 @@ def test_seed_spread_runs_each_missing_seed_once_and_resumes(tmp_path, monkeypat
                 progress=lambda message: None)
     assert calls == [("qat", 1, 0.5, "frozen BN"), ("qat", 2, 0.5, "frozen BN")]
     assert "with its BN layers frozen" in (tmp_path / "frozen" / "seeds.md").read_text()
+    # the float run retrained since: its new seeds would not be one spread with the old ones
+    (tmp_path / "runs" / "spinenet49xxs" / "model.weights.h5").write_bytes(b"retrained float weights")
+    calls.clear()
+    with pytest.raises(ValueError, match="seeds of spinenet49xxs were measured on other float weights"):
+        seed_spread(SeedSpreadOptions(**{**options.__dict__, "seeds": (1, 2, 3, 4)}), progress=lambda message: None)
+    assert calls == []  # refused before any work
+    del older["float_weights"]  # a seeds.json from before the weights were recorded cannot tell
+    path.write_text(json.dumps(older))
+    with pytest.raises(ValueError, match="measured on float weights it does not name"):
+        seed_spread(options, progress=lambda message: None)
     (tmp_path / "bad.json").write_text("[1, 2]")
     with pytest.raises(ValueError, match="--seed-spread .*bad.json is not a seeds.json"):
         read_seeds(str(tmp_path / "bad.json"))
@@ -213,6 +225,55 @@ def test_seed_spread_runs_each_missing_seed_once_and_resumes(tmp_path, monkeypat
         SeedSpreadOptions(**{**options.__dict__, "seeds": (1,)}).validate()
     with pytest.raises(ValueError, match="has no finished run mnv3_small_ssdlite/"):
         SeedSpreadOptions(**{**options.__dict__, "models": ("mnv3_small_ssdlite",)}).validate()
+
+
+def test_compare_uses_a_seed_spread_only_for_the_float_weights_it_was_measured_on(tmp_path, monkeypatch):
+    # the demo checkpoints were retrained after seeds.json was measured on them: the report applied
+    # the old weights' spread to the new weights without a word
+    import hashlib
+
+    import mobile_spinenet.eval.compare as compare_module
+    from mobile_spinenet.eval.compare import compare
+
+    def weights_digest(run_dir):  # what bench seeds records: SHA-256 of the weights file, 16 digits
+        return hashlib.sha256(open(os.path.join(run_dir, "model.weights.h5"), "rb").read()).hexdigest()[:16]
+
+    for split in ("train", "val"):
+        (tmp_path / "data" / split).mkdir(parents=True)
+    runs = {}
+    for model in ("spinenet49xs", "mnv3_large_ssdlite"):
+        (tmp_path / "runs" / model).mkdir(parents=True)
+        (tmp_path / "runs" / model / "model.weights.h5").write_bytes(model.encode())
+        runs[model] = str(tmp_path / "runs" / model)
+    measured = {r["model"]: r for r in (_result("spinenet49xs", 0.4e9, 8.0, 5.0, 3.0, 2.5),
+                                        _result("mnv3_large_ssdlite", 0.2e9, 2.0, 1.25, 2.0, 1.0))}
+
+    def fake_compare_model(model, options, train_dir, val_dir, verify_images, progress):
+        result = ModelResult(os.path.join(options.out, "results", f"{model}.json"), model)
+        result.data.update({**measured[model], "training": {"epochs": 4.0, "run": runs[model]}})
+        return result
+
+    monkeypatch.setattr(compare_module, "compare_model", fake_compare_model)
+    monkeypatch.setattr(compare_module, "benchmark_all", lambda results, options, progress: None)
+    record = _seeds_record({"spinenet49xs": [2.4, 2.5, 2.6], "mnv3_large_ssdlite": [0.9, 1.0, 1.1]})
+    record["float_weights"] = {"spinenet49xs": weights_digest(runs["spinenet49xs"]),
+                               "mnv3_large_ssdlite": "0123456789abcdef"}  # measured before a retraining
+    (tmp_path / "seeds.json").write_text(json.dumps(record))
+    options = CompareOptions(str(tmp_path / "data"), str(tmp_path / "out"), ("spinenet49xs", "mnv3_large_ssdlite"),
+                             seed_spread=str(tmp_path / "seeds.json"), verify_images=10)
+    text = open(compare(options, progress=lambda message: None)).read()
+    assert "| 3.00 | 2.50 ± 0.10 | 1.50 |" in text  # 49xs: measured on these weights
+    assert "| 2.00 | 1.00 | 1.50 |" in text  # MobileNetV3-Large: on other weights, so no spread
+    assert ("mnv3_large_ssdlite: the seed spread was measured on other float weights (0123456789abcdef; "
+            f"this run's are {weights_digest(runs['mnv3_large_ssdlite'])}); not used") in text
+    assert "| spinenet49xs / mnv3_large_ssdlite | 2.50 | 1.00 | +1.50 | – | unknown: no seed spread" in text
+    # a seeds.json from before the weights were recorded is used as it is, and the report says so
+    del record["float_weights"]
+    (tmp_path / "seeds.json").write_text(json.dumps(record))
+    text = open(compare(CompareOptions(**{**options.__dict__, "out": str(tmp_path / "older")}),
+                        progress=lambda message: None)).read()
+    assert "| 2.00 | 1.00 ± 0.10 | 1.50 |" in text and "**significant**" in text
+    assert "mnv3_large_ssdlite: the seed spread does not name the float weights it was measured on" in text
 
 
 def test_bench_seeds_flags_reach_its_options(tmp_path, monkeypatch, capsys):

@@ -112,6 +112,22 @@ def finished_record(run_dir: str) -> Optional[dict]:
         return json.load(f)
 
 
+def weights_digest(run_dir: str) -> str:
+    """The first 16 hex digits of the SHA-256 of a finished run's weights file: names these weights
+    in records measured from them (``bench seeds``), so such a record is not applied to a run
+    that was retrained since."""
+    import hashlib
+
+    path = os.path.join(run_dir, WEIGHTS_FILE)
+    if not os.path.isfile(path):
+        raise ValueError(f"{run_dir} has no final weights ({WEIGHTS_FILE} missing): is the run finished?")
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
 def has_checkpoints(run_dir: str) -> bool:
     from mobile_spinenet.training.checkpoints import LATEST
     return os.path.isfile(os.path.join(run_dir, CHECKPOINTS_DIR, LATEST))
