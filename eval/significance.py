@@ -71,4 +71,7 @@ def read_seeds(path: str) -> dict:
         raise ValueError(f"--seed-spread {path} is not JSON ({error.msg}, line {error.lineno})") from None
     if not isinstance(record, dict) or not isinstance(record.get("runs"), dict):
         raise ValueError(f"--seed-spread {path} is not a seeds.json of `mobile-spinenet bench seeds` (no \"runs\")")
+    weights = record.get("float_weights", {})
+    if not isinstance(weights, dict) or not all(isinstance(v, str) for v in weights.values()):
+        raise ValueError(f"--seed-spread {path}: \"float_weights\" must map model ids to weight digests")
     return record

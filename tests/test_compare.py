@@ -221,6 +221,9 @@ def test_seed_spread_runs_each_missing_seed_once_and_resumes(tmp_path, monkeypat
     (tmp_path / "bad.json").write_text("[1, 2]")
     with pytest.raises(ValueError, match="--seed-spread .*bad.json is not a seeds.json"):
         read_seeds(str(tmp_path / "bad.json"))
+    (tmp_path / "bad.json").write_text(json.dumps({"runs": {}, "float_weights": ["abc"]}))
+    with pytest.raises(ValueError, match="bad.json: \"float_weights\" must map model ids"):
+        read_seeds(str(tmp_path / "bad.json"))
     with pytest.raises(ValueError, match="at least two different seeds"):
         SeedSpreadOptions(**{**options.__dict__, "seeds": (1,)}).validate()
     with pytest.raises(ValueError, match="has no finished run mnv3_small_ssdlite/"):
