@@ -149,17 +149,20 @@ def _keras_ap(run_dir: str, val_dir: str) -> dict:
     return {"AP": 100 * metrics["AP"], "AP50": 100 * metrics["AP50"]}
 
 
-def export_verified(run_dir: str, path: str, quant: str, val_dir: str, verify_images: int, progress) -> dict:
-    """Export and verify; a rejected file is recorded (and benchmarked) as rejected, not fatal."""
+def export_verified(run_dir: str, path: str, quant: str, val_dir: str, verify_images: int, progress,
+                    calib_dir: Optional[str] = None) -> dict:
+    """Export and verify; a rejected file is recorded (and benchmarked) as rejected, not fatal.
+    ``calib_dir``: the images a post-training int8 export calibrates on (default: the run's own
+    training data, which a packed run such as a demo checkpoint does not record)."""
     import json
 
     from mobile_spinenet.quantization.export import ExportOptions
-    from mobile_spinenet.quantization.export_run import export_tflite, sidecar_paths
+    from mobile_spinenet.quantization.export_run import CalibrationOptions, export_tflite, sidecar_paths
     from mobile_spinenet.quantization.verify import VerifyOptions
     from mobile_spinenet.quantization.verify import ExportVerificationError
 
     try:
-        report = export_tflite(run_dir, path, ExportOptions(quant=quant),
+        report = export_tflite(run_dir, path, ExportOptions(quant=quant), calibration=CalibrationOptions(data=calib_dir),
                                verification=VerifyOptions(val=val_dir, images=verify_images), progress=progress)
         file, message = path, None
     except ExportVerificationError as error:
@@ -234,7 +237,7 @@ def compare_model(model: str, options: CompareOptions, train_dir: str, val_dir: 
             progress(f"== {model}: export {name} TFLite, verified on {verify_images} val images")
             with result.stage(f"export_{name}"):
                 result.record(name, export_verified(source, os.path.join(out, "exports", file), quant, val_dir,
-                                            verify_images, progress))
+                                                    verify_images, progress, calib_dir=train_dir))
             keras.backend.clear_session()
     if not result.has("int8_raw"):  # the same QAT model without the post-processing: the network's own latency
         path = os.path.join(out, "exports", f"{model}_qat_int8_raw.tflite")

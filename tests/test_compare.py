@@ -279,6 +279,41 @@ def test_compare_uses_a_seed_spread_only_for_the_float_weights_it_was_measured_o
     assert "mnv3_large_ssdlite: the seed spread does not name the float weights it was measured on" in text
 
 
+def test_ptq_export_of_a_reused_packed_run_calibrates_on_the_compared_training_data(tmp_path, monkeypatch):
+    # `compare --runs-from checkpoints/demo --extra-exports ptq` failed: a packed run records no
+    # training data (sources.json), and compare did not pass its own --data to the calibration
+    import mobile_spinenet.quantization.export_run as export_module
+    from mobile_spinenet.eval.compare import compare_model
+
+    for split in ("train", "val"):
+        (tmp_path / "data" / split).mkdir(parents=True)
+    packed = tmp_path / "checkpoints" / "spinenet49xxs"
+    packed.mkdir(parents=True)
+    (packed / "run.json").write_text("{}")
+    out = tmp_path / "out"
+    done = {"training": {"run": str(packed), "epochs": 12}, "float": {"AP": 30.0}, "qat": {"epochs": 0.25},
+            "int8": {}, "int8_raw": {}, "counts": {}}
+    (out / "results").mkdir(parents=True)
+    (out / "results" / "spinenet49xxs.json").write_text(json.dumps({"model": "spinenet49xxs", "minutes": {}, **done}))
+    seen = {}
+
+    def fake_export(run_dir, path, export=None, calibration=None, verification=None, progress=print):
+        seen.update(run_dir=run_dir, quant=export.quant, calib=calibration and calibration.data)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        open(path, "wb").write(b"tflite")
+        return {"quant": export.quant, "ops": {}, "verification": {
+            "passed": True, "keras_ap": 30.0, "tflite_ap": 29.5, "keras_ap50": 45.0, "tflite_ap50": 44.0,
+            "agreement": 1.0, "images": 10}}
+
+    monkeypatch.setattr(export_module, "export_tflite", fake_export)
+    options = CompareOptions(str(tmp_path / "data"), str(out), ("spinenet49xxs",), runs_from=str(tmp_path / "checkpoints"),
+                             extra_exports=("ptq",), verify_images=10)
+    result = compare_model("spinenet49xxs", options, str(tmp_path / "data" / "train"), str(tmp_path / "data" / "val"),
+                           10, progress=lambda message: None)
+    assert seen == {"run_dir": str(packed), "quant": "int8", "calib": str(tmp_path / "data" / "train")}
+    assert result["ptq"]["tflite_AP"] == 29.5
+
+
 def test_bench_seeds_flags_reach_its_options(tmp_path, monkeypatch, capsys):
     import mobile_spinenet.eval.seed_spread as seed_module
     from mobile_spinenet.cli import main
