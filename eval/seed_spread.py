@@ -79,7 +79,7 @@ def format_spread(record: dict) -> str:
             m = measures[measure]
             cells += [f"{m['mean']:.2f}", "–" if m["sd"] is None else f"{m['sd']:.2f}"]
         lines.append(f"| {model} | {measures['tflite_AP']['n']} | " + " | ".join(cells) + " |")
-    weights = record.get(WEIGHTS_KEY, {})
+    weights = {model: digest for model, digest in record.get(WEIGHTS_KEY, {}).items() if model in spread}
     if weights:
         lines += ["", "Float weights fine-tuned (SHA-256 of `model.weights.h5`, first 16 digits; `compare --seed-spread` "
                   "uses a model's spread only for these weights): "

@@ -192,6 +192,9 @@ def test_seed_spread_runs_each_missing_seed_once_and_resumes(tmp_path, monkeypat
     assert calls == [("qat", 3, 0.5)]  # only the missing seed
     assert [record["runs"]["spinenet49xxs"][k]["tflite_AP"] for k in ("1", "2", "3")] == [21.0, 22.0, 23.0]
     assert "| spinenet49xxs | 3 | 22.00 | 1.00 |" in (tmp_path / "out" / "seeds.md").read_text()
+    digest = __import__("hashlib").sha256(b"the float weights").hexdigest()[:16]
+    assert record["float_weights"] == {"spinenet49xxs": digest}
+    assert f"spinenet49xxs `{digest}`" in (tmp_path / "out" / "seeds.md").read_text()
     with pytest.raises(ValueError, match="measured with other settings \\(qat_epochs\\)"):
         seed_spread(SeedSpreadOptions(**{**options.__dict__, "qat_epochs": 1.0}), progress=lambda message: None)
     frozen = SeedSpreadOptions(**{**options.__dict__, "freeze_bn": True})
