@@ -39,6 +39,10 @@ def table_rows(results: list, threads: tuple, spread: Optional[dict] = None) -> 
             "int8_ap_sd": seeds["sd"] if seeds else None, "int8_ap_seeds": seeds["n"] if seeds else None,
             "ptq_ap": r["ptq"]["tflite_AP"] if "ptq" in r else None, "ptq_mb": r["ptq"]["mb"] if "ptq" in r else None,
             "fp32_mb": r["fp32"]["mb"] if "fp32" in r else None, "qat_keras_ap": r["int8"]["keras_AP"],
+            "fp32_ap": r["fp32"]["tflite_AP"] if "fp32" in r else None,
+            "ptq_passed": r["ptq"]["passed"] if "ptq" in r else None,
+            "ptq_agreement": r["ptq"].get("agreement") if "ptq" in r else None,
+            "int8_agreement": r["int8"].get("agreement"),
             "int8_mb": r["int8"]["mb"], "latency_ms": latency, "network_ms": network,
             "ap_per_ms": r["int8"]["tflite_AP"] / first if first else None,
             "ms_per_gmac": {t: (v / madds_b if v else None) for t, v in latency.items()},
@@ -107,6 +111,36 @@ def training_sentence(settings: dict) -> str:
     return text
 
 
+def quantization_section(rows: list) -> list:
+    """What int8 costs each model, when ``--extra-exports`` added the PTQ and/or fp32 files:
+    float, PTQ int8 and QAT int8 AP side by side, the drops, detection agreement and sizes."""
+    if not any(row.get("ptq_ap") is not None or row.get("fp32_ap") is not None for row in rows):
+        return []
+
+    def drop(value, row):
+        return "–" if value is None else f"{value - row['float_ap']:+.2f}"
+
+    def agreement(value):
+        return "–" if value is None else f"{100 * value:.1f}%"
+
+    lines = ["## Float, PTQ int8 and QAT int8 AP", "",
+             "Every file scored on the val set by its own verification against its Keras model (agreement: the "
+             "share of the Keras model's confident detections the file finds). PTQ: post-training int8 of the float "
+             "model, calibrated on the training images; QAT: the int8 file above.", "",
+             "| model | float AP (Keras) | fp32 file AP | PTQ int8 AP | PTQ - float | PTQ agreement | QAT int8 AP "
+             "(QAT Keras) | QAT - float | QAT agreement | fp32 MB | PTQ MB | QAT MB |",
+             "|" + "---|" * 12]
+    for row in rows:
+        rejected = " (rejected)" if row.get("ptq_passed") is False else ""
+        ptq = "–" if row.get("ptq_ap") is None else f"{row['ptq_ap']:.2f}{rejected}"
+        lines.append(f"| {row['model']} | {row['float_ap']:.2f} | {_fmt(row.get('fp32_ap'))} | {ptq} | "
+                     f"{drop(row.get('ptq_ap'), row)} | {agreement(row.get('ptq_agreement'))} | "
+                     f"{row['int8_ap']:.2f} ({row['qat_keras_ap']:.2f}) | {drop(row['int8_ap'], row)} | "
+                     f"{agreement(row.get('int8_agreement'))} | {_fmt(row.get('fp32_mb'))} | {_fmt(row.get('ptq_mb'))} | "
+                     f"{row['int8_mb']:.2f} |")
+    return lines + [""]
+
+
 def markdown(rows: list, ratios: list, settings: dict, significant: Optional[list] = None) -> str:
     from mobile_spinenet.paper import TABLE_9
 
@@ -171,6 +205,7 @@ def markdown(rows: list, ratios: list, settings: dict, significant: Optional[lis
         lines += ["", "A ms-per-multiply-add ratio above 1 means each SpineNet multiply-add costs more time on this "
                   "CPU than an SSDLite one; the network-only ratio leaves the post-processing out (multiply-adds "
                   "count the network only).", ""]
+    lines += quantization_section(rows)
     lines += matched_latency_section(rows, threads)
     delegated = [row for row in rows if row["delegation"]]
     if delegated:

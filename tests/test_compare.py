@@ -73,6 +73,21 @@ def test_report_says_when_the_float_models_were_reused_not_trained_for_the_budge
     assert "min of float training" not in open(write_report(str(tmp_path / "all"), RESULTS, everything)).read()
 
 
+def test_report_shows_float_ptq_and_qat_ap_when_the_extra_exports_ran(tmp_path):
+    # compare --extra-exports ptq,fp32 recorded the files' AP, but the report never showed it
+    assert "## Float, PTQ int8 and QAT int8 AP" not in open(write_report(str(tmp_path), RESULTS, SETTINGS)).read()
+    results = json.loads(json.dumps(RESULTS))
+    results[0]["int8"]["agreement"] = 1.0
+    results[0]["ptq"] = {"tflite_AP": 2.25, "passed": True, "agreement": 0.98, "mb": 2.0}
+    results[0]["fp32"] = {"tflite_AP": 3.0, "passed": True, "agreement": 1.0, "mb": 4.5}
+    results[1]["ptq"] = {"tflite_AP": 0.5, "passed": False, "agreement": 0.3, "mb": 2.9}
+    text = open(write_report(str(tmp_path / "extra"), results, SETTINGS)).read()
+    assert "## Float, PTQ int8 and QAT int8 AP" in text
+    # spinenet49xs: float 3.00, QAT int8 2.50 (QAT Keras 3.00)
+    assert "| spinenet49xs | 3.00 | 3.00 | 2.25 | -0.75 | 98.0% | 2.50 (3.00) | -0.50 | 100.0% | 4.50 | 2.00 | 1.50 |" in text
+    assert "| mnv3_large_ssdlite | 2.00 | – | 0.50 (rejected) | -1.50 | 30.0% | 1.00 (2.00) | -1.00 | – | – | 2.90 |" in text
+
+
 def test_model_result_resumes_from_its_file(tmp_path):
     path = str(tmp_path / "results" / "m.json")
     first = ModelResult(path, "m")
