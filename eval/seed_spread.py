@@ -13,11 +13,10 @@ import os
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from mobile_spinenet.eval.significance import MEASURES, read_seeds, spread_of
+from mobile_spinenet.eval.significance import MEASURES, WEIGHTS_KEY, read_seeds, spread_of
 from mobile_spinenet.io_utils import write_atomically, write_json_atomically
 
 SEEDS_FILE = "seeds.json"
-WEIGHTS_KEY = "float_weights"  # {model: weights_digest of the float run its seeds fine-tuned}
 REPORT_FILE = "seeds.md"
 # settings a seeds.json written before they existed was measured at
 SETTING_DEFAULTS = {"freeze_bn": False}

@@ -8,6 +8,7 @@ import math
 from typing import Optional
 
 MEASURES = ("tflite_AP", "tflite_AP50", "keras_AP")  # per (model, seed) in seeds.json
+WEIGHTS_KEY = "float_weights"  # in seeds.json: {model: weights_digest of the float run its seeds fine-tuned}
 
 
 def mean_and_sd(values: list) -> tuple:
@@ -36,7 +37,7 @@ def spread_for_weights(record: dict, weights: dict) -> tuple:
     compared}), and one note per model whose spread was left out or whose weights the record does
     not name (written before it recorded them; used as it is)."""
     spread = spread_of(record)
-    recorded = record.get("float_weights", {})
+    recorded = record.get(WEIGHTS_KEY, {})
     notes = []
     for model, digest in weights.items():
         if model not in spread:
@@ -71,7 +72,7 @@ def read_seeds(path: str) -> dict:
         raise ValueError(f"--seed-spread {path} is not JSON ({error.msg}, line {error.lineno})") from None
     if not isinstance(record, dict) or not isinstance(record.get("runs"), dict):
         raise ValueError(f"--seed-spread {path} is not a seeds.json of `mobile-spinenet bench seeds` (no \"runs\")")
-    weights = record.get("float_weights", {})
+    weights = record.get(WEIGHTS_KEY, {})
     if not isinstance(weights, dict) or not all(isinstance(v, str) for v in weights.values()):
         raise ValueError(f"--seed-spread {path}: \"float_weights\" must map model ids to weight digests")
     return record
