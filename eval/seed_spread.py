@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from mobile_spinenet.eval.significance import MEASURES, WEIGHTS_KEY, read_seeds, spread_of
+from mobile_spinenet.eval.significance import MEASURES, WEIGHTS_KEY, read_seeds, spread_of, weights_status
 from mobile_spinenet.io_utils import write_atomically, write_json_atomically
 
 SEEDS_FILE = "seeds.json"
@@ -53,11 +53,11 @@ class SeedSpreadOptions:
 def check_float_weights(record: dict, weights: dict, path: str) -> None:
     """Refuse to add seeds of a model whose recorded seeds fine-tuned other float weights (or
     weights a seeds.json written before they were recorded does not name)."""
-    recorded = record.get(WEIGHTS_KEY, {})
     for model, digest in weights.items():
-        if not record["runs"].get(model) or recorded.get(model) == digest:
+        status = weights_status(record, model, digest) if record["runs"].get(model) else "same"
+        if status == "same":
             continue
-        what = (f"other float weights ({recorded[model]}; {digest} now)" if model in recorded
+        what = (f"other float weights ({record[WEIGHTS_KEY][model]}; {digest} now)" if status == "other"
                 else "float weights it does not name (written before seeds.json recorded them)")
         raise ValueError(f"{path}: the seeds of {model} were measured on {what}; choose another --out")
 

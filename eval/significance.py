@@ -31,24 +31,31 @@ def spread_of(record: dict) -> dict:
     return spread
 
 
+def weights_status(record: dict, model: str, digest: str) -> str:
+    """Whether ``record``'s seeds of ``model`` fine-tuned the float weights ``digest``: ``"same"``,
+    ``"other"``, or ``"unnamed"`` (a seeds.json from before the weights were recorded)."""
+    recorded = record.get(WEIGHTS_KEY, {}).get(model)
+    if recorded is None:
+        return "unnamed"
+    return "same" if recorded == digest else "other"
+
+
 def spread_for_weights(record: dict, weights: dict) -> tuple:
     """``(spread, notes)``: :func:`spread_of` a ``seeds.json`` record without the models whose seeds
     fine-tuned other float weights than ``weights`` ({model: ``weights_digest`` of the float run
     compared}), and one note per model whose spread was left out or whose weights the record does
     not name (written before it recorded them; used as it is)."""
     spread = spread_of(record)
-    recorded = record.get(WEIGHTS_KEY, {})
     notes = []
     for model, digest in weights.items():
-        if model not in spread:
-            continue
-        if model not in recorded:
+        status = weights_status(record, model, digest) if model in spread else "same"
+        if status == "unnamed":
             notes.append(f"{model}: the seed spread does not name the float weights it was measured on "
                          f"(a seeds.json from before they were recorded); used as it is")
-        elif recorded[model] != digest:
+        elif status == "other":
             del spread[model]
-            notes.append(f"{model}: the seed spread was measured on other float weights ({recorded[model]}; "
-                         f"this run's are {digest}); not used")
+            notes.append(f"{model}: the seed spread was measured on other float weights "
+                         f"({record[WEIGHTS_KEY][model]}; this run's are {digest}); not used")
     return spread, notes
 
 

@@ -1,5 +1,6 @@
 """The comparison report: epochs from a time budget, the table, the latency-per-multiply-add
 ratios and the plots (the end-to-end `compare` run is in tests/test_compare_slow.py)."""
+import hashlib
 import json
 import os
 
@@ -207,7 +208,7 @@ def test_seed_spread_runs_each_missing_seed_once_and_resumes(tmp_path, monkeypat
     assert calls == [("qat", 3, 0.5)]  # only the missing seed
     assert [record["runs"]["spinenet49xxs"][k]["tflite_AP"] for k in ("1", "2", "3")] == [21.0, 22.0, 23.0]
     assert "| spinenet49xxs | 3 | 22.00 | 1.00 |" in (tmp_path / "out" / "seeds.md").read_text()
-    digest = __import__("hashlib").sha256(b"the float weights").hexdigest()[:16]
+    digest = hashlib.sha256(b"the float weights").hexdigest()[:16]
     assert record["float_weights"] == {"spinenet49xxs": digest}
     assert f"spinenet49xxs `{digest}`" in (tmp_path / "out" / "seeds.md").read_text()
     with pytest.raises(ValueError, match="measured with other settings \\(qat_epochs\\)"):
@@ -251,8 +252,6 @@ def test_seed_spread_runs_each_missing_seed_once_and_resumes(tmp_path, monkeypat
 def test_compare_uses_a_seed_spread_only_for_the_float_weights_it_was_measured_on(tmp_path, monkeypatch):
     # the demo checkpoints were retrained after seeds.json was measured on them: the report applied
     # the old weights' spread to the new weights without a word
-    import hashlib
-
     import mobile_spinenet.eval.compare as compare_module
     from mobile_spinenet.eval.compare import compare
 
