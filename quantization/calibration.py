@@ -34,10 +34,14 @@ class CalibrationOptions:
     images: Optional[int] = None  # default: DEFAULT_IMAGES[method]
     method: str = "median"
     seed: int = 0  # which images (spread over the set) and in which order
+    float_layers: tuple = ()  # layer-name patterns kept float (median only; qat.float_layer_names)
 
     def validate(self) -> "CalibrationOptions":
         if self.method not in METHODS:
             raise ValueError(f"--calib-method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        if self.float_layers and self.method != "median":
+            raise ValueError(f"--float-layers needs --calib-method median (the converter's {self.method} "
+                             f"calibration quantizes every layer)")
         if self.images is not None and self.images < 1:
             raise ValueError(f"--calib-steps must be at least 1, got {self.images}")
         return self
@@ -68,7 +72,7 @@ class Calibrated:
     def record(self) -> dict:
         """For the export report: the method and the images its ranges come from."""
         return {"method": self.options.method, "images": sum(self.batch_sizes), "batches": len(self.batch_sizes),
-                "seed": self.options.seed}
+                "seed": self.options.seed, "float_layers": list(self.options.float_layers)}
 
 
 def calibration_order(size: int, count: int, seed: int = 0) -> np.ndarray:
@@ -133,6 +137,7 @@ def calibrate_for_int8(run, float_model, options: CalibrationOptions, image_batc
     if options.method == "minmax":
         model = quantizable_model(run.config.model, float_model, **run.build_kwargs())
         return Calibrated(model, lambda: counted_batches(1), False, options, seen)
-    model = quantization_aware_copy(run.config.model, float_model, freeze_bn=True, **run.build_kwargs())
+    model = quantization_aware_copy(run.config.model, float_model, freeze_bn=True, float_layers=options.float_layers,
+                                    **run.build_kwargs())
     calibrate_ranges(model, counted_batches(MEDIAN_BATCH_SIZE))
     return Calibrated(model, None, True, options, seen)

@@ -65,6 +65,9 @@ def export_tflite(run_dir: str, out: str, export=None, calibration: Optional[Cal
     run = open_run(run_dir)  # config and label map only: the model is loaded below
     if run.is_qat and quant != "int8":  # before loading anything
         raise ValueError(f"{run_dir} is a QAT run: export it with --quant int8 (export its float run for {quant})")
+    if calibration.float_layers and (run.is_qat or quant != "int8"):
+        raise ValueError(f"--float-layers applies to int8 from a float run (its calibration); "
+                         f"{run_dir} {'is a QAT run' if run.is_qat else f'is exported as {quant}'}")
     if run.config.task == INSTANCE_SEGMENTATION:
         raise ValueError(f"{run_dir} is a Mask R-CNN run: TFLite has no builtin for its proposal NMS; export it "
                          f"with `mobile-spinenet export-savedmodel {run_dir} --out DIR` (docs/mask_rcnn.md)")

@@ -29,7 +29,9 @@ family at all (here every layer of both families is covered).
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import re
+from typing import Sequence
 
 import numpy as np
 
@@ -95,20 +97,41 @@ def _annotate(layer):
     return _quantize.quantize_annotate_layer(layer)
 
 
-def quantize_aware(model: keras.Model) -> keras.Model:
+def float_layer_names(model: keras.Model, patterns: Sequence[str]) -> set:
+    """The layers of ``model`` whose names match one of the shell-style ``patterns`` (``stem*``,
+    ``block*_fuse*``); a pattern that matches no layer is an error that names it."""
+    names = [layer.name for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+    chosen = set()
+    for pattern in patterns:
+        matched = fnmatch.filter(names, pattern)
+        if not matched:
+            raise ValueError(f"--float-layers: {pattern!r} matches no layer of {model.name} "
+                             f"(its layers are named like {', '.join(names[:3])}, ..., {names[-1]})")
+        chosen.update(matched)
+    return chosen
+
+
+def quantize_aware(model: keras.Model, float_layers: Sequence[str] = ()) -> keras.Model:
     """A quantization-aware copy of a float functional ``model``, its weights included.
 
     Works for every model of the zoo in its quantizable form (a layer shared between several
-    inputs is refused); the float model need not have been called."""
+    inputs is refused); the float model need not have been called. The layers matching
+    ``float_layers`` (:func:`float_layer_names`) are left float: the converter keeps them float
+    and quantizes their outputs where int8 layers take them (mixed precision, slower on device)."""
     shared = [layer.name for layer in model.layers if len(layer.inbound_nodes) > 1]
     if shared:
         raise ValueError(f"{model.name} shares layers between inputs ({', '.join(shared[:3])}, ...): "
                          f"quantize its quantizable_model(...) instead")
+    keep_float = float_layer_names(model, float_layers)
+
+    def annotate(layer):
+        return layer if layer.name in keep_float else _annotate(layer)
+
     with _quantize.quantize_scope(quantize_scope_objects()):
         # _annotate wraps the model's own layer objects, so the clone holds the very weights of
         # ``model``: nothing is copied by position. One clone annotates every layer (tfmot's
         # quantize_annotate_model would clone the model once more to annotate the rest).
-        annotated = keras.models.clone_model(model, clone_function=_annotate)
+        annotated = keras.models.clone_model(model, clone_function=annotate)
         with _input_quantizers_named_from_zero():
             return _quantize.quantize_apply(annotated)
 
@@ -211,14 +234,14 @@ def quantizable_model(model_id: str, float_model: keras.Model, **build_kwargs) -
 
 
 def quantization_aware_copy(model_id: str, float_model: keras.Model, freeze_bn: bool = False,
-                            **build_kwargs) -> keras.Model:
+                            float_layers: Sequence[str] = (), **build_kwargs) -> keras.Model:
     """The quantization-aware model of trained ``float_model``: its quantizable form, BN layers
-    frozen first when ``freeze_bn`` (:func:`freeze_batch_norm`), annotated. Its ranges are tfmot's
-    initial ones until :func:`calibrate_ranges`."""
+    frozen first when ``freeze_bn`` (:func:`freeze_batch_norm`), annotated but for the layers
+    matching ``float_layers``. Its ranges are tfmot's initial ones until :func:`calibrate_ranges`."""
     unrolled = quantizable_model(model_id, float_model, **build_kwargs)
     if freeze_bn:
         freeze_batch_norm(unrolled)
-    return quantize_aware(unrolled)
+    return quantize_aware(unrolled, float_layers)
 
 
 def freeze_batch_norm(model: keras.Model) -> int:

@@ -14,13 +14,15 @@ from typing import Optional
 from mobile_spinenet.training.runs import QAT_FILE, QAT_MODEL_FILE, register_model_form
 
 
-def build_qat_model(run, freeze_bn: bool = False):
+def build_qat_model(run, freeze_bn: bool = False, float_layers: tuple = ()):
     """The quantization-aware model of float ``run`` with its trained weights (ranges uncalibrated);
-    ``freeze_bn`` keeps the BN layers as trained (:func:`~mobile_spinenet.quantization.qat.freeze_batch_norm`)."""
+    ``freeze_bn`` keeps the BN layers as trained (:func:`~mobile_spinenet.quantization.qat.freeze_batch_norm`),
+    the layers matching ``float_layers`` stay float."""
     from mobile_spinenet.quantization.qat import quantization_aware_copy
     from mobile_spinenet.training.runs import load_run_model
 
-    return quantization_aware_copy(run.config.model, load_run_model(run), freeze_bn, **run.build_kwargs())
+    return quantization_aware_copy(run.config.model, load_run_model(run), freeze_bn, float_layers,
+                                   **run.build_kwargs())
 
 
 def _qat_form(qat):
@@ -101,6 +103,7 @@ class QatOptions:
     val: Optional[str] = None  # validation set, scored after every epoch
     seed: Optional[int] = None  # data order, augmentation and initial state; default: the float run's
     freeze_bn: bool = False  # keep the float run's BN layers as trained (and no precise BN at the end)
+    float_layers: tuple = ()  # layer-name patterns left float (mixed precision; qat.float_layer_names)
     resume: bool = False
     show_progress: bool = True
 
@@ -143,11 +146,12 @@ def qat(from_run: str, data: str, out: str, options: Optional[QatOptions] = None
         batches = detection_batches(train, run.image_size, base.resize, show_progress)(
             MEDIAN_BATCH_SIZE, DEFAULT_IMAGES["median"])
         with elapsed(f"building the quantization-aware {run.config.model} (tfmot)", enabled=show_progress):
-            model = build_qat_model(run, freeze_bn=options.freeze_bn)
+            model = build_qat_model(run, freeze_bn=options.freeze_bn, float_layers=options.float_layers)
         calibrate_ranges(model, batches)
         return model
 
-    records = {QAT_FILE: {"from": os.path.abspath(from_run), "freeze_bn": options.freeze_bn},
+    records = {QAT_FILE: {"from": os.path.abspath(from_run), "freeze_bn": options.freeze_bn,
+                          "float_layers": list(options.float_layers)},
                **sources_record(data, val)}
     trainer = Trainer(config, train, out, val_data, model_fn=model_fn, show_progress=show_progress, records=records)
     trainer.records[QAT_MODEL_FILE] = qat_model_structure(trainer.model)  # export and eval load it without tfmot

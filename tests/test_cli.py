@@ -45,8 +45,10 @@ def test_data_check_names_a_malformed_file(tmp_path, capsys):
     assert "annotations.json is not valid JSON" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("flags, frozen, seed", [([], False, None), (["--freeze-bn", "--seed", "2"], True, 2)])
-def test_qat_flags_reach_its_options(flags, frozen, seed, monkeypatch, capsys):
+@pytest.mark.parametrize("flags, frozen, seed, float_layers", [
+    ([], False, None, ()), (["--freeze-bn", "--seed", "2", "--float-layers", "stem_block0*, block3_*"], True, 2,
+                            ("stem_block0*", "block3_*"))])
+def test_qat_flags_reach_its_options(flags, frozen, seed, float_layers, monkeypatch, capsys):
     from mobile_spinenet.quantization import qat_run
 
     seen = []
@@ -56,12 +58,15 @@ def test_qat_flags_reach_its_options(flags, frozen, seed, monkeypatch, capsys):
     (options,) = seen
     assert (options.freeze_bn, options.seed, options.epochs, options.learning_rate, options.batch_size) == (
         frozen, seed, 0.5, 0.001, 4)
+    assert options.float_layers == float_layers
     assert not options.show_progress
 
 
-@pytest.mark.parametrize("flags, method, images, seed", [
-    ([], "median", None, 0), (["--calib-method", "minmax", "--calib-steps", "7", "--calib-seed", "3"], "minmax", 7, 3)])
-def test_export_calibration_flags_reach_its_options(flags, method, images, seed, monkeypatch, tmp_path):
+@pytest.mark.parametrize("flags, method, images, seed, float_layers", [
+    ([], "median", None, 0, ()),
+    (["--calib-method", "minmax", "--calib-steps", "7", "--calib-seed", "3"], "minmax", 7, 3, ()),
+    (["--float-layers", "stem*"], "median", None, 0, ("stem*",))])
+def test_export_calibration_flags_reach_its_options(flags, method, images, seed, float_layers, monkeypatch, tmp_path):
     from mobile_spinenet.quantization import export_run
 
     seen = []
@@ -70,9 +75,27 @@ def test_export_calibration_flags_reach_its_options(flags, method, images, seed,
     (options,) = seen
     assert (options.method, options.images, options.data, options.seed) == (method, images, "data/train", seed)
     assert options.image_count == (7 if images else 256)
+    assert options.float_layers == float_layers
+
+
+def test_float_layers_are_refused_where_nothing_is_calibrated(tmp_path):
+    from mobile_spinenet.quantization.calibration import CalibrationOptions
+
+    with pytest.raises(ValueError, match="--float-layers needs --calib-method median"):
+        CalibrationOptions(method="minmax", float_layers=("stem*",)).validate()
 
 
 def test_export_names_an_unknown_calibration_method(capsys):
     with pytest.raises(SystemExit):
         main(["export", "runs/x", "--out", "x.tflite", "--calib-method", "percentile"])
     assert "invalid choice: 'percentile'" in capsys.readouterr().err
+
+
+def test_export_refuses_float_layers_for_a_qat_run_whose_ranges_are_learned(tmp_path, capsys):
+    import os
+
+    qat_run = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "checkpoints", "demo",
+                           "spinenet49xxs-qat")
+    assert main(["export", qat_run, "--out", str(tmp_path / "x.tflite"), "--float-layers", "stem*"]) == 2
+    assert "--float-layers applies to int8 from a float run" in capsys.readouterr().err
+    assert not os.listdir(tmp_path)

@@ -345,3 +345,37 @@ def test_a_quantization_aware_model_is_named_the_same_whenever_it_is_built():
     assert [layer.name for layer in first.layers] == [layer.name for layer in second.layers]
     assert "quantize_layer" in [layer.name for layer in second.layers]
     assert [weight.name for weight in first.weights] == [weight.name for weight in second.weights]
+
+
+def test_layers_named_as_float_stay_float_in_the_qat_model_and_the_int8_file():
+    """``float_layers`` (export --float-layers) leaves the matching layers unquantized: the
+    converter keeps them float and the rest int8; a pattern matching nothing is refused by name."""
+    from mobile_spinenet.backend import tf
+    from mobile_spinenet.blocks import Ops
+
+    def model():  # one float model per QAT model: the QAT model takes the float model's own layers
+        keras.utils.set_random_seed(3)
+        inputs = keras.Input((16, 16, 3), batch_size=1)
+        ops = Ops(activation="relu")
+        x = ops.conv_bn(ops.conv_bn(inputs, 8, 3, name="stem"), 8, 3, name="body")
+        return keras.Model(inputs, keras.layers.Conv2D(4, 1, name="out")(x))
+
+    rng = np.random.default_rng(0)
+    images = [rng.uniform(-1, 1, (1, 16, 16, 3)).astype("float32") for _ in range(4)]
+
+    def converted(qat):
+        calibrate_ranges(qat, images)
+        function = tf.function(lambda image: qat(image, training=False)).get_concrete_function(
+            tf.TensorSpec([1, 16, 16, 3], tf.float32))
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([function], qat)
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        return op_report(converter.convert())
+
+    qat = quantize_aware(model(), float_layers=("stem*",))
+    wrapped = {layer.layer.name for layer in qat.layers if hasattr(layer, "layer")}
+    assert {"stem", "stem_bn"}.isdisjoint(wrapped), wrapped  # (stem_act: tfmot quantizes the output the body takes)
+    assert {"body", "out"} <= wrapped, wrapped
+    assert converted(qat)["float_ops"] == {"CONV_2D": 1}  # the stem, and nothing else
+    assert converted(quantize_aware(model()))["float_ops"] == {}
+    with pytest.raises(ValueError, match=r"--float-layers: 'head\*' matches no layer"):
+        quantize_aware(model(), float_layers=("stem*", "head*"))

@@ -20,6 +20,14 @@ def parse_ints(text: str, flag: str) -> tuple:
         raise ValueError(f"{flag} takes comma-separated whole numbers, got {text!r}") from None
 
 
+def comma_list(text: str) -> tuple:
+    """An argparse ``type``: ``"a,b"`` -> ``("a", "b")`` (empty parts dropped; nothing is an error)."""
+    parts = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not parts:
+        raise argparse.ArgumentTypeError(f"expected comma-separated names, got {text!r}")
+    return parts
+
+
 def _number(kind, minimum, strict: bool):
     """An argparse ``type`` that refuses values below ``minimum`` before any work (and before
     TensorFlow loads): ``--batch 0`` fails at once, naming the flag and the value."""

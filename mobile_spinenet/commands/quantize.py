@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from mobile_spinenet.quantization.verify import DEFAULT_MAX_AP_DROP
 from mobile_spinenet.quantization.calibration import DEFAULT_IMAGES, METHODS as CALIBRATION_METHODS
-from mobile_spinenet.commands.common import (non_negative_float, positive_float, positive_int, setup_logging,
+from mobile_spinenet.commands.common import (comma_list, non_negative_float, positive_float, positive_int, setup_logging,
                                              unit_interval)
 
 
@@ -14,6 +14,7 @@ def _cmd_qat(args) -> int:
     row = qat(args.from_run, args.data, args.out, QatOptions(epochs=args.epochs, learning_rate=args.lr,
                                                              batch_size=args.batch, val=args.val, resume=args.resume,
                                                              freeze_bn=args.freeze_bn, seed=args.seed,
+                                                             float_layers=tuple(args.float_layers or ()),
                                                              show_progress=not args.no_progress))
     summary = ", ".join(f"{k} {row[k]:.4f}" for k in ("loss", "val_AP", "val_AP50") if k in row)
     print(f"done: {summary}\nQAT directory: {args.out} (export it with `mobile-spinenet export {args.out} "
@@ -38,6 +39,10 @@ def add_qat_parser(sub) -> None:
     qat.add_argument("--seed", type=int, help="data order, augmentation and initial state (default: the float run's)")
     qat.add_argument("--freeze-bn", action="store_true",
                      help="keep the float run's BN layers (statistics, scale, offset) as trained during the fine-tune")
+    qat.add_argument("--float-layers", type=comma_list, metavar="PATTERNS",
+                     help="layers left float in the fine-tune and the int8 file, as comma-separated shell patterns "
+                          "of layer names (e.g. 'stem_block0*'): mixed precision, which keeps the AP those layers "
+                          "lose to int8 at a latency cost (docs/quantization.md)")
     qat.add_argument("--resume", action="store_true", help="continue the QAT run in --out")
     qat.add_argument("--no-progress", action="store_true")
     qat.set_defaults(func=_cmd_qat)
@@ -57,7 +62,7 @@ def _cmd_export(args) -> int:
                                                                                        score_threshold=args.score_threshold),
                                        regular_nms=not args.fast_nms, input_type=args.input_type),
                   calibration=CalibrationOptions(data=args.calib, images=args.calib_steps, method=args.calib_method,
-                                                 seed=args.calib_seed),
+                                                 seed=args.calib_seed, float_layers=tuple(args.float_layers or ())),
                   verification=VerifyOptions(enabled=not args.no_verify, val=args.val, images=args.verify_images,
                                              max_ap_drop=args.max_ap_drop, require_agreement=args.require_agreement),
                   resize=args.resize)
@@ -86,6 +91,10 @@ def add_export_parser(sub) -> None:
     export.add_argument("--calib-seed", type=int, default=0,
                         help="int8 from a float run: which calibration images (spread over the set) and their order "
                              "(default 0); other seeds show how much the file's AP depends on them")
+    export.add_argument("--float-layers", type=comma_list, metavar="PATTERNS",
+                        help="int8 from a float run (median calibration): layers left float, as comma-separated "
+                             "shell patterns of layer names (e.g. 'stem*,block*_fuse*'): mixed precision, which "
+                             "keeps the AP those layers lose to int8 at a latency cost (docs/quantization.md)")
     export.add_argument("--nms", default="tflite", choices=["tflite", "none"])
     export.add_argument("--fast-nms", action="store_true", help="class-agnostic NMS of the op (faster on device); "
                         "default: per-class NMS, as evaluation does")
