@@ -329,3 +329,27 @@ def test_metadata_scalars_left_out_by_a_writer_read_as_the_schema_default():
     table = flatbuffers.table.Table(bytearray(data), flatbuffers.encode.Get(flatbuffers.packer.uoffset, data, 0))
     assert _scalar(table, 0, flatbuffers.number_types.Uint8Flags, 0) == 0
     assert _scalar(table, 1, flatbuffers.number_types.Float32Flags, 0.0) == 0.0
+
+
+def test_int8_sensitivity_scores_each_group_left_float_and_resumes_without_redoing_one(run_dir, tmp_path, capsys):
+    from mobile_spinenet.eval.int8_sensitivity import (ALL_INT8, FLOAT, SensitivityOptions, format_sensitivity,
+                                                       int8_sensitivity)
+
+    out = str(tmp_path / "sensitivity.json")
+    options = SensitivityOptions(run=str(run_dir), out=out, groups=(("head", ("boxes*", "classes*")),),
+                                 calib_images=16)
+    said = []
+    record = int8_sensitivity(options, progress=said.append)
+    rows = {row["group"]: row for row in record["rows"]}
+    assert list(rows) == [FLOAT, ALL_INT8, "head"]
+    assert rows[ALL_INT8]["float_layers"] == 0 and 0 < rows["head"]["float_layers"] < rows[FLOAT]["float_layers"]
+    assert rows[FLOAT]["AP"] > 50  # the val set is this model's own confident detections
+    assert json.loads(open(out).read()) == record
+    assert "| head | boxes*, classes* |" in format_sensitivity(record)
+    said.clear()
+    assert int8_sensitivity(options, progress=said.append) == record and said == []  # all done: nothing rerun
+    with pytest.raises(ValueError, match="other settings"):
+        int8_sensitivity(replace(options, calib_seed=1))
+    code = main(["bench", "int8-sensitivity", str(run_dir), "--group", "head=heads*", "--out", str(tmp_path / "x.json")])
+    assert code == 2 and "'heads*' matches no layer" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "x.json")  # refused before any work

@@ -31,7 +31,7 @@ LAYERS = [
                       "quantization.qat_run", "quantization.calibration", "quantization.export_classifier", "quantization.export_run",
                       "quantization.android_assets", "quantization.savedmodel_export"]),
     ("eval", ["eval.evaluate", "eval.predict", "eval.benchmark", "eval.op_profile", "eval.activation_bench", "eval.latency_variants", "eval.significance", "eval.latency_match",
-              "eval.compare_report"]),
+              "eval.compare_report", "eval.int8_sensitivity"]),
     ("pipeline", ["eval.compare", "eval.seed_spread"]),
     ("commands", ["commands.common", "commands.data", "commands.train", "commands.quantize", "commands.evaluate",
                   "commands.interop", "cli",

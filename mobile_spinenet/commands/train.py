@@ -219,6 +219,20 @@ def _cmd_bench_seeds(args) -> int:
     return 0
 
 
+def _cmd_bench_int8_sensitivity(args) -> int:
+    from mobile_spinenet.eval.int8_sensitivity import (SensitivityOptions, format_sensitivity, int8_sensitivity,
+                                                       parse_group)
+
+    setup_logging()
+    options = SensitivityOptions(run=args.run, data=args.data, val=args.val, out=args.out,
+                                 groups=tuple(parse_group(text) for text in args.group or ()),
+                                 calib_images=args.calib_images, calib_seed=args.calib_seed,
+                                 val_images=args.val_images)
+    record = int8_sensitivity(options, progress=lambda message: print(message, file=sys.stderr, flush=True))
+    print(json.dumps(record, indent=1) if args.json else format_sensitivity(record))
+    return 0
+
+
 def add_bench_parser(sub) -> None:
     bench = sub.add_parser("bench", help="training-speed and activation-latency benchmarks",
                            description="Benchmarks that print numbers.")
@@ -300,4 +314,26 @@ def add_bench_parser(sub) -> None:
     seeds.add_argument("--out", required=True, help="folder for seeds.json, seeds.md, runs/ and exports/")
     seeds.add_argument("--no-progress", action="store_true")
     seeds.set_defaults(func=_cmd_bench_seeds)
+    sensitivity = bench_sub.add_parser(
+        "int8-sensitivity", help="AP each group of layers loses to int8: the float run scored with every layer "
+                                 "int8, then with one group at a time left float",
+        description="Calibrate the run's quantization-aware copy as `export --quant int8` does (median of batch "
+                    "ranges, BN frozen), with every layer quantized and then with each group of layers left float, "
+                    "and score each fake-quantized Keras model on the val set (no fine-tune, no conversion; about "
+                    "a minute a group for SpineNet-49xxs). Groups default to the layer-name prefixes (stem, "
+                    "block2, ..., endpoint, boxes, classes). Make the file of a chosen group with `export "
+                    "--float-layers` and time it with `benchmark` (docs/quantization.md).")
+    sensitivity.add_argument("run", help="a finished float detection run (or a packed checkpoint)")
+    sensitivity.add_argument("--data", help="calibration images (default: the run's training data)")
+    sensitivity.add_argument("--val", help="scored images (default: the run's val data)")
+    sensitivity.add_argument("--group", action="append", metavar="NAME=PATTERNS",
+                             help="a group of layers left float together, as comma-separated shell patterns of "
+                                  "layer names, e.g. head='boxes*,classes*' (repeat for more groups; default: one "
+                                  "group per layer-name prefix)")
+    sensitivity.add_argument("--calib-images", type=positive_int, default=256, help="calibration images (default 256)")
+    sensitivity.add_argument("--calib-seed", type=int, default=0, help="which calibration images (default 0)")
+    sensitivity.add_argument("--val-images", type=positive_int, help="val images scored (default: all)")
+    sensitivity.add_argument("--out", help="results JSON, written after every group; rerun to resume")
+    sensitivity.add_argument("--json", action="store_true")
+    sensitivity.set_defaults(func=_cmd_bench_int8_sensitivity)
 
