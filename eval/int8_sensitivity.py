@@ -50,13 +50,14 @@ def parse_group(text: str) -> tuple:
 
 
 def name_prefix_groups(model) -> tuple:
-    """One group per layer-name prefix (the part before the first ``_``), in the model's order."""
-    prefixes = []
-    for layer in model.layers:
-        prefix = layer.name.split("_")[0]
-        if layer.__class__.__name__ != "InputLayer" and prefix not in prefixes:
-            prefixes.append(prefix)
-    return tuple((prefix, (f"{prefix}_*", prefix)) for prefix in prefixes)
+    """One group per layer-name prefix (the part before the first ``_``), in the model's order, as
+    the patterns that match exactly its layers (``block1_*`` and not ``block10_conv``)."""
+    names = [layer.name for layer in model.layers if layer.__class__.__name__ != "InputLayer"]
+    groups = []
+    for prefix in dict.fromkeys(name.split("_")[0] for name in names):
+        patterns = [f"{prefix}_*"] if any(name.startswith(prefix + "_") for name in names) else []
+        groups.append((prefix, tuple(patterns + ([prefix] if prefix in names else []))))
+    return tuple(groups)
 
 
 def int8_sensitivity(options: SensitivityOptions, progress: Callable[[str], None] = print) -> dict:

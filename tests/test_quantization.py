@@ -379,3 +379,19 @@ def test_layers_named_as_float_stay_float_in_the_qat_model_and_the_int8_file():
     assert converted(quantize_aware(model()))["float_ops"] == {}
     with pytest.raises(ValueError, match=r"--float-layers: 'head\*' matches no layer"):
         quantize_aware(model(), float_layers=("stem*", "head*"))
+
+
+def test_default_sensitivity_groups_are_the_name_prefixes_and_match_exactly_their_layers():
+    from mobile_spinenet.eval.int8_sensitivity import name_prefix_groups
+    from mobile_spinenet.quantization.qat import float_layer_names
+
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 1, name="block1_conv")(inputs)
+    x = keras.layers.Conv2D(4, 1, name="block10_conv")(x)
+    x = keras.layers.ReLU(name="block10_act")(x)
+    model = keras.Model(inputs, keras.layers.Conv2D(2, 1, name="boxes")(x))
+    groups = dict(name_prefix_groups(model))
+    assert list(groups) == ["block1", "block10", "boxes"]
+    assert float_layer_names(model, groups["block1"]) == {"block1_conv"}
+    assert float_layer_names(model, groups["block10"]) == {"block10_conv", "block10_act"}
+    assert float_layer_names(model, groups["boxes"]) == {"boxes"}
