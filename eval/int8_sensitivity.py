@@ -5,7 +5,7 @@ calibrates it (BN frozen, the median of batch ranges; :mod:`mobile_spinenet.quan
 once with every layer quantized and once per *group* with that group's layers left float
 (``--float-layers``), and each fake-quantized Keras model is scored on the val set. A group's
 "recovered" AP is how much of the int8 loss comes back when it stays float. No fine-tune and no
-conversion: each group takes about a minute for SpineNet-49xxs at 256 px. The file of a chosen
+conversion: each group takes about 1.5 minutes for SpineNet-49xxs at 256 px. The file of a chosen
 group is then made with ``export --float-layers`` (its AP and latency are the file's own).
 
 The groups default to the layers' name prefixes (``stem``, ``block2`` ... ``endpoint``,

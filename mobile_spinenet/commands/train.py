@@ -320,7 +320,7 @@ def add_bench_parser(sub) -> None:
         description="Calibrate the run's quantization-aware copy as `export --quant int8` does (median of batch "
                     "ranges, BN frozen), with every layer quantized and then with each group of layers left float, "
                     "and score each fake-quantized Keras model on the val set (no fine-tune, no conversion; about "
-                    "a minute a group for SpineNet-49xxs). Groups default to the layer-name prefixes (stem, "
+                    "1.5 minutes a group for SpineNet-49xxs). Groups default to the layer-name prefixes (stem, "
                     "block2, ..., endpoint, boxes, classes). Make the file of a chosen group with `export "
                     "--float-layers` and time it with `benchmark` (docs/quantization.md).")
     sensitivity.add_argument("run", help="a finished float detection run (or a packed checkpoint)")
