@@ -90,7 +90,7 @@ def int8_sensitivity(options: SensitivityOptions, progress: Callable[[str], None
             raise ValueError(f"{options.out} holds figures of other settings ({previous.get('settings')}); "
                              f"choose another --out")
         record = previous
-    done = {row["group"] for row in record["rows"]}
+    done = {(row["group"], tuple(row["patterns"])) for row in record["rows"]}  # a group given other patterns reruns
     train, val_set = read_dataset(data, label_map=run.label_map), read_dataset(val, label_map=run.label_map)
     float_model, anchors, size = run.model(), run.anchors(), run.image_size
     nms, resize = run.nms_config(), run.config.resize
@@ -109,15 +109,15 @@ def int8_sensitivity(options: SensitivityOptions, progress: Callable[[str], None
             write_json_atomically(options.out, record)
         progress(f"{group}: AP {row['AP']:.2f}, AP50 {row['AP50']:.2f} ({count} layers float)")
 
-    if FLOAT not in done:
+    if (FLOAT, ("*",)) not in done:
         score(float_model, FLOAT, ("*",), len(unrolled.layers) - 1)
     for group, patterns in ((ALL_INT8, ()), *groups):
-        if group in done:
+        if (group, tuple(patterns)) in done:
             continue
         progress(f"== {group}: {', '.join(patterns) or 'no layer'} float, calibrating on {options.calib_images} images")
         model = quantization_aware_copy(run.config.model, float_model, freeze_bn=True, float_layers=patterns,
                                         **run.build_kwargs())
-        batches = detection_batches(train, size, resize, show_progress=False, seed=options.calib_seed)
+        batches = detection_batches(train, size, resize, seed=options.calib_seed)
         calibrate_ranges(model, batches(MEDIAN_BATCH_SIZE, options.calib_images))
         score(model, group, patterns, len(float_layer_names(unrolled, patterns)))
     return record

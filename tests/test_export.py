@@ -142,7 +142,7 @@ def test_rejected_export_keeps_the_previous_file_and_is_kept_aside(run_dir, tmp_
     rejected = json.loads((tmp_path / "model.rejected.json").read_text())
     assert not rejected["verification"]["passed"]
     # calibrated the default way: the median of the ranges of two batches (the 12 images there are)
-    assert rejected["calibration"] == {"method": "median", "images": 12, "batches": 2, "seed": 0}
+    assert rejected["calibration"] == {"method": "median", "images": 12, "batches": 2, "seed": 0, "float_layers": []}
     # (this untrained model's detections hardly depend on the image, so a *correct* int8 file of it
     # fails too; test_training_slow.py shows on a trained model that only the broken one fails)
     # the file is int8 all the same: conversion alone would not have told
