@@ -117,7 +117,8 @@ def quantize_aware(model: keras.Model, float_layers: Sequence[str] = ()) -> kera
     Works for every model of the zoo in its quantizable form (a layer shared between several
     inputs is refused); the float model need not have been called. The layers matching
     ``float_layers`` (:func:`float_layer_names`) are left float: the converter keeps them float
-    and quantizes their outputs where int8 layers take them (mixed precision, slower on device)."""
+    and quantizes their outputs where int8 layers take them (mixed precision; float kernels may be
+    slower than int8 ones on a phone)."""
     shared = [layer.name for layer in model.layers if len(layer.inbound_nodes) > 1]
     if shared:
         raise ValueError(f"{model.name} shares layers between inputs ({', '.join(shared[:3])}, ...): "

@@ -42,7 +42,8 @@ def add_qat_parser(sub) -> None:
     qat.add_argument("--float-layers", type=comma_list, metavar="PATTERNS",
                      help="layers left float in the fine-tune and the int8 file, as comma-separated shell patterns "
                           "of layer names (e.g. 'stem_block0*'): mixed precision, which keeps the AP those layers "
-                          "lose to int8 at a latency cost (docs/quantization.md)")
+                          "lose to int8; time the file on the target device, where float ops may cost more than on a "
+                          "desktop CPU (docs/quantization.md)")
     qat.add_argument("--resume", action="store_true", help="continue the QAT run in --out")
     qat.add_argument("--no-progress", action="store_true")
     qat.set_defaults(func=_cmd_qat)
@@ -94,7 +95,8 @@ def add_export_parser(sub) -> None:
     export.add_argument("--float-layers", type=comma_list, metavar="PATTERNS",
                         help="int8 from a float run (median calibration): layers left float, as comma-separated "
                              "shell patterns of layer names (e.g. 'stem*,block*_fuse*'): mixed precision, which "
-                             "keeps the AP those layers lose to int8 at a latency cost (docs/quantization.md)")
+                             "keeps the AP those layers lose to int8; time the file on the target device, where "
+                             "float ops may cost more than on a desktop CPU (docs/quantization.md)")
     export.add_argument("--nms", default="tflite", choices=["tflite", "none"])
     export.add_argument("--fast-nms", action="store_true", help="class-agnostic NMS of the op (faster on device); "
                         "default: per-class NMS, as evaluation does")
