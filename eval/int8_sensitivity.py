@@ -67,9 +67,8 @@ def int8_sensitivity(options: SensitivityOptions, progress: Callable[[str], None
 
     from mobile_spinenet.data.readers import read_dataset
     from mobile_spinenet.eval.detector_eval import evaluate_predictor, keras_predictor
-    from mobile_spinenet.quantization.calibration import MEDIAN_BATCH_SIZE, detection_batches
-    from mobile_spinenet.quantization.qat import (calibrate_ranges, float_layer_names, quantizable_model,
-                                                  quantization_aware_copy)
+    from mobile_spinenet.quantization.calibration import CalibrationOptions, calibrate_for_int8, detection_batches
+    from mobile_spinenet.quantization.qat import float_layer_names, quantizable_model
     from mobile_spinenet.training.runs import SOURCES_FILE, open_run, read_sources
 
     run = open_run(options.run)
@@ -115,11 +114,11 @@ def int8_sensitivity(options: SensitivityOptions, progress: Callable[[str], None
         if (group, tuple(patterns)) in done:
             continue
         progress(f"== {group}: {', '.join(patterns) or 'no layer'} float, calibrating on {options.calib_images} images")
-        model = quantization_aware_copy(run.config.model, float_model, freeze_bn=True, float_layers=patterns,
-                                        **run.build_kwargs())
-        batches = detection_batches(train, size, resize, seed=options.calib_seed)
-        calibrate_ranges(model, batches(MEDIAN_BATCH_SIZE, options.calib_images))
-        score(model, group, patterns, len(float_layer_names(unrolled, patterns)))
+        calibration = CalibrationOptions(data=data, images=options.calib_images, seed=options.calib_seed,
+                                         float_layers=patterns)  # the post-training int8 export's own
+        calibrated = calibrate_for_int8(run, float_model, calibration,
+                                        detection_batches(train, size, resize, seed=options.calib_seed))
+        score(calibrated.model, group, patterns, len(float_layer_names(unrolled, patterns)))
     return record
 
 

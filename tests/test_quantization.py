@@ -25,6 +25,17 @@ def xxs():
     return model
 
 
+def _int8_op_report(qat, input_shape: list) -> dict:
+    """The op report of calibrated ``qat`` converted to int8 as a QAT model is."""
+    from mobile_spinenet.backend import tf
+
+    function = tf.function(lambda image: qat(image, training=False)).get_concrete_function(
+        tf.TensorSpec(input_shape, tf.float32))
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([function], qat)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    return op_report(converter.convert())
+
+
 def test_quantized_hard_sigmoid_is_relu6_over_six_not_ten_times_it():
     inputs = keras.Input((8, 8, 4))
     model = keras.Model(inputs, HardSigmoid()(inputs))
@@ -219,7 +230,6 @@ def test_frozen_bn_stays_as_trained_while_the_ranges_follow_the_data_and_the_mod
 
 
 def test_qat_int8_of_hard_sigmoid_squeeze_excite_and_fusion_computes_nothing_in_float():
-    from mobile_spinenet.backend import tf
     from mobile_spinenet.blocks import Ops, squeeze_excite
 
     inputs = keras.Input((16, 16, 8), batch_size=1)
@@ -232,11 +242,7 @@ def test_qat_int8_of_hard_sigmoid_squeeze_excite_and_fusion_computes_nothing_in_
                for layer in qat.layers)
     rng = np.random.default_rng(0)
     calibrate_ranges(qat, [rng.uniform(-1, 1, (1, 16, 16, 8)).astype("float32") for _ in range(4)])
-    function = tf.function(lambda image: qat(image, training=False)).get_concrete_function(
-        tf.TensorSpec([1, 16, 16, 8], tf.float32))
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([function], qat)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    report = op_report(converter.convert())
+    report = _int8_op_report(qat, [1, 16, 16, 8])
     assert report["ops"].get("MUL", 0) >= 1 and report["ops"].get("ADD", 0) >= 2, report["ops"]
     assert report["float_ops"] == {}, report["float_ops"]
     assert "HARD_SWISH" not in report["ops"], report["ops"]  # XNNPACK does not take it in int8
@@ -350,7 +356,6 @@ def test_a_quantization_aware_model_is_named_the_same_whenever_it_is_built():
 def test_layers_named_as_float_stay_float_in_the_qat_model_and_the_int8_file():
     """``float_layers`` (export --float-layers) leaves the matching layers unquantized: the
     converter keeps them float and the rest int8; a pattern matching nothing is refused by name."""
-    from mobile_spinenet.backend import tf
     from mobile_spinenet.blocks import Ops
 
     def model():  # one float model per QAT model: the QAT model takes the float model's own layers
@@ -365,11 +370,7 @@ def test_layers_named_as_float_stay_float_in_the_qat_model_and_the_int8_file():
 
     def converted(qat):
         calibrate_ranges(qat, images)
-        function = tf.function(lambda image: qat(image, training=False)).get_concrete_function(
-            tf.TensorSpec([1, 16, 16, 3], tf.float32))
-        converter = tf.lite.TFLiteConverter.from_concrete_functions([function], qat)
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        return op_report(converter.convert())
+        return _int8_op_report(qat, [1, 16, 16, 3])
 
     qat = quantize_aware(model(), float_layers=("stem*",))
     wrapped = {layer.layer.name for layer in qat.layers if hasattr(layer, "layer")}
