@@ -51,13 +51,33 @@ def read_labels(path: str) -> list:
     return names
 
 
-def load_detector(path: str, labels: Optional[str] = None, resize: Optional[str] = None) -> LoadedDetector:
+def _run_and_model(path: str, image_size: Optional[int] = None):
+    """``(run, keras_model)`` of the run directory ``path`` in its own form, the float model built
+    for ``image_size`` input when given (:meth:`Run.at_input_size`)."""
+    from mobile_spinenet.quantization.qat_run import load_any_run
+    from mobile_spinenet.training.runs import open_run
+
+    if image_size is None:
+        run, model, _ = load_any_run(path)
+        return run, model
+    run = open_run(path).at_input_size(image_size)
+    return run, run.model()
+
+
+def _refuse_input_size(image_size: Optional[int], path: str, what: str) -> None:
+    if image_size is not None:
+        raise ValueError(f"--image-size builds a run's float Keras model at another input size; {path} is {what}")
+
+
+def load_detector(path: str, labels: Optional[str] = None, resize: Optional[str] = None,
+                  image_size: Optional[int] = None) -> LoadedDetector:
     """A run directory (float or QAT) or a ``.tflite`` file. A file's labels come from the kit's
     ``.json`` report beside it, else its TFLite metadata, else ``labels`` (a text file); a file
     with ``TFLite_Detection_PostProcess`` in its graph needs nothing else, whoever made it, and
     a raw-output file needs the report naming its model (for the anchors). ``resize`` overrides
     how images are fitted to the input: a run's recipe says it, a file's report or metadata, and a
-    file with neither is stretched, as MediaPipe and the TF Object Detection API feed theirs."""
+    file with neither is stretched, as MediaPipe and the TF Object Detection API feed theirs.
+    ``image_size`` builds a float detection run for that input size instead of its own."""
     from mobile_spinenet.data.images import check_resize
 
     if resize is not None:
@@ -68,11 +88,12 @@ def load_detector(path: str, labels: Optional[str] = None, resize: Optional[str]
     from mobile_spinenet.quantization.savedmodel_export import is_savedmodel
 
     if is_savedmodel(path):
+        _refuse_input_size(image_size, path, "a SavedModel, whose input size is fixed")
         return _load_savedmodel(path, resize)
     if os.path.isdir(path):
-        from mobile_spinenet.quantization.qat_run import load_any_run
-
-        run, model, _ = load_any_run(path)
+        if image_size is not None and task_of(path) == INSTANCE_SEGMENTATION:
+            _refuse_input_size(image_size, path, "a Mask R-CNN run")
+        run, model = _run_and_model(path, image_size)
         if run.config.task == INSTANCE_SEGMENTATION:
             from mobile_spinenet.eval.instance_eval import boxes_only, mask_rcnn_predictor
 
@@ -85,6 +106,7 @@ def load_detector(path: str, labels: Optional[str] = None, resize: Optional[str]
                               run.label_map.names, resize or run.config.resize)
     if not os.path.isfile(path):
         raise ValueError(f"{path} does not exist (expected a run directory or a .tflite file)")
+    _refuse_input_size(image_size, path, "a .tflite file, whose input size is fixed")
     from mobile_spinenet.quantization.export_run import sidecar_paths
     from mobile_spinenet.quantization.interpreter import load_interpreter, postprocess_names
 
@@ -147,12 +169,14 @@ def _metadata(path: str) -> dict:
 
 
 def evaluate_path(path: str, data: str, max_images: Optional[int] = None, progress=None,
-                  labels: Optional[str] = None, resize: Optional[str] = None) -> tuple[dict, list]:
-    """``(metrics, detections)`` of the detector at ``path`` on the dataset ``data``."""
+                  labels: Optional[str] = None, resize: Optional[str] = None,
+                  image_size: Optional[int] = None) -> tuple[dict, list]:
+    """``(metrics, detections)`` of the detector at ``path`` on the dataset ``data`` (a float run
+    built for ``image_size`` input when given)."""
     from mobile_spinenet.data.readers import read_dataset
     from mobile_spinenet.eval.detector_eval import evaluate_predictor
 
-    detector = load_detector(path, labels, resize)
+    detector = load_detector(path, labels, resize, image_size)
     if detector.label_map is not None:
         dataset = read_dataset(data, label_map=detector.label_map)
     else:
@@ -197,19 +221,19 @@ def evaluate_instances_path(path: str, data: str, max_images: Optional[int] = No
 
 
 def evaluate_classifier_path(path: str, data: str, max_images: Optional[int] = None,
-                             resize: Optional[str] = None) -> dict:
-    """Top-1/top-5 accuracy of a classification run (Keras) or of a classifier file the kit
-    exported (its report gives labels, size and resize) on the class folders ``data``."""
+                             resize: Optional[str] = None, image_size: Optional[int] = None) -> dict:
+    """Top-1/top-5 accuracy of a classification run (Keras; built for ``image_size`` input when
+    given) or of a classifier file the kit exported (its report gives labels, size and resize) on
+    the class folders ``data``."""
     from mobile_spinenet.data.class_folders import read_class_folders
     from mobile_spinenet.eval.classifier_eval import evaluate_classifier, keras_classifier, tflite_classifier
 
     if os.path.isdir(path):
-        from mobile_spinenet.quantization.qat_run import load_any_run
-
-        run, model, _ = load_any_run(path)
+        run, model = _run_and_model(path, image_size)
         predict, size, names = keras_classifier(model), run.image_size, run.label_map.names
         resize = resize or run.config.resize
     else:
+        _refuse_input_size(image_size, path, "a .tflite file, whose input size is fixed")
         from mobile_spinenet.quantization.export_run import sidecar_paths
         from mobile_spinenet.quantization.interpreter import load_interpreter
 

@@ -71,3 +71,26 @@ def test_a_qat_run_without_its_model_file_is_rebuilt_through_tfmot_to_the_same_m
     want, got = from_file(x, training=False), rebuilt(x, training=False)
     for name, value in want.items():
         np.testing.assert_array_equal(got[name].numpy(), value.numpy(), err_msg=name)
+
+
+def test_eval_at_another_input_size_builds_the_float_run_for_it_and_refuses_what_it_cannot(demo, tmp_path, capsys):
+    from mobile_spinenet.eval.evaluate import evaluate_path, load_detector
+
+    run = os.path.join(CHECKPOINTS, "spinenet49xxs")  # trained at 256 px
+    assert load_detector(run, image_size=384).image_size == 384
+    own, sized = open_run(run), open_run(run).at_input_size(384)
+    assert len(sized.anchors()) * 256 ** 2 == len(own.anchors()) * 384 ** 2  # anchors of the 384 px pyramid
+    at_own, _ = evaluate_path(run, str(demo / "val"), max_images=40)
+    at_384, _ = evaluate_path(run, str(demo / "val"), max_images=40, image_size=384)
+    assert at_384["AP"] != at_own["AP"]  # another model was scored ...
+    assert at_384["AP"] >= MIN_KERAS_AP / 100, at_384  # ... with the trained weights and boxes in image pixels
+
+    junk = tmp_path / "model.tflite"
+    junk.write_bytes(b"not a model")
+    for target, size, says in [(run, 320, "multiple of 128"),
+                               (os.path.join(CHECKPOINTS, "spinenet49xxs-qat"), 384, "is a QAT run"),
+                               (str(junk), 384, "whose input size is fixed")]:
+        capsys.readouterr()
+        assert main(["eval", target, "--data", str(demo / "val"), "--image-size", str(size)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert says in err and "Traceback" not in err and len(err.splitlines()) == 1, err

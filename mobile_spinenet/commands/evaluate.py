@@ -109,6 +109,8 @@ def _cmd_eval(args) -> int:
     if task == INSTANCE_SEGMENTATION:
         if args.labels:
             raise ValueError("--labels is for .tflite files; a Mask R-CNN run's labels come from its run")
+        if args.image_size is not None:
+            raise ValueError(f"--image-size is for detection and classification runs; {args.model} is a Mask R-CNN run")
         metrics, results = evaluate_instances_path(args.model, args.data, args.max_images, resize=args.resize)
         print("box (bbox):\n" + format_metrics(metrics["bbox"]))
         print("mask (segm):\n" + format_metrics(metrics["segm"]))
@@ -119,11 +121,12 @@ def _cmd_eval(args) -> int:
     if task == "classification":
         if args.json or args.labels:
             raise ValueError("--json and --labels are for detectors; a classifier's labels come from its run or report")
-        accuracy = evaluate_classifier_path(args.model, args.data, args.max_images, args.resize)
+        accuracy = evaluate_classifier_path(args.model, args.data, args.max_images, args.resize, args.image_size)
         print(f"top-1 {100 * accuracy['top1']:.2f}%  top-5 {100 * accuracy['top5']:.2f}%  "
               f"({accuracy['images']} images of {args.data})")
         return 0
-    metrics, detections = evaluate_path(args.model, args.data, args.max_images, labels=args.labels, resize=args.resize)
+    metrics, detections = evaluate_path(args.model, args.data, args.max_images, labels=args.labels, resize=args.resize,
+                                        image_size=args.image_size)
     print(format_metrics(metrics))
     if args.json:
         write_json_atomically(args.json, detections)
@@ -146,6 +149,10 @@ def add_eval_parser(sub) -> None:
     evaluate.add_argument("--max-images", type=positive_int, help="score only the first N images")
     evaluate.add_argument("--labels", help=LABELS_HELP)
     evaluate.add_argument("--resize", choices=["letterbox", "stretch"], help=RESIZE_HELP)
+    evaluate.add_argument("--image-size", type=positive_int,
+                          help="score a float run's Keras model built for this input size instead of the size it "
+                               "was trained at (same weights; e.g. 384 for a 256 px run): what a deployment at that "
+                               "size would score. Not for .tflite files, QAT or Mask R-CNN runs")
     evaluate.set_defaults(func=_cmd_eval)
 
 

@@ -7,7 +7,7 @@ import json
 import logging
 import os
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional
 
 from mobile_spinenet.data.records import LabelMap
@@ -192,6 +192,18 @@ class Run:
     @property
     def own_form(self) -> str:
         return "qat" if self.is_qat else FLOAT_FORM
+
+    def at_input_size(self, image_size: int) -> "Run":
+        """This run with its float model built for ``image_size`` input instead of the size it was
+        trained at (the same weights: every layer is convolutional); model, anchors and clipping
+        follow. A QAT run is refused: its quantization-aware structure is stored at one size."""
+        from mobile_spinenet.registry import check_image_size
+
+        if self.is_qat:
+            raise ValueError(f"{self.run_dir} is a QAT run, fixed at {self.image_size} px; give its float run "
+                             f"for another input size")
+        check_image_size(self.config.model, image_size, self.config.task)
+        return replace(self, image_size=image_size)
 
     def model(self, form: Optional[str] = None):
         """The run's Keras model with its trained weights, in ``form``: ``"float"`` (the zoo's
