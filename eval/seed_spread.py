@@ -19,7 +19,7 @@ from mobile_spinenet.io_utils import write_atomically, write_json_atomically
 SEEDS_FILE = "seeds.json"
 REPORT_FILE = "seeds.md"
 # settings a seeds.json written before they existed was measured at
-SETTING_DEFAULTS = {"freeze_bn": False}
+SETTING_DEFAULTS = {"freeze_bn": False, "float_layers": []}
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,7 @@ class SeedSpreadOptions:
     seeds: tuple = (1, 2, 3)
     qat_epochs: float = 0.25
     freeze_bn: bool = False  # QAT with the float run's BN layers frozen (QatOptions.freeze_bn)
+    float_layers: tuple = ()  # layer-name patterns left float in every model (QatOptions.float_layers)
     val: Optional[str] = None
     verify_images: Optional[int] = None  # None: the whole val set
     show_progress: bool = True
@@ -48,6 +49,18 @@ class SeedSpreadOptions:
                 raise ValueError(f"--runs-from {self.runs_from} has no finished run {model}/ (run.json missing); "
                                  f"train it first or leave it out of --models")
         return self
+
+    def check_float_layers(self) -> None:
+        """Refuse, before any work, a --float-layers pattern that matches no layer of a model."""
+        from mobile_spinenet.quantization.qat import check_float_layers
+        from mobile_spinenet.training.runs import open_run
+
+        for model in self.models if self.float_layers else ():
+            run = open_run(os.path.join(self.runs_from, model))
+            try:
+                check_float_layers(run.config.model, self.float_layers, **run.build_kwargs())
+            except ValueError as error:
+                raise ValueError(f"{model}: {error}") from None
 
 
 def check_float_weights(record: dict, weights: dict, path: str) -> None:
@@ -67,7 +80,8 @@ def format_spread(record: dict) -> str:
     settings = record["settings"]
     lines = ["# Seed spread of the QAT fine-tune", "",
              f"Each model's trained float run from `{settings['runs_from']}`, fine-tuned quantization-aware for "
-             f"{settings['qat_epochs']:g} epochs{' with its BN layers frozen' if settings.get('freeze_bn') else ''} "
+             f"{settings['qat_epochs']:g} epochs{' with its BN layers frozen' if settings.get('freeze_bn') else ''}"
+             f"{float_layers_phrase(settings.get('float_layers'))} "
              f"with seeds {settings['seeds']}, exported to int8 and scored on "
              f"{settings['val_images']} val images (COCO AP in points). sd: sample standard deviation over the seeds.",
              "", "| model | seeds | int8 AP mean | sd | int8 AP50 mean | sd | QAT Keras AP mean | sd |",
@@ -86,6 +100,12 @@ def format_spread(record: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def float_layers_phrase(patterns) -> str:
+    if not patterns:
+        return ""
+    return " and the layers matching " + ", ".join(f"`{p}`" for p in patterns) + " left float (mixed precision)"
+
+
 def seed_spread(options: SeedSpreadOptions, progress: Callable[[str], None] = print) -> dict:
     """Run what ``OUT/seeds.json`` lacks; returns the record (also written as ``OUT/seeds.md``)."""
     from mobile_spinenet.backend import keras
@@ -101,7 +121,7 @@ def seed_spread(options: SeedSpreadOptions, progress: Callable[[str], None] = pr
     verify_images = options.verify_images or len(read_dataset(val_dir))
     settings = {"runs_from": os.path.abspath(options.runs_from), "data": os.path.abspath(train_dir),
                 "val": os.path.abspath(val_dir), "qat_epochs": options.qat_epochs, "freeze_bn": options.freeze_bn,
-                "val_images": verify_images}
+                "float_layers": list(options.float_layers), "val_images": verify_images}
     old = record.get("settings")
     if old:
         old = {**SETTING_DEFAULTS, **old}
@@ -110,6 +130,7 @@ def seed_spread(options: SeedSpreadOptions, progress: Callable[[str], None] = pr
         raise ValueError(f"{path} was measured with other settings ({changed}); choose another --out")
     weights = {model: weights_digest(os.path.join(options.runs_from, model)) for model in options.models}
     check_float_weights(record, weights, path)  # before any work: seeds of other weights are not one spread
+    options.check_float_layers()
     record["settings"] = {**settings, "seeds": sorted({*old.get("seeds", []), *options.seeds}) if old
                           else list(options.seeds)}
     record.setdefault(WEIGHTS_KEY, {}).update(weights)
@@ -122,6 +143,7 @@ def seed_spread(options: SeedSpreadOptions, progress: Callable[[str], None] = pr
             progress(f"== {model}, seed {seed}: QAT {options.qat_epochs:g} epochs -> {qat_dir}")
             qat(float_dir, train_dir, qat_dir, QatOptions(epochs=options.qat_epochs, seed=seed, resume=True,
                                                            freeze_bn=options.freeze_bn,
+                                                           float_layers=tuple(options.float_layers),
                                                            show_progress=options.show_progress))
             keras.backend.clear_session()
             exported = export_verified(qat_dir, os.path.join(options.out, "exports", f"{model}_seed{seed}.tflite"),

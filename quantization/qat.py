@@ -111,6 +111,14 @@ def float_layer_names(model: keras.Model, patterns: Sequence[str]) -> set:
     return chosen
 
 
+def check_float_layers(model_id: str, patterns: Sequence[str], **build_kwargs) -> set:
+    """:func:`float_layer_names` of the quantizable form of ``model_id`` built with ``build_kwargs``
+    (untrained: names only), so that a pattern matching no layer is refused before any work."""
+    from mobile_spinenet.zoo import build_model
+
+    return float_layer_names(build_model(model_id, share_head_convs=False, **build_kwargs), patterns)
+
+
 def quantize_aware(model: keras.Model, float_layers: Sequence[str] = ()) -> keras.Model:
     """A quantization-aware copy of a float functional ``model``, its weights included.
 

@@ -249,6 +249,40 @@ def test_seed_spread_runs_each_missing_seed_once_and_resumes(tmp_path, monkeypat
         SeedSpreadOptions(**{**options.__dict__, "models": ("mnv3_small_ssdlite",)}).validate()
 
 
+def test_seed_spread_with_float_layers_passes_them_to_every_qat_and_refuses_a_pattern_before_any_work(
+        tmp_path, monkeypatch, capsys):
+    import mobile_spinenet.eval.compare as compare_module
+    import mobile_spinenet.quantization.qat_run as qat_module
+    from mobile_spinenet.cli import main
+    from mobile_spinenet.eval.seed_spread import SeedSpreadOptions, seed_spread
+
+    checkpoints = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "checkpoints", "demo")
+    for split in ("train", "val"):
+        (tmp_path / "data" / split).mkdir(parents=True)
+    calls = []
+    monkeypatch.setattr(qat_module, "qat", lambda float_dir, train_dir, qat_dir, options: calls.append(
+        (os.path.basename(float_dir), options.seed, options.float_layers)))
+    monkeypatch.setattr(compare_module, "export_verified", lambda run_dir, path, quant, val_dir, images, progress: {
+        "tflite_AP": 30.0, "tflite_AP50": 40.0, "keras_AP": 30.0, "passed": True, "agreement": 1.0, "images": images})
+    mixed = SeedSpreadOptions(runs_from=checkpoints, data=str(tmp_path / "data"), out=str(tmp_path / "mixed"),
+                              models=("spinenet49xxs",), seeds=(1, 2), verify_images=10,
+                              float_layers=("stem_block0*", "boxes*"))
+    record = seed_spread(mixed, progress=lambda message: None)
+    assert calls == [("spinenet49xxs", 1, ("stem_block0*", "boxes*")), ("spinenet49xxs", 2, ("stem_block0*", "boxes*"))]
+    assert record["settings"]["float_layers"] == ["stem_block0*", "boxes*"]
+    assert "`stem_block0*`, `boxes*` left float" in (tmp_path / "mixed" / "seeds.md").read_text()
+    with pytest.raises(ValueError, match="measured with other settings \\(float_layers\\)"):
+        seed_spread(SeedSpreadOptions(**{**mixed.__dict__, "float_layers": ()}), progress=lambda message: None)
+    calls.clear()
+    # MobileNetV3 has no stem_block0 layer: refused, naming model and pattern, before any QAT
+    code = main(["bench", "seeds", "--runs-from", checkpoints, "--data", str(tmp_path / "data"),
+                 "--models", "spinenet49xxs,mnv3_small_ssdlite", "--float-layers", "stem_block0*",
+                 "--out", str(tmp_path / "refused"), "--verify-images", "10"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and calls == [], err
+    assert "mnv3_small_ssdlite" in err and "'stem_block0*' matches no layer" in err and len(err.splitlines()) == 1
+
+
 def test_compare_uses_a_seed_spread_only_for_the_float_weights_it_was_measured_on(tmp_path, monkeypatch):
     # the demo checkpoints were retrained after seeds.json was measured on them: the report applied
     # the old weights' spread to the new weights without a word

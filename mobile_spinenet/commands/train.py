@@ -5,8 +5,8 @@ import json
 import os
 import sys
 
-from mobile_spinenet.commands.common import (non_negative_float, non_negative_int, parse_ints, positive_float,
-                                             positive_int, setup_logging)
+from mobile_spinenet.commands.common import (comma_list, non_negative_float, non_negative_int, parse_ints,
+                                             positive_float, positive_int, setup_logging)
 
 
 def _train_overrides(args) -> dict:
@@ -210,7 +210,7 @@ def _cmd_bench_seeds(args) -> int:
     options = SeedSpreadOptions(runs_from=args.runs_from, data=args.data, out=args.out, val=args.val,
                                 models=tuple(m for m in args.models.split(",") if m),
                                 seeds=parse_ints(args.seeds, "--seeds"), qat_epochs=args.qat_epochs,
-                                freeze_bn=args.freeze_bn,
+                                freeze_bn=args.freeze_bn, float_layers=args.float_layers,
                                 verify_images=args.verify_images, show_progress=not args.no_progress).validate()
     record = seed_spread(options, progress=lambda message: print(message, flush=True))
     print(format_spread(record))
@@ -310,6 +310,10 @@ def add_bench_parser(sub) -> None:
     seeds.add_argument("--freeze-bn", action="store_true",
                        help="QAT with the float run's BN layers frozen, as `qat --freeze-bn` (docs/quantization.md); "
                             "a seeds.json holds one setting, so measure the two into different --out folders")
+    seeds.add_argument("--float-layers", type=comma_list, default=(), metavar="PATTERNS",
+                       help="comma-separated shell patterns of layer names left float in every model's QAT, as "
+                            "`qat --float-layers` (mixed precision; each pattern must match a layer of every model, "
+                            "checked before any work); a seeds.json holds one setting")
     seeds.add_argument("--verify-images", type=positive_int, help="val images scored (default: all)")
     seeds.add_argument("--out", required=True, help="folder for seeds.json, seeds.md, runs/ and exports/")
     seeds.add_argument("--no-progress", action="store_true")
