@@ -50,6 +50,14 @@ def test_a_classifier_trains_on_class_folders_and_is_scored_by_top1(trained, cap
     assert json.loads((run / "label_map.json").read_text())["classes"][0]["name"] == "blue"  # sorted folders
     assert main(["eval", str(run), "--data", str(trained["val"])]) == 0
     assert "top-1 " in capsys.readouterr().out
+    # eval --image-size: the run's weights in a model built for that input (its own size: the same scores)
+    from mobile_spinenet.eval.evaluate import evaluate_classifier_path
+    from mobile_spinenet.training.runs import open_run
+
+    assert open_run(str(run)).at_input_size(96).model().input_shape[1:3] == (96, 96)
+    own = evaluate_classifier_path(str(run), str(trained["val"]))
+    assert evaluate_classifier_path(str(run), str(trained["val"]), image_size=64) == own
+    assert evaluate_classifier_path(str(run), str(trained["val"]), image_size=96)["images"] == own["images"]
 
 
 def test_an_int8_classifier_file_is_verified_against_keras_and_scores_the_same(trained, capsys):
