@@ -38,6 +38,19 @@ def test_every_committed_checkpoint_is_a_finished_run_with_its_record():
         assert record["last_epoch"]["val_AP"] > 0.1  # trained: untrained models score 0.000 here
 
 
+def test_the_20_epoch_checkpoints_are_finished_runs_of_the_same_recipe_trained_longer():
+    longer = os.path.join(ROOT, "checkpoints", "demo20")
+    names = sorted(name for name in os.listdir(longer) if os.path.isdir(os.path.join(longer, name)))
+    assert "spinenet49xxs" in names
+    for name in names:
+        run = open_run(os.path.join(longer, name))
+        record = run.finished_record()
+        assert record["model"] == run.config.model == name and record["epochs"] == 20.0, name
+        assert record["last_epoch"]["val_AP"] > 0.1, name
+        same = open_run(os.path.join(CHECKPOINTS, name)).config  # the committed 12-epoch run of that model
+        assert {**vars(run.config), "epochs": 12.0, "seed": same.seed} == vars(same), name
+
+
 def test_int8_export_of_the_trained_qat_checkpoint_passes_verification_with_agreement(demo, tmp_path, capsys):
     # a QAT run is self-contained: the float run it was fine-tuned from is on another machine
     qat_record = json.loads(open(os.path.join(CHECKPOINTS, "spinenet49xxs-qat", "qat.json")).read())
