@@ -91,8 +91,6 @@ def load_detector(path: str, labels: Optional[str] = None, resize: Optional[str]
         _refuse_input_size(image_size, path, "a SavedModel, whose input size is fixed")
         return _load_savedmodel(path, resize)
     if os.path.isdir(path):
-        if image_size is not None and task_of(path) == INSTANCE_SEGMENTATION:
-            _refuse_input_size(image_size, path, "a Mask R-CNN run")
         run, model = _run_and_model(path, image_size)
         if run.config.task == INSTANCE_SEGMENTATION:
             from mobile_spinenet.eval.instance_eval import boxes_only, mask_rcnn_predictor
@@ -206,13 +204,13 @@ def task_of(path: str) -> str:
 
 
 def evaluate_instances_path(path: str, data: str, max_images: Optional[int] = None, progress=None,
-                            resize: Optional[str] = None) -> tuple[dict, list]:
+                            resize: Optional[str] = None, image_size: Optional[int] = None) -> tuple[dict, list]:
     """``({"bbox": metrics, "segm": metrics}, results)`` of the Mask R-CNN run at ``path`` on the
-    COCO dataset ``data``, read with its masks."""
+    COCO dataset ``data``, read with its masks (``image_size``: refused, :meth:`Run.at_input_size`)."""
     from mobile_spinenet.data.readers import read_dataset
     from mobile_spinenet.eval.instance_eval import evaluate_instances
 
-    detector = load_detector(path, resize=resize)
+    detector = load_detector(path, resize=resize, image_size=image_size)
     if detector.instance_predict is None:
         raise ValueError(f"{path} is not a Mask R-CNN run (task {task_of(path)}); mask AP needs one")
     dataset = read_dataset(data, label_map=detector.label_map, masks=True)

@@ -194,6 +194,9 @@ def test_a_mask_rcnn_run_is_evaluated_for_boxes_and_masks_and_predict_draws_mask
     assert "box (bbox):" in printed and "mask (segm):" in printed
     results = json.load(open(root / "r.json"))
     assert results and all("segmentation" in r and "bbox" in r for r in results)
+    assert main(["eval", str(root / "run"), "--data", str(root / "val"), "--image-size", "256"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "is a Mask R-CNN run" in err and len(err.splitlines()) == 1, err
     image = sorted((root / "val" / "images").iterdir())[0]
     assert main(["predict", str(root / "run"), str(image), "--out", str(root / "drawn"),
                  "--score-threshold", "0"]) == 0

@@ -109,9 +109,8 @@ def _cmd_eval(args) -> int:
     if task == INSTANCE_SEGMENTATION:
         if args.labels:
             raise ValueError("--labels is for .tflite files; a Mask R-CNN run's labels come from its run")
-        if args.image_size is not None:
-            raise ValueError(f"--image-size is for detection and classification runs; {args.model} is a Mask R-CNN run")
-        metrics, results = evaluate_instances_path(args.model, args.data, args.max_images, resize=args.resize)
+        metrics, results = evaluate_instances_path(args.model, args.data, args.max_images, resize=args.resize,
+                                                   image_size=args.image_size)
         print("box (bbox):\n" + format_metrics(metrics["bbox"]))
         print("mask (segm):\n" + format_metrics(metrics["segm"]))
         if args.json:

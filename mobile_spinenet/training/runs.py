@@ -196,12 +196,16 @@ class Run:
     def at_input_size(self, image_size: int) -> "Run":
         """This run with its float model built for ``image_size`` input instead of the size it was
         trained at (the same weights: every layer is convolutional); model, anchors and clipping
-        follow. A QAT run is refused: its quantization-aware structure is stored at one size."""
-        from mobile_spinenet.registry import check_image_size
+        follow. A QAT run is refused (its quantization-aware structure is stored at one size), and so
+        is a Mask R-CNN run (built at other sizes by nothing the kit has checked)."""
+        from mobile_spinenet.registry import INSTANCE_SEGMENTATION, check_image_size
 
         if self.is_qat:
             raise ValueError(f"{self.run_dir} is a QAT run, fixed at {self.image_size} px; give its float run "
                              f"for another input size")
+        if self.config.task == INSTANCE_SEGMENTATION:
+            raise ValueError(f"{self.run_dir} is a Mask R-CNN run: only detection and classification runs are "
+                             f"built for another input size")
         check_image_size(self.config.model, image_size, self.config.task)
         return replace(self, image_size=image_size)
 
