@@ -18,6 +18,15 @@ def ssd_feature_sizes(image_size: int, num_maps: int = 6) -> tuple[int, ...]:
     return tuple(sizes)
 
 
+def maps_grown_from_one_pixel(trained_size: int, image_size: int) -> list[int]:
+    """Indices of the feature maps that are 1x1 at ``trained_size`` but larger at ``image_size``.
+    The 3x3 depthwise kernels reading a 1x1 map (its predictors, the next extra layer) see only zero
+    padding around their centre tap, so training leaves their other eight taps at their initial
+    values; on a larger map those taps meet real features and the predictions go wrong."""
+    return [i for i, (trained, now) in enumerate(zip(ssd_feature_sizes(trained_size), ssd_feature_sizes(image_size)))
+            if trained == 1 and now > 1]
+
+
 def _extra_layer(x, ops: Ops, depth: int, name: str):
     """1x1 to depth/2, stride-2 3x3 depthwise, 1x1 to depth; BN + ReLU6 after each."""
     x = ops.conv_bn(x, depth // 2, 1, name=f"{name}_reduce")

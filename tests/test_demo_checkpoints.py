@@ -107,3 +107,38 @@ def test_eval_at_another_input_size_builds_the_float_run_for_it_and_refuses_what
         assert main(["eval", target, "--data", str(demo / "val"), "--image-size", str(size)]) == 2
         err = capsys.readouterr().err.strip()
         assert says in err and "Traceback" not in err and len(err.splitlines()) == 1, err
+
+
+def test_ssdlite_at_a_size_where_its_1x1_maps_grow_warns_that_their_kernels_trained_only_the_centre_tap(caplog):
+    import numpy as np
+
+    from mobile_spinenet.ssdlite import maps_grown_from_one_pixel
+
+    assert maps_grown_from_one_pixel(256, 256) == [] and maps_grown_from_one_pixel(256, 224) == []
+    assert maps_grown_from_one_pixel(256, 384) == [4]  # maps 24, 12, 6, 3, 2, 1 against 16, 8, 4, 2, 1, 1
+    ssd = open_run(os.path.join(CHECKPOINTS, "mnv3_small_ssdlite"))  # trained at 256 px
+    for size, warns in [(224, False), (256, False), (320, True), (384, True)]:
+        caplog.clear()
+        ssd.at_input_size(size)
+        assert ("trained only their centre tap" in caplog.text) == warns, (size, caplog.text)
+    caplog.clear()
+    open_run(os.path.join(CHECKPOINTS, "spinenet49xxs")).at_input_size(384)  # one head shared by all levels
+    assert "centre tap" not in caplog.text
+
+    # The explanation holds for the committed weights: the kernels reading the 1x1 maps at 256 px
+    # (map 5's and 6's predictors, the extra layer making map 6) keep eight taps that no trained
+    # output depends on, and that the 320 px model's outputs do depend on.
+    readers = ["ssd_extra3_dw", "ssd_box4_dw", "ssd_box5_dw", "ssd_class4_dw", "ssd_class5_dw"]
+    image = np.random.default_rng(0).uniform(-1, 1, (1, 320, 320, 3)).astype("float32")
+    for size in (256, 320):
+        model = ssd.at_input_size(size).model()
+        x = image[:, :size, :size]
+        before = model(x, training=False)["classes"].numpy()
+        for name in readers:
+            layer = model.get_layer(name)
+            kernel, *rest = layer.get_weights()
+            centre_only = np.zeros_like(kernel)
+            centre_only[1, 1] = kernel[1, 1]
+            layer.set_weights([centre_only, *rest])
+        after = model(x, training=False)["classes"].numpy()
+        assert np.array_equal(before, after) == (size == 256), size

@@ -207,7 +207,23 @@ class Run:
             raise ValueError(f"{self.run_dir} is a Mask R-CNN run: only detection and classification runs are "
                              f"built for another input size")
         check_image_size(self.config.model, image_size, self.config.task)
+        self._warn_of_untrained_taps(image_size)
         return replace(self, image_size=image_size)
+
+    def _warn_of_untrained_taps(self, image_size: int) -> None:
+        from mobile_spinenet.registry import get_model_info
+        from mobile_spinenet.ssdlite import maps_grown_from_one_pixel, ssd_feature_sizes
+
+        if get_model_info(self.config.model).kind != "ssdlite":
+            return
+        grown = maps_grown_from_one_pixel(self.image_size, image_size)
+        if grown:
+            sides = ssd_feature_sizes(image_size)
+            log.warning("%s was trained at %d px, where its feature map(s) %s of %d are 1x1, so the 3x3 kernels "
+                        "reading them trained only their centre tap; at %d px they are %s and the untrained taps "
+                        "feed the predictions: expect AP to collapse (docs/training.md). Score SSDLite at its "
+                        "training size", self.run_dir, self.image_size, ", ".join(str(i + 1) for i in grown),
+                        len(sides), image_size, ", ".join(f"{sides[i]}x{sides[i]}" for i in grown))
 
     def model(self, form: Optional[str] = None):
         """The run's Keras model with its trained weights, in ``form``: ``"float"`` (the zoo's
