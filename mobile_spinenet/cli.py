@@ -6,6 +6,7 @@ import sys
 
 from mobile_spinenet import __version__
 from mobile_spinenet.commands import data, evaluate, interop, quantize, train
+from mobile_spinenet.training.stop import StopRequested
 
 
 def _cmd_models(args) -> int:
@@ -85,6 +86,13 @@ def main(argv=None) -> int:
         return 2
     try:
         return args.func(args)
+    except StopRequested as stop:  # Ctrl-C or kill during training: a checkpoint was saved
+        again = "the same command with --resume" if hasattr(args, "resume") else "the same command"
+        print(f"mobile-spinenet {args.command}: {stop}; {again} continues from it", file=sys.stderr)
+        return stop.exit_code
+    except KeyboardInterrupt:  # a second Ctrl-C in training, or one anywhere else: no traceback
+        print(f"mobile-spinenet {args.command}: interrupted", file=sys.stderr)
+        return 130
     except ValueError as error:  # bad ids, sizes, specs: one clear line, no traceback
         print(f"mobile-spinenet {args.command}: error: {error}", file=sys.stderr)
         return 2

@@ -31,6 +31,31 @@ def test_help(command, capsys):
     assert "usage: mobile-spinenet" in capsys.readouterr().out
 
 
+def test_ctrl_c_and_a_training_stop_end_in_one_line_with_the_shells_exit_code(monkeypatch, capsys):
+    import signal
+
+    from mobile_spinenet.commands import evaluate
+    from mobile_spinenet.training.stop import StopRequested
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(evaluate, "_cmd_eval", interrupted)
+    assert main(["eval", "run", "--data", "d"]) == 130
+    assert capsys.readouterr().err.strip() == "mobile-spinenet eval: interrupted"
+
+    from mobile_spinenet.commands import train
+
+    def stopped(args):
+        raise StopRequested(signal.SIGTERM, 530, 5000, "runs/x/checkpoints/step-00000530")
+
+    monkeypatch.setattr(train, "_cmd_train", stopped)
+    assert main(["train", "--model", "spinenet49xxs", "--data", "d", "--out", "o"]) == 143
+    err = capsys.readouterr().err.strip()
+    assert err == ("mobile-spinenet train: stopped by SIGTERM at step 530 of 5000; checkpoint saved "
+                   "(runs/x/checkpoints/step-00000530); the same command with --resume continues from it"), err
+
+
 def test_data_demo_then_check(tmp_path, capsys):
     assert main(["data", "demo", "--out", str(tmp_path), "--train-images", "6", "--val-images", "3"]) == 0
     assert (tmp_path / "LICENSE-fashion-mnist.txt").exists()

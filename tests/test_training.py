@@ -1,5 +1,6 @@
-"""End-to-end training: exact resume after SIGKILL, MirroredStrategy == one device, the CLI."""
+"""End-to-end training: exact resume after SIGKILL or SIGTERM, MirroredStrategy == one device, the CLI."""
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -25,7 +26,7 @@ def tiny(tmp_path_factory):
 def _train_args(data, out, *extra, model="mnv3_small_ssdlite"):
     # the trainer is under test, not the backbone: the model that traces fastest (3 processes here)
     return CLI + ["train", "--model", model, "--data", str(data), "--out", str(out),
-                  "--image-size", "128", "--batch", "4", "--epochs", "2", "--lr", "0.02",
+                  "--image-size", "128", "--batch", "4", "--epochs", "3", "--lr", "0.02",
                   "--warmup-epochs", "0.5", "--checkpoint-every", "2", "--deterministic", "--no-progress", *extra]
 
 
@@ -36,10 +37,24 @@ def _weights(path):
     return out
 
 
-def test_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(tiny, tmp_path):
-    full = tmp_path / "full"
+@pytest.fixture(scope="module")
+def uninterrupted(tiny, tmp_path_factory):
+    """The run the interrupted-and-resumed ones must equal: 6 steps per epoch, 18 in all."""
+    full = tmp_path_factory.mktemp("full") / "run"
     subprocess.run(_train_args(tiny / "train", full), env=ENV, check=True, capture_output=True, timeout=600)
+    return full
 
+
+def _assert_same_weights(full, resumed):
+    a, b = _weights(full / "model.weights.h5"), _weights(resumed / "model.weights.h5")
+    assert [n for n, _ in a] == [n for n, _ in b] and len(a) > 100
+    for (name, x), (_, y) in zip(a, b):
+        np.testing.assert_array_equal(x, y, err_msg=name)
+    rows = (resumed / "metrics.csv").read_text().strip().splitlines()
+    assert len(rows) == 4 and rows[-1].startswith("3,18,")  # header + one row per epoch, none lost
+
+
+def test_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(tiny, uninterrupted, tmp_path):
     killed = tmp_path / "killed"
     process = subprocess.Popen(_train_args(tiny / "train", killed), env=ENV,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -54,18 +69,42 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(tiny, tmp_path)
     assert process.returncode == -signal.SIGKILL, "training ended before it could be killed"
     assert not (killed / "model.weights.h5").exists()
     stopped_at = int(latest.read_text().strip().split("-")[1])
-    assert 2 <= stopped_at < 12  # 6 steps per epoch, 12 in all: killed mid-run
+    assert 2 <= stopped_at < 18  # 6 steps per epoch, 18 in all: killed mid-run
 
     resumed = subprocess.run(_train_args(tiny / "train", killed, "--resume"), env=ENV, capture_output=True,
                              text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"resumed from" in resumed.stderr
-    a, b = _weights(full / "model.weights.h5"), _weights(killed / "model.weights.h5")
-    assert [n for n, _ in a] == [n for n, _ in b] and len(a) > 100
-    for (name, x), (_, y) in zip(a, b):
-        np.testing.assert_array_equal(x, y, err_msg=name)
-    rows = (killed / "metrics.csv").read_text().strip().splitlines()
-    assert len(rows) == 3 and rows[-1].startswith("2,12,")  # header + one row per epoch, none lost
+    _assert_same_weights(uninterrupted, killed)
+
+
+def test_sigterm_saves_the_step_it_reached_and_resume_matches_uninterrupted_run(tiny, uninterrupted, tmp_path):
+    stopped = tmp_path / "stopped"
+    every = ["--checkpoint-every", "7"]  # one periodic checkpoint mid-epoch 2, to know training is there
+    process = subprocess.Popen(_train_args(tiny / "train", stopped, *every), env=ENV,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    latest = stopped / "checkpoints" / "latest"
+    deadline = time.time() + 600
+    while time.time() < deadline and process.poll() is None:
+        if latest.exists() and latest.read_text().strip() == "step-00000007":
+            break
+        time.sleep(0.02)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=600)
+    assert process.returncode == 128 + signal.SIGTERM, err[-2000:]  # 0: it ended before the signal
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("mobile-spinenet train: stopped by SIGTERM at step ") and "--resume" in line, line
+    stopped_at = int(re.search(r"at step (\d+) of 18", line).group(1))
+    # after the last periodic checkpoint (7): the step the signal found was saved, usually step 8
+    assert 7 < stopped_at < 18 and latest.read_text().strip() == f"step-{stopped_at:08d}", line
+    assert (stopped / "checkpoints" / f"step-{stopped_at:08d}").is_dir() and not (stopped / "model.weights.h5").exists()
+    assert len((stopped / "steps.csv").read_text().strip().splitlines()) == stopped_at + 1  # every step logged
+
+    resumed = subprocess.run(_train_args(tiny / "train", stopped, *every, "--resume"), env=ENV, capture_output=True,
+                             text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"at step {stopped_at}" in resumed.stderr  # resumed from the step the signal stopped, none redone
+    _assert_same_weights(uninterrupted, stopped)
 
 
 def test_training_refuses_to_overwrite_a_run_and_names_bad_data(tiny, tmp_path):

@@ -27,6 +27,7 @@ from mobile_spinenet.training.runs import (CHECKPOINTS_DIR, RUN_FILE, WEIGHTS_FI
 from mobile_spinenet.training.losses import weight_decay_loss
 from mobile_spinenet.training.optimizers import l2_loss_coefficient, make_optimizer
 from mobile_spinenet.training.schedule import WarmupDecay
+from mobile_spinenet.training.stop import SignalStop
 from mobile_spinenet.training.tasks import make_task
 from mobile_spinenet.training.xla import xla_gradients
 from mobile_spinenet.zoo import build_model, check_image_size, get_model_info
@@ -213,14 +214,24 @@ class Trainer:
             f"new --out")
 
     def _fit(self, resume: bool) -> dict:
-        from tqdm import tqdm
-
         step = self._prepare_run_dir(resume)
         run_log = RunLog(self.run_dir)
         run_log.truncate(step)
         lowest = min((float(r["loss"]) for r in run_log.step_rows()), default=float("inf"))
         last_row = run_log.last_epoch_row()
         every = max(1, self.config.checkpoint_every_steps)
+        with SignalStop() as stop:
+            last_row = self._steps(step, run_log, lowest, last_row, every, stop)
+        if self.ema is not None:
+            self.ema.adopt()  # the run's weights are the averaged ones (BN re-estimated for them above)
+        self.save_final(last_row)
+        return last_row
+
+    def _steps(self, step: int, run_log: RunLog, lowest: float, last_row, every: int, stop: SignalStop):
+        """Train from ``step`` to the end, closing each epoch; returns the last epoch's row. On a
+        signal (``stop``) it checkpoints the step it reached and raises :class:`StopRequested`."""
+        from tqdm import tqdm
+
         while step < self.total_steps:
             epoch, start = divmod(step, self.steps_per_epoch)
             steps_this_epoch = min(self.steps_per_epoch, self.total_steps - epoch * self.steps_per_epoch)
@@ -255,6 +266,10 @@ class Trainer:
                 if step % every == 0 and step < epoch_end:
                     run_log.flush_steps()
                     self.checkpoints.save(step)
+                if stop.requested and step < epoch_end:  # at the epoch's end, stop once it is closed
+                    bar.close()
+                    run_log.flush_steps()
+                    raise stop.stopped(step, self.total_steps, os.path.dirname(self.checkpoints.save(step)))
             bar.close()
             seconds = time.perf_counter() - started
             run_log.flush_steps()
@@ -272,9 +287,8 @@ class Trainer:
             self.checkpoints.save(step)
             plot_curves(self.run_dir)
             last_row = row
-        if self.ema is not None:
-            self.ema.adopt()  # the run's weights are the averaged ones (BN re-estimated for them above)
-        self.save_final(last_row)
+            if stop.requested and step < self.total_steps:
+                raise stop.stopped(step, self.total_steps, os.path.dirname(self.checkpoints.latest()))
         return last_row
 
     def evaluation_weights(self):
