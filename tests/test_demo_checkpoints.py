@@ -51,6 +51,29 @@ def test_the_20_epoch_checkpoints_are_finished_runs_of_the_same_recipe_trained_l
         assert {**vars(run.config), "epochs": 12.0, "seed": same.seed} == vars(same), name
 
 
+def test_the_step_schedule_checkpoints_are_finished_runs_of_one_recipe():
+    """``checkpoints/demo-step/``: the demo set retrained with cpu_fast's step schedule (it becomes
+    ``checkpoints/demo/`` once every model is there): 12 epochs, one recipe for every model but
+    its family's anchors."""
+    folder = os.path.join(ROOT, "checkpoints", "demo-step")
+    names = sorted(name for name in os.listdir(folder) if os.path.isdir(os.path.join(folder, name)))
+    assert "spinenet49xxs" in names
+    recipe = open_run(os.path.join(folder, "spinenet49xxs")).config
+    assert recipe.schedule == "step" and recipe.epochs == 12.0 and recipe.anchor_scale == 3.0
+    for name in names:
+        run = open_run(os.path.join(folder, name))
+        record = run.finished_record()
+        assert record["model"] == run.config.model == name and record["epochs"] == 12.0, name
+        assert record["last_epoch"]["val_AP"] > 0.1, name
+        anchors = {"anchor_scale": 3.0, "ssd_min_scale": None} if name.startswith("spinenet") else \
+            {"anchor_scale": None, "ssd_min_scale": 0.3}
+        assert vars(run.config) == {**vars(recipe), "model": name, **anchors}, name
+    # the README's command (`--config cpu_fast --anchor-scale 3 --image-size 256 --epochs 12`) makes it
+    from mobile_spinenet.training.config import load_config
+    bundled = load_config("spinenet49xxs", "cpu_fast", overrides=dict(anchor_scale=3.0, image_size=256, epochs=12.0))
+    assert vars(bundled) == vars(recipe)
+
+
 def test_int8_export_of_the_trained_qat_checkpoint_passes_verification_with_agreement(demo, tmp_path, capsys):
     # a QAT run is self-contained: the float run it was fine-tuned from is on another machine
     qat_record = json.loads(open(os.path.join(CHECKPOINTS, "spinenet49xxs-qat", "qat.json")).read())
