@@ -17,6 +17,7 @@ from typing import Callable, Optional
 from mobile_spinenet.eval.benchmark import INTERLEAVED_ROUNDS
 from mobile_spinenet.io_utils import write_json_atomically
 
+DEFAULT_IMAGE_SIZE = 256  # of the models a comparison trains
 DEFAULT_MODELS = ("spinenet49xxs", "spinenet49xs", "spinenet49s_mobile", "spinenet49_mobile",
                   "mnv3_small_ssdlite", "mnv3_large_ssdlite")
 EXTRA_EXPORTS = ("ptq", "fp32")  # optional exports next to the QAT int8 file
@@ -29,7 +30,7 @@ class CompareOptions:
     models: tuple = DEFAULT_MODELS
     budget_minutes: float = 5.0  # float training wall-clock per model
     val: Optional[str] = None
-    image_size: int = 256
+    image_size: Optional[int] = None  # models trained here: this size (None: 256); reused runs keep theirs
     recipe: str = "cpu_demo"
     qat_share: float = 0.125  # QAT epochs as a share of the float epochs
     qat_epochs: Optional[float] = None  # a fixed number of QAT epochs instead (for reused, long float runs)
@@ -59,6 +60,31 @@ class CompareOptions:
         if unknown:
             raise ValueError(f"--extra-exports takes {', '.join(EXTRA_EXPORTS)}; got {', '.join(sorted(unknown))}")
         return self
+
+    @property
+    def training_size(self) -> int:
+        """The input size of the models this comparison trains."""
+        return self.image_size or DEFAULT_IMAGE_SIZE
+
+    def reused_run(self, model: str) -> Optional[str]:
+        """The finished float run of ``model`` in ``runs_from``, if there is one."""
+        if self.runs_from and os.path.isfile(os.path.join(self.runs_from, model, "run.json")):
+            return os.path.join(self.runs_from, model)
+        return None
+
+    def check_reused_sizes(self) -> None:
+        """A reused run keeps the size it was trained at; an --image-size that differs is refused
+        rather than ignored (before any work)."""
+        from mobile_spinenet.training.runs import open_run
+
+        if self.image_size is None:
+            return
+        for model in self.models:
+            run_dir = self.reused_run(model)
+            if run_dir and open_run(run_dir).image_size != self.image_size:
+                raise ValueError(f"--image-size {self.image_size}, but {run_dir} (reused from --runs-from) was "
+                                 f"trained at {open_run(run_dir).image_size} px and is compared at that size; drop "
+                                 f"--image-size, or train at {self.image_size} without --runs-from")
 
 
 def data_folders(data: str, val: Optional[str]) -> tuple[str, str]:
@@ -121,17 +147,17 @@ def _train_float(model: str, options: CompareOptions, train_dir: str, val_dir: s
     if os.path.isfile(os.path.join(run_dir, "config.yaml")):  # an interrupted run: keep its planned epochs
         config = open_run(run_dir).config
     else:
-        recipe = load_config(model, options.recipe, {"image_size": options.image_size})
+        recipe = load_config(model, options.recipe, {"image_size": options.training_size})
         started = time.perf_counter()
         batches = steps_per_epoch(train, recipe.batch_size)
         warmup = min(2, batches - 1)  # the first step traces the graph: never time it when there is a choice
-        probe = bench_train(model, options.image_size, recipe.batch_size, steps=min(6, batches - warmup),
+        probe = bench_train(model, options.training_size, recipe.batch_size, steps=min(6, batches - warmup),
                             warmup=warmup, data=train_dir, recipe=options.recipe)[0]
         overhead = recipe.precise_bn_images / (3 * probe["images_per_s"]) + 2.0  # BN re-estimate, checkpoint
         # the budget covers the whole stage: the probe, and the trainer's own build and first trace (~ the probe's)
         seconds = max(0.1 * 60 * options.budget_minutes, 60 * options.budget_minutes - 2 * (time.perf_counter() - started))
         epochs = plan_epochs(seconds, probe["images_per_s"], len(train), overhead)
-        config = load_config(model, options.recipe, {"image_size": options.image_size, "epochs": epochs,
+        config = load_config(model, options.recipe, {"image_size": options.training_size, "epochs": epochs,
                                                      "warmup_epochs": min(recipe.warmup_epochs, epochs / 4)})
         progress(f"{model}: {probe['images_per_s']:.1f} training images/s -> {epochs:g} epochs in "
                  f"{options.budget_minutes:g} min")
@@ -198,8 +224,8 @@ def compare_model(model: str, options: CompareOptions, train_dir: str, val_dir: 
     out = options.out
     result = ModelResult(os.path.join(out, "results", f"{model}.json"), model)
     float_dir, qat_dir = os.path.join(out, "runs", model), os.path.join(out, "runs", f"{model}-qat")
-    if options.runs_from and os.path.isfile(os.path.join(options.runs_from, model, "run.json")):
-        float_dir = os.path.join(options.runs_from, model)
+    if options.reused_run(model):
+        float_dir = options.reused_run(model)
         if os.path.isfile(os.path.join(options.runs_from, f"{model}-qat", "run.json")):
             qat_dir = os.path.join(options.runs_from, f"{model}-qat")
 
@@ -283,6 +309,7 @@ def compare(options: CompareOptions, progress: Callable[[str], None] = print) ->
     from mobile_spinenet.eval.compare_report import write_report
 
     options.validate()
+    options.check_reused_sizes()
     train_dir, val_dir = data_folders(options.data, options.val)
     seeds = None
     if options.seed_spread:
@@ -300,7 +327,7 @@ def compare(options: CompareOptions, progress: Callable[[str], None] = print) ->
         spread, spread_notes = spread_for_weights(seeds, {r["model"]: weights_digest(r["training"]["run"])
                                                          for r in results})
     settings = {"data": os.path.abspath(train_dir), "val": os.path.abspath(val_dir),
-                "budget_minutes": options.budget_minutes, "image_size": options.image_size, "recipe": options.recipe,
+                "budget_minutes": options.budget_minutes, "image_size": options.training_size, "recipe": options.recipe,
                 "qat_share": options.qat_share, "threads": list(options.threads), "bench_runs": options.bench_runs,
                 "bench_rounds": options.bench_rounds, "models": len(results),
                 "reused_runs": {r["model"]: r["training"]["run"] for r in results if r["training"].get("reused")},

@@ -110,6 +110,22 @@ def test_bad_options_name_the_flag(tmp_path):
         CompareOptions("d", "o", ("spinenet49xs",), extra_exports=("int4",)).validate()
 
 
+def test_an_image_size_that_a_reused_run_was_not_trained_at_is_refused_before_any_work(tmp_path, capsys):
+    from mobile_spinenet.cli import main
+
+    checkpoints = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "checkpoints", "demo")
+    args = ["compare", "--data", str(tmp_path / "nothing"), "--runs-from", checkpoints, "--models",
+            "spinenet49xxs,mnv3_small_ssdlite", "--out", str(tmp_path / "out")]
+    assert main(args + ["--image-size", "320"]) == 2  # the runs are 256 px ones
+    err = capsys.readouterr().err.strip()
+    assert "--image-size 320" in err and "spinenet49xxs" in err and "trained at 256 px" in err, err
+    assert len(err.splitlines()) == 1 and not (tmp_path / "out").exists()
+    options = CompareOptions("d", "o", ("spinenet49xxs",), runs_from=checkpoints)
+    options.check_reused_sizes()  # no size asked: the runs' own
+    CompareOptions("d", "o", ("spinenet49xxs",), runs_from=checkpoints, image_size=256).check_reused_sizes()
+    assert options.training_size == 256 and CompareOptions("d", "o", image_size=320).training_size == 320
+
+
 def test_compare_command_passes_every_flag_to_its_options(tmp_path, capsys, monkeypatch):
     import mobile_spinenet.eval.compare as compare_module
     from mobile_spinenet.cli import main

@@ -219,7 +219,9 @@ def add_compare_parser(sub) -> None:
     compare.add_argument("--models", default=",".join(DEFAULT_MODELS), help="comma-separated model ids")
     compare.add_argument("--budget", type=float, default=5.0, help="minutes of float training per model (default 5)")
     compare.add_argument("--out", required=True, help="report folder (runs/, exports/, results/, report.md)")
-    compare.add_argument("--image-size", type=positive_int, default=256, help="input size of every model (default 256)")
+    compare.add_argument("--image-size", type=positive_int,
+                         help="input size of the models it trains (default 256); runs reused with --runs-from keep "
+                              "the size they were trained at, and a different --image-size is refused")
     compare.add_argument("--recipe", default="cpu_demo", help="training recipe (bundled name or YAML file)")
     compare.add_argument("--qat-share", type=non_negative_float, default=0.125, help="QAT epochs as a share of the float epochs")
     compare.add_argument("--qat-epochs", type=float,
