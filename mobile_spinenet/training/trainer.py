@@ -217,21 +217,21 @@ class Trainer:
         step = self._prepare_run_dir(resume)
         run_log = RunLog(self.run_dir)
         run_log.truncate(step)
-        lowest = min((float(r["loss"]) for r in run_log.step_rows()), default=float("inf"))
-        last_row = run_log.last_epoch_row()
-        every = max(1, self.config.checkpoint_every_steps)
         with SignalStop() as stop:
-            last_row = self._steps(step, run_log, lowest, last_row, every, stop)
+            last_row = self._steps(step, run_log, stop)
         if self.ema is not None:
             self.ema.adopt()  # the run's weights are the averaged ones (BN re-estimated for them above)
         self.save_final(last_row)
         return last_row
 
-    def _steps(self, step: int, run_log: RunLog, lowest: float, last_row, every: int, stop: SignalStop):
+    def _steps(self, step: int, run_log: RunLog, stop: SignalStop) -> dict:
         """Train from ``step`` to the end, closing each epoch; returns the last epoch's row. On a
         signal (``stop``) it checkpoints the step it reached and raises :class:`StopRequested`."""
         from tqdm import tqdm
 
+        lowest = min((float(r["loss"]) for r in run_log.step_rows()), default=float("inf"))
+        last_row = run_log.last_epoch_row()
+        every = max(1, self.config.checkpoint_every_steps)
         while step < self.total_steps:
             epoch, start = divmod(step, self.steps_per_epoch)
             steps_this_epoch = min(self.steps_per_epoch, self.total_steps - epoch * self.steps_per_epoch)
