@@ -152,7 +152,8 @@ def add_eval_parser(sub) -> None:
                           help="score a float run's Keras model built for this input size instead of the size it "
                                "was trained at (same weights; e.g. 384 for a 256 px run): what a deployment at that "
                                "size would score. SpineNet's AP rises with the size on small objects; SSDLite's falls "
-                               "away from its training size (docs/training.md). Not for .tflite files, QAT or Mask "
+                               "away from its training size, and it warns where a 1x1 feature map would grow "
+                               "(docs/training.md). Not for .tflite files, QAT or Mask "
                                "R-CNN runs")
     evaluate.set_defaults(func=_cmd_eval)
 
