@@ -24,7 +24,7 @@ LAYERS = [
     ("runtime", ["quantization.metadata", "quantization.interpreter"]),
     ("scoring", ["eval.coco_metrics", "eval.detector_eval", "eval.classifier_eval", "eval.instance_eval"]),
     ("training", ["training.config", "training.checkpoints", "training.logs", "training.runs", "training.schedule",
-                  "training.distribute", "training.ema", "training.optimizers", "training.losses",
+                  "training.stop", "training.distribute", "training.ema", "training.optimizers", "training.losses",
                   "training.precise_bn", "training.xla", "training.init_weights", "training.tasks", "training.trainer", "training.bench"]),
     ("interop", ["interop.coco_classes", "interop.model_garden", "interop.model_garden_export"]),
     ("quantization", ["quantization.qat", "quantization.postprocess_op", "quantization.export", "quantization.verify",
