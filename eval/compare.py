@@ -81,9 +81,10 @@ class CompareOptions:
             return
         for model in self.models:
             run_dir = self.reused_run(model)
-            if run_dir and open_run(run_dir).image_size != self.image_size:
+            trained_at = open_run(run_dir).image_size if run_dir else self.image_size
+            if trained_at != self.image_size:
                 raise ValueError(f"--image-size {self.image_size}, but {run_dir} (reused from --runs-from) was "
-                                 f"trained at {open_run(run_dir).image_size} px and is compared at that size; drop "
+                                 f"trained at {trained_at} px and is compared at that size; drop "
                                  f"--image-size, or train at {self.image_size} without --runs-from")
 
 
@@ -224,8 +225,9 @@ def compare_model(model: str, options: CompareOptions, train_dir: str, val_dir: 
     out = options.out
     result = ModelResult(os.path.join(out, "results", f"{model}.json"), model)
     float_dir, qat_dir = os.path.join(out, "runs", model), os.path.join(out, "runs", f"{model}-qat")
-    if options.reused_run(model):
-        float_dir = options.reused_run(model)
+    reused = options.reused_run(model)
+    if reused:
+        float_dir = reused
         if os.path.isfile(os.path.join(options.runs_from, f"{model}-qat", "run.json")):
             qat_dir = os.path.join(options.runs_from, f"{model}-qat")
 
