@@ -68,3 +68,64 @@ def test_bad_class_folders_are_refused_naming_what_is_wrong(tmp_path):
         read_class_folders(str(tmp_path / "missing"))
     with pytest.raises(ValueError, match="has no class folders"):
         read_class_folders(str(root / "cat"))
+
+
+def _write_idx(path, array):
+    import gzip
+
+    import numpy as np
+
+    array = np.asarray(array, np.uint8)
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.tobytes())
+
+
+@pytest.fixture
+def fashion_mnist(tmp_path):
+    """A Fashion-MNIST folder as Zalando publishes it, 5 photos a class, each photo one grey level."""
+    import numpy as np
+
+    folder = tmp_path / "fashion-mnist"
+    folder.mkdir()
+    labels = np.repeat(np.arange(10), 5)
+    images = np.stack([np.full((28, 28), 10 + i, np.uint8) for i in range(len(labels))])
+    _write_idx(folder / "train-images-idx3-ubyte.gz", images)
+    _write_idx(folder / "train-labels-idx1-ubyte.gz", labels)
+    return folder
+
+
+def test_demo_classes_draws_more_training_photos_from_fashion_mnist_files_and_keeps_the_val_set(
+        fashion_mnist, tmp_path, capsys):
+    import numpy as np
+
+    out = tmp_path / "classes"
+    args = ["data", "demo-classes", "--out", str(out), "--fashion-mnist", str(fashion_mnist), "--train-per-class", "3"]
+    assert main(args) == 0, capsys.readouterr().err
+    train = read_class_folders(str(out / "train"))
+    val = read_class_folders(str(out / "val"), class_names=train.class_names)
+    assert set(train.counts().values()) == {3} and set(val.counts().values()) == {100}  # val: the bundled photos
+    for path, label in zip(train.paths, train.labels):  # each photo the source's, in its class folder
+        level = int(np.asarray(Image.open(path))[0, 0])
+        assert (level - 10) // 5 == CLASS_NAMES.index(train.class_names[label].replace("_", " ")), path
+    assert main(args) == 0  # the same set again: rewritten in place
+
+    capsys.readouterr()
+    for bad, says in [
+        (["--out", str(tmp_path / "a"), "--fashion-mnist", str(tmp_path / "nowhere")], "train-images-idx3-ubyte.gz does not exist"),
+        (["--out", str(tmp_path / "b"), "--fashion-mnist", str(fashion_mnist), "--train-per-class", "6"],
+         "class 't-shirt' has 5 images, fewer than the 6"),
+        (["--out", str(tmp_path / "c"), "--train-per-class", "6"], "train_per_class needs fashion_mnist"),
+    ]:
+        assert main(["data", "demo-classes", *bad]) == 2, bad
+        err = capsys.readouterr().err.strip()
+        assert says in err and "Traceback" not in err and len(err.splitlines()) == 1, err
+    # a smaller set into a folder of a larger one would leave the larger one's photos mixed in
+    assert main(["data", "demo-classes", "--out", str(tmp_path / "bundled")]) == 0
+    capsys.readouterr()
+    assert main(["data", "demo-classes", "--out", str(tmp_path / "bundled"), "--fashion-mnist", str(fashion_mnist),
+                 "--train-per-class", "3"]) == 2
+    assert "train holds 2470 files this set does not write" in capsys.readouterr().err
+    (fashion_mnist / "train-labels-idx1-ubyte.gz").write_bytes(b"not gzip")
+    assert main(["data", "demo-classes", "--out", str(tmp_path / "d"), "--fashion-mnist", str(fashion_mnist)]) == 2
+    assert "train-labels-idx1-ubyte.gz cannot be read as a gzipped IDX file" in capsys.readouterr().err

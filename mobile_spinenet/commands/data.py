@@ -15,7 +15,8 @@ def _cmd_data_demo(args) -> int:
 def _cmd_data_demo_classes(args) -> int:
     from mobile_spinenet.data.class_folders import make_demo_class_folders
 
-    folders = make_demo_class_folders(args.out, progress=print)
+    folders = make_demo_class_folders(args.out, progress=print, fashion_mnist=args.fashion_mnist,
+                                      train_per_class=args.train_per_class, seed=args.seed)
     print(f"train: {folders['train']}\nval:   {folders['val']}")
     return 0
 
@@ -46,8 +47,17 @@ def add_data_parser(sub) -> None:
     classes = data_sub.add_parser(
         "demo-classes", help="write the Fashion-MNIST photos as class folders (classification)",
         description="Write the bundled Fashion-MNIST photos (10 classes, 250 train and 100 val images a class, "
-                    "disjoint) as OUT/train/<class>/ and OUT/val/<class>/, the ImageNet folder layout.")
+                    "disjoint) as OUT/train/<class>/ and OUT/val/<class>/, the ImageNet folder layout; "
+                    "--fashion-mnist takes more training photos from Fashion-MNIST's own files.")
     classes.add_argument("--out", required=True)
+    classes.add_argument("--fashion-mnist", metavar="DIR",
+                         help="draw the training photos from this Fashion-MNIST folder instead (its "
+                              "train-images-idx3-ubyte.gz and train-labels-idx1-ubyte.gz, e.g. "
+                              "/usr/share/datasets/fashion-mnist from the Debian package dataset-fashion-mnist); "
+                              "the val photos stay the bundled ones, from Fashion-MNIST's test set")
+    classes.add_argument("--train-per-class", type=positive_int, metavar="N",
+                         help="with --fashion-mnist: training photos a class (default: all, 6000)")
+    classes.add_argument("--seed", type=int, default=0, help="with --fashion-mnist: which photos are picked")
     classes.set_defaults(func=_cmd_data_demo_classes)
     check = data_sub.add_parser("check", help="read a dataset and report bad input",
                                 description="Read a COCO or VOC dataset as training would and list "

@@ -85,27 +85,39 @@ def read_class_folders(root: str, class_names: Optional[tuple] = None, check_ima
     return ClassFolderDataset(root, names, tuple(paths), tuple(labels))
 
 
-def make_demo_class_folders(out_dir: str, progress=None) -> dict:
+def make_demo_class_folders(out_dir: str, progress=None, fashion_mnist: Optional[str] = None,
+                            train_per_class: Optional[int] = None, seed: int = 0) -> dict:
     """Write the bundled Fashion-MNIST photos as ``out_dir/train/<class>/`` and ``out_dir/val/<class>/``
-    (PNG, 28x28 grey as stored; 250 train and 100 val images a class, disjoint); returns the folders."""
+    (PNG, 28x28 grey as stored; 250 train and 100 val images a class, disjoint); returns the folders.
+
+    ``fashion_mnist``: a folder of Fashion-MNIST's own files (e.g. the Debian package
+    ``dataset-fashion-mnist``'s ``/usr/share/datasets/fashion-mnist``) to draw the training photos
+    from instead, ``train_per_class`` of every class (default all, 6,000) picked with ``seed``; the
+    val photos stay the bundled ones (from Fashion-MNIST's test set, so never a training photo)."""
     import io
 
     import numpy as np
     from PIL import Image
 
-    from mobile_spinenet.data.glyphs import CLASS_NAMES, load_glyphs
+    from mobile_spinenet.data.glyphs import CLASS_NAMES, load_glyphs, pick_per_class, read_fashion_mnist
     from mobile_spinenet.io_utils import write_atomically
 
+    sources = {"train": load_glyphs("train"), "val": load_glyphs("val")}
+    if fashion_mnist is not None:
+        images, labels = read_fashion_mnist(fashion_mnist, "train")
+        per_class = train_per_class if train_per_class is not None else int(np.bincount(labels).min())
+        picked = np.sort(pick_per_class(labels, per_class, np.random.default_rng(seed), fashion_mnist))
+        sources["train"] = images[picked], labels[picked]
+    elif train_per_class is not None:
+        raise ValueError("train_per_class needs fashion_mnist: the bundled photos are 250 a class")
+    planned = {split: _demo_photo_paths(out_dir, split, labels) for split, (_, labels) in sources.items()}
+    for split, paths in planned.items():  # before any write: a folder of another set would be mixed in
+        _refuse_other_files(os.path.join(out_dir, split), set(paths))
     folders = {}
-    for split in ("train", "val"):
-        images, labels = load_glyphs(split)
+    for split, (images, labels) in sources.items():
         for name in CLASS_NAMES:
             os.makedirs(os.path.join(out_dir, split, name.replace(" ", "_")), exist_ok=True)
-        counters = np.zeros(len(CLASS_NAMES), int)
-        for image, label in zip(images, labels):
-            name = CLASS_NAMES[int(label)].replace(" ", "_")
-            path = os.path.join(out_dir, split, name, f"{split}_{counters[label]:04d}.png")
-            counters[label] += 1
+        for image, path in zip(images, planned[split]):
             buffer = io.BytesIO()
             Image.fromarray(image).save(buffer, format="PNG")
             write_atomically(path, buffer.getvalue())
@@ -113,3 +125,28 @@ def make_demo_class_folders(out_dir: str, progress=None) -> dict:
         if progress:
             progress(f"wrote {len(images)} {split} images in {len(CLASS_NAMES)} class folders to {folders[split]}")
     return folders
+
+
+def _demo_photo_paths(out_dir: str, split: str, labels) -> list:
+    """``OUT/<split>/<class>/<split>_NNNN.png`` of each photo, numbered within its class."""
+    from mobile_spinenet.data.glyphs import CLASS_NAMES
+
+    digits = max(4, len(str(len(labels))))
+    counters, paths = {}, []
+    for label in labels:
+        name = CLASS_NAMES[int(label)].replace(" ", "_")
+        index = counters[name] = counters.get(name, -1) + 1
+        paths.append(os.path.join(out_dir, split, name, f"{split}_{index:0{digits}d}.png"))
+    return paths
+
+
+def _refuse_other_files(folder: str, planned: set) -> None:
+    """A folder that already holds files this set would not write (another size or source) is
+    refused: the two sets would be read as one."""
+    if not os.path.isdir(folder):
+        return
+    others = [os.path.join(root, name) for root, _, names in os.walk(folder) for name in names
+              if os.path.join(root, name) not in planned and not name.startswith(".tmp-")]  # a killed write's
+    if others:
+        raise ValueError(f"{folder} holds {len(others)} files this set does not write (e.g. {others[0]}), "
+                         "written by another `data demo-classes` set or something else: choose an empty --out")
