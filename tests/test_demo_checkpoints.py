@@ -13,7 +13,7 @@ from mobile_spinenet.training.runs import PACKED_FILES, open_run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHECKPOINTS = os.path.join(ROOT, "checkpoints", "demo")
-MIN_KERAS_AP = 25.0  # points on the 200 demo val images; the QAT checkpoint scores 33.4
+MIN_KERAS_AP = 25.0  # points on the 200 demo val images; the QAT checkpoint scores 36.7
 
 
 @pytest.fixture(scope="module")
@@ -48,23 +48,24 @@ def test_the_20_epoch_checkpoints_are_finished_runs_of_the_same_recipe_trained_l
         assert record["model"] == run.config.model == name and record["epochs"] == 20.0, name
         assert record["last_epoch"]["val_AP"] > 0.1, name
         same = open_run(os.path.join(CHECKPOINTS, name)).config  # the committed 12-epoch run of that model
-        assert {**vars(run.config), "epochs": 12.0, "seed": same.seed} == vars(same), name
+        # the 20-epoch runs decay by cosine (`--schedule cosine`), the 12-epoch ones in steps
+        schedule = {key: getattr(same, key) for key in ("schedule", "step_decay_at", "step_decay_factors")}
+        assert run.config.schedule == "cosine", name
+        assert {**vars(run.config), "epochs": 12.0, "seed": same.seed, **schedule} == vars(same), name
 
 
-def test_the_step_schedule_checkpoints_are_finished_runs_of_one_recipe():
-    """``checkpoints/demo-step/``: the demo set retrained with cpu_fast's step schedule (it becomes
-    ``checkpoints/demo/`` once every model is there): 12 epochs, one recipe for every model but
-    its family's anchors."""
-    folder = os.path.join(ROOT, "checkpoints", "demo-step")
-    names = sorted(name for name in os.listdir(folder) if os.path.isdir(os.path.join(folder, name)))
-    assert "spinenet49xxs" in names
-    recipe = open_run(os.path.join(folder, "spinenet49xxs")).config
+def test_the_demo_checkpoints_are_finished_runs_of_one_recipe_that_the_readme_command_makes():
+    """12 epochs of cpu_fast (step decay), one recipe for every model but its family's anchors; the
+    QAT run and spinenet49xs_lite (not yet retrained, its README row says so) aside."""
+    names = sorted(name for name in os.listdir(CHECKPOINTS) if os.path.isdir(os.path.join(CHECKPOINTS, name))
+                   and not name.endswith("-qat") and name != "spinenet49xs_lite")
+    assert {"spinenet49xxs", "spinenet49xs", "mnv3_small_ssdlite", "mnv3_large_ssdlite"} <= set(names), names
+    recipe = open_run(os.path.join(CHECKPOINTS, "spinenet49xxs")).config
     assert recipe.schedule == "step" and recipe.epochs == 12.0 and recipe.anchor_scale == 3.0
     for name in names:
-        run = open_run(os.path.join(folder, name))
+        run = open_run(os.path.join(CHECKPOINTS, name))
         record = run.finished_record()
         assert record["model"] == run.config.model == name and record["epochs"] == 12.0, name
-        assert record["last_epoch"]["val_AP"] > 0.1, name
         anchors = {"anchor_scale": 3.0, "ssd_min_scale": None} if name.startswith("spinenet") else \
             {"anchor_scale": None, "ssd_min_scale": 0.3}
         assert vars(run.config) == {**vars(recipe), "model": name, **anchors}, name
