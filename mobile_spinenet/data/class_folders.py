@@ -102,19 +102,21 @@ def make_demo_class_folders(out_dir: str, progress=None, fashion_mnist: Optional
     from mobile_spinenet.data.glyphs import CLASS_NAMES, load_glyphs, pick_per_class, read_fashion_mnist
     from mobile_spinenet.io_utils import write_atomically
 
-    sources = {"train": load_glyphs("train"), "val": load_glyphs("val")}
     if fashion_mnist is not None:
         images, labels = read_fashion_mnist(fashion_mnist, "train")
         per_class = train_per_class if train_per_class is not None else int(np.bincount(labels).min())
         picked = np.sort(pick_per_class(labels, per_class, np.random.default_rng(seed), fashion_mnist))
-        sources["train"] = images[picked], labels[picked]
+        train = images[picked], labels[picked]
     elif train_per_class is not None:
         raise ValueError("train_per_class needs fashion_mnist: the bundled photos are 250 a class")
+    else:
+        train = load_glyphs("train")
+    sources = {"train": train, "val": load_glyphs("val")}
     planned = {split: _demo_photo_paths(out_dir, split, labels) for split, (_, labels) in sources.items()}
     for split, paths in planned.items():  # before any write: a folder of another set would be mixed in
         _refuse_other_files(os.path.join(out_dir, split), set(paths))
     folders = {}
-    for split, (images, labels) in sources.items():
+    for split, (images, _) in sources.items():
         for name in CLASS_NAMES:
             os.makedirs(os.path.join(out_dir, split, name.replace(" ", "_")), exist_ok=True)
         for image, path in zip(images, planned[split]):
