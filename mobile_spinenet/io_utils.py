@@ -7,11 +7,14 @@ import os
 import tempfile
 
 
+TEMP_PREFIX = ".tmp-"  # names of the temp files write_atomically leaves behind only when killed
+
+
 def write_atomically(path: str, data) -> None:
     """Write ``data`` (bytes or str) to ``path`` through a temp file and ``os.replace``."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=TEMP_PREFIX, suffix=os.path.basename(path))
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data.encode() if isinstance(data, str) else data)

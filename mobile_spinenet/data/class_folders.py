@@ -145,10 +145,12 @@ def _demo_photo_paths(out_dir: str, split: str, labels) -> list:
 def _refuse_other_files(folder: str, planned: set) -> None:
     """A folder that already holds files this set would not write (another size or source) is
     refused: the two sets would be read as one."""
+    from mobile_spinenet.io_utils import TEMP_PREFIX
+
     if not os.path.isdir(folder):
         return
     others = [os.path.join(root, name) for root, _, names in os.walk(folder) for name in names
-              if os.path.join(root, name) not in planned and not name.startswith(".tmp-")]  # a killed write's
+              if os.path.join(root, name) not in planned and not name.startswith(TEMP_PREFIX)]  # a killed write's
     if others:
         raise ValueError(f"{folder} holds {len(others)} files this set does not write (e.g. {others[0]}), "
                          "written by another `data demo-classes` set or something else: choose an empty --out")
