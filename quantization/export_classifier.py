@@ -38,12 +38,14 @@ def verify_classifier(keras_predict, tflite_predict, dataset, image_size: int, q
     from mobile_spinenet.data.pipeline import classification_eval_dataset
     from mobile_spinenet.eval.classifier_eval import top_k_correct
 
-    keras_right = file_right = same = confident = total = 0
+    keras_right = file_right = only_one_right = same = confident = total = 0
     for batch, labels in classification_eval_dataset(dataset, image_size, 16, resize, images):
         batch, labels = batch.numpy(), labels.numpy()
         ours, theirs = keras_predict(batch), tflite_predict(batch)
-        keras_right += int(top_k_correct(ours, labels, 1).sum())
-        file_right += int(top_k_correct(theirs, labels, 1).sum())
+        keras_hits, file_hits = top_k_correct(ours, labels, 1), top_k_correct(theirs, labels, 1)
+        keras_right += int(keras_hits.sum())
+        file_right += int(file_hits.sum())
+        only_one_right += int((keras_hits != file_hits).sum())
         probabilities = np.exp(ours - ours.max(-1, keepdims=True))
         sure = (probabilities / probabilities.sum(-1, keepdims=True)).max(-1) >= CONFIDENT
         same += int((np.argmax(ours, -1) == np.argmax(theirs, -1))[sure].sum())
@@ -53,14 +55,30 @@ def verify_classifier(keras_predict, tflite_predict, dataset, image_size: int, q
               "confident_images": confident, "agreement": same / confident if confident else None,
               "max_top1_drop": MAX_TOP1_DROP[quant], "min_agreement": MIN_TOP1_AGREEMENT[quant]}
     drop = result["keras_top1"] - result["tflite_top1"]
+    drop_se = paired_standard_error(keras_right - file_right, only_one_right, total)
     problems = []
     if drop > MAX_TOP1_DROP[quant]:
         problems.append(f"top-1 drops by {drop:.2f} points (Keras {result['keras_top1']:.2f}, TFLite "
-                        f"{result['tflite_top1']:.2f}), more than the allowed {MAX_TOP1_DROP[quant]:g}")
+                        f"{result['tflite_top1']:.2f}), more than the allowed {MAX_TOP1_DROP[quant]:g}; on these "
+                        f"{total} images one standard error of the drop is {drop_se:.2f} points (more "
+                        f"--verify-images make it smaller)")
     if result["agreement"] is not None and result["agreement"] < MIN_TOP1_AGREEMENT[quant]:
         problems.append(f"the top class agrees on {100 * result['agreement']:.1f}% of the {confident} confidently "
                         f"classified images, less than {100 * MIN_TOP1_AGREEMENT[quant]:.0f}%")
-    return {**result, "top1_drop": drop, "problems": problems, "passed": not problems}
+    return {**result, "top1_drop": drop, "top1_drop_se": drop_se, "problems": problems, "passed": not problems}
+
+
+def paired_standard_error(net_difference: int, discordant: int, total: int) -> float:
+    """Standard error (points) of a top-1 difference between two classifiers scored on the same
+    ``total`` images: per image the difference is +1, -1 or 0, ``discordant`` images are right for
+    exactly one of them and ``net_difference`` is the first's right minus the second's."""
+    import math
+
+    if total < 2:
+        return float("nan")
+    mean = net_difference / total
+    variance = (discordant - total * mean * mean) / (total - 1)
+    return 100 * math.sqrt(max(variance, 0.0) / total)
 
 
 def export_classifier(run, out: str, options, calibration, verification, resize: str,
@@ -111,10 +129,11 @@ def export_classifier(run, out: str, options, calibration, verification, resize:
         val = _folders(verification.val or sources.get("val") or sources.get("train"), "--val", run_dir, names)
         interpreter = load_interpreter(model_content=flatbuffer, builtin_kernels=quant == "int8")
         result = verify_classifier(keras_classifier(model), tflite_classifier(interpreter), val, run.image_size,
-                                   quant_name, verification.images, resize)
+                                   quant_name, verification.image_count("classification"), resize)
         report["verification"] = result
         progress(f"verification on {result['images']} images: top-1 Keras {result['keras_top1']:.2f} / TFLite "
-                 f"{result['tflite_top1']:.2f} (drop {result['top1_drop']:+.2f}, allowed {result['max_top1_drop']:g}); "
+                 f"{result['tflite_top1']:.2f} (drop {result['top1_drop']:+.2f} +- {result['top1_drop_se']:.2f}, "
+                 f"allowed {result['max_top1_drop']:g}); "
                  + (f"top class agrees on {100 * result['agreement']:.1f}% of {result['confident_images']} confident "
                     f"images\n" if result["agreement"] is not None else
                     "no confidently classified image: top-class agreement not checked\n")

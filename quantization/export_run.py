@@ -120,7 +120,7 @@ def export_tflite(run_dir: str, out: str, export=None, calibration: Optional[Cal
         interpreter = load_interpreter(model_content=flatbuffer, builtin_kernels=quant == "int8")
         result = verify_export(keras_predictor(model, anchors, nms_config),
                                tflite_predictor(interpreter, anchors, size, nms_config),
-                               val_data, size, allowed, verification.images, show_progress=True,
+                               val_data, size, allowed, verification.image_count("detection"), show_progress=True,
                                require_agreement=verification.require_agreement, resize=resize)
         report["verification"] = result.to_dict()
         progress(result.summary())

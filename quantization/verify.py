@@ -17,6 +17,12 @@ from mobile_spinenet.data.records import DetectionDataset
 # AP points (0..100) an export may lose against its Keras model before it is rejected.
 DEFAULT_MAX_AP_DROP = {"fp32": 0.1, "fp16": 0.1, "dynamic": 1.0, "int8": 2.0, "int8-qat": 1.0}
 CONFIDENT_SCORE = 0.3
+# Val images a file is checked on unless told. Detectors: AP on a few dozen images is noise at the
+# 1-point limit (the trained demo QAT file drops 0.07 AP on 200 val images and 1.00 on the first 40,
+# docs/quantization.md). Classifiers: top-1 on 200 images moves by a standard error of ~1.3 points
+# between a good int8 file and its model, close to the 2-point limit (a 90.6% classifier whose int8
+# file scores 90.6% on 1,000 val images dropped 2.5 on 200 of them), and scoring is cheap.
+DEFAULT_VERIFY_IMAGES = {"detection": 200, "classification": 1000}
 
 
 @dataclass(frozen=True)
@@ -25,11 +31,13 @@ class VerifyOptions:
 
     enabled: bool = True
     val: Optional[str] = None  # default: the run's val data, else its training data
-    # AP on a few dozen images is noise at the 1-point limit: the trained demo QAT file drops 0.07 AP
-    # on 200 val images and 1.00 on the first 40 (docs/quantization.md).
-    images: int = 200
+    images: Optional[int] = None  # val images scored; None: DEFAULT_VERIFY_IMAGES of the run's task
     max_ap_drop: Optional[float] = None  # default: DEFAULT_MAX_AP_DROP of the quantization
     require_agreement: bool = False  # fail a file whose detection agreement could not be checked
+
+    def image_count(self, task: str) -> int:
+        """How many val images a ``task`` run's file is checked on."""
+        return self.images if self.images is not None else DEFAULT_VERIFY_IMAGES[task]
 
 
 class ExportVerificationError(ValueError):

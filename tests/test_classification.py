@@ -64,11 +64,15 @@ def test_an_int8_classifier_file_is_verified_against_keras_and_scores_the_same(t
     from mobile_spinenet.eval.evaluate import evaluate_classifier_path
 
     out = trained["root"] / "classifier.tflite"
-    assert main(["export", str(trained["run"]), "--quant", "int8", "--out", str(out), "--verify-images", "18"]) == 0
+    # more val images than a detector's default 200: a classifier's file is checked on up to 1,000
+    many = _class_folders(trained["root"] / "val70", 70, 2)
+    assert main(["export", str(trained["run"]), "--quant", "int8", "--out", str(out), "--val", str(many)]) == 0
     report = json.loads((trained["root"] / "classifier.json").read_text())
     assert report["task"] == "classification" and report["labels"] == sorted(COLOURS)
     check = report["verification"]
+    assert check["images"] == 210
     assert check["passed"] and check["confident_images"] > 0 and check["agreement"] >= 0.9
+    assert check["top1_drop_se"] >= 0
     assert "TFLite_Detection_PostProcess" not in report["ops"]["ops"]
     keras = evaluate_classifier_path(str(trained["run"]), str(trained["val"]))
     tflite = evaluate_classifier_path(str(out), str(trained["val"]))
@@ -80,6 +84,35 @@ def test_an_int8_classifier_file_is_verified_against_keras_and_scores_the_same(t
     assert main(["qat", "--from", str(trained["run"]), "--data", str(trained["train"]),
                  "--out", str(trained["root"] / "qat")]) == 2
     assert "is a classification run: QAT fine-tunes detectors only" in capsys.readouterr().err
+
+
+def test_a_failed_top1_check_says_how_noisy_the_drop_is_on_that_many_images(trained):
+    from mobile_spinenet.data.class_folders import read_class_folders
+    from mobile_spinenet.quantization.export_classifier import verify_classifier
+
+    val = read_class_folders(str(trained["val"]))  # 18 images: blue, green, red squares
+
+    def by_colour(batch):  # right for every image: the strongest channel names the class (blue, green, red)
+        return 10 * batch.mean(axis=(1, 2))[:, ::-1]
+
+    def always_blue(batch):
+        return np.tile([5.0, 0.0, 0.0], (len(batch), 1))
+
+    result = verify_classifier(by_colour, always_blue, val, 40, "int8", 18, "letterbox")
+    assert (result["keras_top1"], round(result["tflite_top1"], 2)) == (100.0, 33.33)
+    difference = np.array([1] * 12 + [0] * 6)  # Keras right and the file wrong on the 12 green and red squares
+    expected = 100 * difference.std(ddof=1) / np.sqrt(18)
+    assert result["top1_drop_se"] == pytest.approx(expected)
+    (problem,) = [p for p in result["problems"] if "top-1 drops" in p]
+    assert f"on these 18 images one standard error of the drop is {expected:.2f} points" in problem
+
+
+def test_the_paired_standard_error_is_that_of_the_per_image_differences():
+    from mobile_spinenet.quantization.export_classifier import paired_standard_error
+
+    difference = np.array([1] * 7 + [-1] * 2 + [0] * 191)
+    assert paired_standard_error(5, 9, 200) == pytest.approx(100 * difference.std(ddof=1) / np.sqrt(200))
+    assert paired_standard_error(0, 0, 200) == 0.0
 
 
 def test_the_mobilenet_v3_classifier_builds_for_the_ssdlite_ids():

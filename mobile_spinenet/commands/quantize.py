@@ -1,7 +1,7 @@
 """`mobile-spinenet qat` and `export`."""
 from __future__ import annotations
 
-from mobile_spinenet.quantization.verify import DEFAULT_MAX_AP_DROP
+from mobile_spinenet.quantization.verify import DEFAULT_MAX_AP_DROP, DEFAULT_VERIFY_IMAGES
 from mobile_spinenet.quantization.calibration import DEFAULT_IMAGES, METHODS as CALIBRATION_METHODS
 from mobile_spinenet.commands.common import (comma_list, non_negative_float, positive_float, positive_int, setup_logging,
                                              unit_interval)
@@ -33,7 +33,8 @@ def add_qat_parser(sub) -> None:
     qat.add_argument("--data", required=True, help="training set (COCO folder/JSON or VOC folder)")
     qat.add_argument("--val", help="validation set, scored after every epoch")
     qat.add_argument("--out", required=True, help="QAT directory")
-    qat.add_argument("--epochs", type=positive_float, default=1.0)
+    qat.add_argument("--epochs", type=positive_float, default=1.0, help="fine-tune epochs (default 1; the demo checkpoints' "
+                     "QAT used 0.25, docs/quantization.md)")
     qat.add_argument("--lr", type=positive_float, help="base learning rate (default: a tenth of the float run's for SGD, a hundredth for AdamW)")
     qat.add_argument("--batch", type=positive_int, help="global batch size (default: the float run's)")
     qat.add_argument("--seed", type=int, help="data order, augmentation and initial state (default: the float run's)")
@@ -45,7 +46,7 @@ def add_qat_parser(sub) -> None:
                           "lose to int8; time the file on the target device, where float ops may cost more than on a "
                           "desktop CPU (docs/quantization.md)")
     qat.add_argument("--resume", action="store_true", help="continue the QAT run in --out")
-    qat.add_argument("--no-progress", action="store_true")
+    qat.add_argument("--no-progress", action="store_true", help="no progress bar")
     qat.set_defaults(func=_cmd_qat)
 
 
@@ -79,7 +80,8 @@ def add_export_parser(sub) -> None:
                     "(a broken file is kept as OUT.rejected.tflite and the command fails).")
     export.add_argument("run", help="training run directory")
     export.add_argument("--out", required=True, help="the .tflite file to write (labels and a JSON report beside it)")
-    export.add_argument("--quant", default="int8", choices=["fp32", "fp16", "dynamic", "int8"])
+    export.add_argument("--quant", default="int8", choices=["fp32", "fp16", "dynamic", "int8"],
+                        help="int8 (default: integer weights and activations, from a QAT run or calibrated from a float run), dynamic (int8 weights, float activations), fp16 (half-size weights) or fp32")
     export.add_argument("--calib", help="calibration images for int8 (default: the run's training data)")
     export.add_argument("--calib-steps", type=positive_int,
                         help=f"int8 from a float run: calibration images (default {DEFAULT_IMAGES['median']} for median, "
@@ -97,10 +99,12 @@ def add_export_parser(sub) -> None:
                              "shell patterns of layer names (e.g. 'stem*,block*_fuse*'): mixed precision, which "
                              "keeps the AP those layers lose to int8; time the file on the target device, where "
                              "float ops may cost more than on a desktop CPU (docs/quantization.md)")
-    export.add_argument("--nms", default="tflite", choices=["tflite", "none"])
+    export.add_argument("--nms", default="tflite", choices=["tflite", "none"],
+                        help="tflite (default: decoding and NMS in the file, the TFLite_Detection_PostProcess op that MediaPipe and the Task Library read) or none (raw box and class outputs, the network alone)")
     export.add_argument("--fast-nms", action="store_true", help="class-agnostic NMS of the op (faster on device); "
                         "default: per-class NMS, as evaluation does")
-    export.add_argument("--max-detections", type=positive_int, default=100)
+    export.add_argument("--max-detections", type=positive_int, default=100,
+                        help="detections the in-graph NMS keeps (default 100, what COCO evaluation scores)")
     export.add_argument("--score-threshold", type=unit_interval, default=0.05,
                         help="the in-graph post-processing drops boxes scoring below it, and the metadata "
                              "records it for the app (default 0.05, what COCO evaluation needs; an app that shows "
@@ -109,9 +113,10 @@ def add_export_parser(sub) -> None:
     export.add_argument("--input-type", default="float", choices=["float", "uint8"],
                         help="int8 only: uint8 takes raw pixels")
     export.add_argument("--val", help="verification images (default: the run's val data, else its training data)")
-    export.add_argument("--verify-images", type=positive_int, default=200,
-                        help="val images the file is checked on (default 200: on a few dozen, AP is noise at the "
-                             "allowed drop)")
+    export.add_argument("--verify-images", type=positive_int,
+                        help=f"val images the file is checked on (default {DEFAULT_VERIFY_IMAGES['detection']} for a "
+                             f"detector: on a few dozen, AP is noise at the allowed drop; "
+                             f"{DEFAULT_VERIFY_IMAGES['classification']} for a classifier)")
     drop = DEFAULT_MAX_AP_DROP
     export.add_argument("--max-ap-drop", type=non_negative_float, help="AP points the file may lose against Keras "
                         f"(default: {drop['fp32']:g} fp32, {drop['fp16']:g} fp16, {drop['dynamic']:g} dynamic, "
