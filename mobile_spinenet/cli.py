@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("--image-size", type=int, default=None, help="input side in pixels (default: the model's)")
     summary.add_argument("--task", choices=["detection", "classification", "instance-segmentation"],
                          default="detection", help="instance-segmentation: Mask R-CNN (1000 proposals, 100 masks)")
-    summary.add_argument("--num-classes", type=int, default=80)
+    summary.add_argument("--num-classes", type=int, default=80, help="classes of the head (default 80, COCO's)")
     summary.add_argument("--no-multiply-adds", action="store_true", help="skip the (slower) graph count")
     summary.add_argument("--paper", action="store_true",
                          help="print our counts next to the paper's Tables 9, 2, 5 and 6 and the published counts")

@@ -1,6 +1,8 @@
+import argparse
+
 import pytest
 
-from mobile_spinenet.cli import main
+from mobile_spinenet.cli import build_parser, main
 from mobile_spinenet.zoo import MODELS
 
 
@@ -29,6 +31,19 @@ def test_help(command, capsys):
         main(command + ["--help"])
     assert exit_info.value.code == 0
     assert "usage: mobile-spinenet" in capsys.readouterr().out
+
+
+def _options_without_help(parser, command=()):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, subparser in action.choices.items():
+                yield from _options_without_help(subparser, command + (name,))
+        elif action.option_strings and action.help is None:
+            yield " ".join(command + (action.option_strings[-1],))
+
+
+def test_every_option_of_every_command_says_what_it_does_in_help():
+    assert list(_options_without_help(build_parser())) == []
 
 
 def test_ctrl_c_and_a_training_stop_end_in_one_line_with_the_shells_exit_code(monkeypatch, capsys):

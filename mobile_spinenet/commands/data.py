@@ -39,17 +39,17 @@ def add_data_parser(sub) -> None:
     demo = data_sub.add_parser("demo", help="write the Fashion-MNIST demo dataset (COCO format)",
                                description="Paste bundled Fashion-MNIST glyphs onto canvases and write "
                                            "OUT/train and OUT/val as COCO (annotations.json + images/).")
-    demo.add_argument("--out", required=True)
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--train-images", type=positive_int, default=800)
-    demo.add_argument("--val-images", type=positive_int, default=200)
+    demo.add_argument("--out", required=True, help="folder for train/ and val/ (created)")
+    demo.add_argument("--seed", type=int, default=0, help="which canvases are drawn (default 0)")
+    demo.add_argument("--train-images", type=positive_int, default=800, help="training canvases (default 800)")
+    demo.add_argument("--val-images", type=positive_int, default=200, help="val canvases (default 200)")
     demo.set_defaults(func=_cmd_data_demo)
     classes = data_sub.add_parser(
         "demo-classes", help="write the Fashion-MNIST photos as class folders (classification)",
         description="Write the bundled Fashion-MNIST photos (10 classes, 250 train and 100 val images a class, "
                     "disjoint) as OUT/train/<class>/ and OUT/val/<class>/, the ImageNet folder layout; "
                     "--fashion-mnist takes more training photos from Fashion-MNIST's own files.")
-    classes.add_argument("--out", required=True)
+    classes.add_argument("--out", required=True, help="folder for train/<class>/ and val/<class>/ (created)")
     classes.add_argument("--fashion-mnist", metavar="DIR",
                          help="draw the training photos from this Fashion-MNIST folder instead (its "
                               "train-images-idx3-ubyte.gz and train-labels-idx1-ubyte.gz, e.g. "

@@ -84,12 +84,12 @@ def add_benchmark_parser(sub) -> None:
                        help="with several files: interleaved passes over all of them; the median round counts "
                             f"(default {INTERLEAVED_ROUNDS})")
     bench.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
-    bench.add_argument("--runs", type=positive_int, default=100)
-    bench.add_argument("--warmup", type=non_negative_int, default=10)
+    bench.add_argument("--runs", type=positive_int, default=100, help="timed invocations per measurement (default 100)")
+    bench.add_argument("--warmup", type=non_negative_int, default=10, help="untimed invocations first (default 10)")
     bench.add_argument("--delegate", default="xnnpack", choices=["xnnpack", "none"],
                        help="xnnpack (the CPU default) or none (TFLite's built-in kernels)")
     bench.add_argument("--image", help="image for the end-to-end figure (default: a demo canvas)")
-    bench.add_argument("--json", action="store_true")
+    bench.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
     bench.add_argument("--profile", action="store_true",
                        help="time every op of the file alone (a one-op model each, XNNPACK, median of --runs up to "
                             "30) and print the time per op type, per multiply-add, and the 20 slowest ops")
@@ -178,7 +178,8 @@ def add_predict_parser(sub) -> None:
     predict.add_argument("model", help="run directory or .tflite file")
     predict.add_argument("images", nargs="+", help="image files")
     predict.add_argument("--out", required=True, help="output folder")
-    predict.add_argument("--score-threshold", type=non_negative_float, default=0.3)
+    predict.add_argument("--score-threshold", type=non_negative_float, default=0.3,
+                         help="boxes scoring below it are left out of the images and detections.json (default 0.3)")
     predict.add_argument("--labels", help=LABELS_HELP)
     predict.add_argument("--resize", choices=["letterbox", "stretch"], help=RESIZE_HELP)
     predict.set_defaults(func=_cmd_predict)
@@ -238,5 +239,5 @@ def add_compare_parser(sub) -> None:
     compare.add_argument("--verify-images", type=positive_int, help="val images scored per export (default: all)")
     compare.add_argument("--seed-spread", help="seeds.json of `bench seeds`: the report shows each model's int8 AP "
                          "sd over seeds and marks differences under 2 sd as not significant")
-    compare.add_argument("--no-progress", action="store_true")
+    compare.add_argument("--no-progress", action="store_true", help="no progress bars")
     compare.set_defaults(func=_cmd_compare)

@@ -106,14 +106,18 @@ def add_train_parser(sub) -> None:
     train.add_argument("--out", required=True, help="run directory")
     train.add_argument("--config", help="YAML file of TrainConfig fields (over the model's own), or a bundled "
                        "recipe name: cpu_demo, cpu_fast")
-    train.add_argument("--image-size", type=positive_int)
-    train.add_argument("--epochs", type=positive_float)
+    train.add_argument("--image-size", type=positive_int, help="input side in pixels (default: the model id's)")
+    train.add_argument("--epochs", type=positive_float, help="passes over the training set (default: the recipe's; "
+                       "fractions are fine)")
     train.add_argument("--batch", dest="batch_size", type=positive_int, help="global batch size")
     train.add_argument("--lr", dest="learning_rate", type=positive_float, help="base learning rate "
                        "(default: 0.08 per 64 images)")
-    train.add_argument("--warmup-epochs", type=non_negative_float)
-    train.add_argument("--weight-decay", type=non_negative_float)
-    train.add_argument("--schedule", choices=["step", "cosine"])
+    train.add_argument("--warmup-epochs", type=non_negative_float,
+                       help="epochs of linear learning-rate warm-up from zero (default: the recipe's)")
+    train.add_argument("--weight-decay", type=non_negative_float, help="default: the recipe's (paper: 4e-5)")
+    train.add_argument("--schedule", choices=["step", "cosine"],
+                       help="learning-rate decay after warm-up: step (the paper's: x0.1 at 84%%, 92%% and 96%% of "
+                            "training) or cosine (to zero)")
     train.add_argument("--optimizer", choices=["sgd", "adamw"],
                        help="sgd (the paper's; L2 weight decay) or adamw (decoupled weight decay on kernels)")
     train.add_argument("--ema-decay", type=positive_float,
@@ -132,15 +136,19 @@ def add_train_parser(sub) -> None:
     train.add_argument("--resize", choices=["letterbox", "stretch"],
                        help="how images are fitted to the input square: letterbox (default: keep the aspect ratio, "
                             "pad) or stretch (what MediaPipe Tasks and the Task Library do); docs/quantization.md")
-    train.add_argument("--strategy", choices=["default", "mirrored", "multiworker", "tpu"])
+    train.add_argument("--strategy", choices=["default", "mirrored", "multiworker", "tpu"],
+                       help="tf.distribute strategy: default (one device), mirrored (all local GPUs, or CPUs), "
+                            "multiworker (needs TF_CONFIG), tpu (with --tpu)")
     train.add_argument("--tpu", help="TPU name or address for --strategy tpu")
-    train.add_argument("--mixed-precision", action="store_true")
+    train.add_argument("--mixed-precision", action="store_true",
+                       help="float16 compute with float32 weights (for GPUs and TPUs)")
     train.add_argument("--xla", dest="jit_compile", action="store_true",
                        help="compile the forward and backward pass with XLA (for GPUs/TPUs: 3.4x slower on this kit's test CPU, "
                             "docs/training.md)")
     train.add_argument("--deterministic", action="store_true",
                        help="TF op determinism (slower); on CPU runs still differ in the last bits (docs/training.md)")
-    train.add_argument("--seed", type=int)
+    train.add_argument("--seed", type=int, help="initial weights, data order, augmentation and the precise-BN "
+                       "sample (default 0); runs with other seeds measure the spread of a result")
     train.add_argument("--checkpoint-every", dest="checkpoint_every_steps", type=positive_int, help="steps")
     train.add_argument("--val-max-images", type=positive_int, help="score only the first N val images")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
@@ -240,13 +248,15 @@ def add_bench_parser(sub) -> None:
     train = bench_sub.add_parser("train", help="images/s of a training step and input-wait share",
                                  description="Time training steps on demo data (or --data) and report the "
                                              "share of time spent waiting on the input pipeline.")
-    train.add_argument("--model", required=True)
-    train.add_argument("--image-size", type=positive_int)
-    train.add_argument("--batch", type=positive_int, default=8)
-    train.add_argument("--steps", type=positive_int, default=20)
-    train.add_argument("--warmup", type=non_negative_int, default=3)
-    train.add_argument("--data")
-    train.add_argument("--strategy", default="default", choices=["default", "mirrored"])
+    train.add_argument("--model", required=True, help="model id (see `mobile-spinenet models`)")
+    train.add_argument("--image-size", type=positive_int, help="input side in pixels (default: the model id's)")
+    train.add_argument("--batch", type=positive_int, default=8, help="global batch size (default 8)")
+    train.add_argument("--steps", type=positive_int, default=20, help="timed steps per variant (default 20)")
+    train.add_argument("--warmup", type=non_negative_int, default=3,
+                       help="untimed steps first, which include tracing (default 3)")
+    train.add_argument("--data", help="training set to read (default: demo canvases written to a temporary folder)")
+    train.add_argument("--strategy", default="default", choices=["default", "mirrored"],
+                       help="default (one device) or mirrored (all local devices)")
     train.add_argument("--config", help="recipe the variants start from (a YAML file or a bundled recipe name)")
     train.add_argument("--variants", default="recipe",
                        help="comma-separated variants timed against each other in one interleaved run: recipe "
@@ -257,7 +267,7 @@ def add_bench_parser(sub) -> None:
                             "runs a new process per round")
     train.add_argument("--rounds", type=positive_int, default=4,
                        help="interleaved rounds over the variants (default 4; each round times steps/rounds steps)")
-    train.add_argument("--json", action="store_true")
+    train.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
     train.set_defaults(func=_cmd_bench_train)
     activations = bench_sub.add_parser(
         "activations", help="int8 latency of models built with different activations",
@@ -266,12 +276,12 @@ def add_bench_parser(sub) -> None:
                     "XNNPACK leaves to the builtin kernels. Weights do not change int8 latency.")
     activations.add_argument("--models", default="spinenet49xxs,spinenet49xs", help="comma-separated model ids")
     activations.add_argument("--activations", default="swish,hard_swish,relu", help="comma-separated activations")
-    activations.add_argument("--image-size", type=positive_int, default=256)
+    activations.add_argument("--image-size", type=positive_int, default=256, help="input side in pixels (default 256)")
     activations.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
     activations.add_argument("--runs", type=positive_int, default=50, help="timed runs per file and round (default 50)")
     activations.add_argument("--rounds", type=positive_int, default=3,
                              help="interleaved passes over all files; the median round counts (default 3)")
-    activations.add_argument("--json", action="store_true")
+    activations.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
     activations.set_defaults(func=_cmd_bench_activations)
     variants = bench_sub.add_parser(
         "variants", help="int8 latency per multiply-add of models built with builder options (SpineNet-Mobile lite)",
@@ -287,13 +297,13 @@ def add_bench_parser(sub) -> None:
                           help="comma-separated variants (default: the paper's and each option alone)")
     variants.add_argument("--reference", help="model of --models whose paper variant the ns per multiply-add "
                                              "are divided by (default: the first SSDLite of --models)")
-    variants.add_argument("--image-size", type=positive_int, default=256)
+    variants.add_argument("--image-size", type=positive_int, default=256, help="input side in pixels (default 256)")
     variants.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
     variants.add_argument("--runs", type=positive_int, default=50, help="timed runs per file and round (default 50)")
     variants.add_argument("--rounds", type=positive_int, default=3,
                           help="interleaved passes over all files; the median round counts (default 3)")
     variants.add_argument("--keep", metavar="DIR", help="keep the int8 files in DIR (e.g. for benchmark --profile)")
-    variants.add_argument("--json", action="store_true")
+    variants.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
     variants.set_defaults(func=_cmd_bench_variants)
     seeds = bench_sub.add_parser(
         "seeds", help="spread of each model's int8 AP over reruns of the QAT fine-tune with other seeds",
@@ -316,7 +326,7 @@ def add_bench_parser(sub) -> None:
                             "checked before any work); a seeds.json holds one setting")
     seeds.add_argument("--verify-images", type=positive_int, help="val images scored (default: all)")
     seeds.add_argument("--out", required=True, help="folder for seeds.json, seeds.md, runs/ and exports/")
-    seeds.add_argument("--no-progress", action="store_true")
+    seeds.add_argument("--no-progress", action="store_true", help="no progress bars")
     seeds.set_defaults(func=_cmd_bench_seeds)
     sensitivity = bench_sub.add_parser(
         "int8-sensitivity", help="AP each group of layers loses to int8: the float run scored with every layer "
@@ -338,6 +348,6 @@ def add_bench_parser(sub) -> None:
     sensitivity.add_argument("--calib-seed", type=int, default=0, help="which calibration images (default 0)")
     sensitivity.add_argument("--val-images", type=positive_int, help="val images scored (default: all)")
     sensitivity.add_argument("--out", help="results JSON, written after every group; rerun to resume")
-    sensitivity.add_argument("--json", action="store_true")
+    sensitivity.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
     sensitivity.set_defaults(func=_cmd_bench_int8_sensitivity)
 
