@@ -37,6 +37,14 @@ class LoadedDetector:
         return LabelMap([c if c is not None else -1 - k for k, c in enumerate(matched)], list(self.names))
 
 
+@dataclass
+class LoadedClassifier:
+    predict: Callable  # classifier_eval.ClassifierPredictor: [B, S, S, 3] images -> [B, K] class scores
+    image_size: int
+    names: list  # class names, in output order
+    resize: str = "letterbox"
+
+
 def read_labels(path: str) -> list:
     """Class names, one per line (blank lines kept as unnamed classes: line k names class k)."""
     try:
@@ -218,25 +226,31 @@ def evaluate_instances_path(path: str, data: str, max_images: Optional[int] = No
                               progress=progress, resize=detector.resize)
 
 
-def evaluate_classifier_path(path: str, data: str, max_images: Optional[int] = None,
-                             resize: Optional[str] = None, image_size: Optional[int] = None) -> dict:
-    """Top-1/top-5 accuracy of a classification run (Keras; built for ``image_size`` input when
-    given) or of a classifier file the kit exported (its report gives labels, size and resize) on
-    the class folders ``data``."""
-    from mobile_spinenet.data.class_folders import read_class_folders
-    from mobile_spinenet.eval.classifier_eval import evaluate_classifier, keras_classifier, tflite_classifier
+def load_classifier(path: str, resize: Optional[str] = None, image_size: Optional[int] = None) -> LoadedClassifier:
+    """A classification run (Keras; built for ``image_size`` input when given) or a classifier
+    file the kit exported (its report gives labels, size and resize) as a predictor."""
+    from mobile_spinenet.eval.classifier_eval import keras_classifier, tflite_classifier
 
     if os.path.isdir(path):
         run, model = _run_and_model(path, image_size)
-        predict, size, names = keras_classifier(model), run.image_size, run.label_map.names
-        resize = resize or run.config.resize
-    else:
-        _refuse_input_size(image_size, path, "a .tflite file, whose input size is fixed")
-        from mobile_spinenet.quantization.export_run import sidecar_paths
-        from mobile_spinenet.quantization.interpreter import load_interpreter
+        return LoadedClassifier(keras_classifier(model), run.image_size, list(run.label_map.names),
+                                resize or run.config.resize)
+    _refuse_input_size(image_size, path, "a .tflite file, whose input size is fixed")
+    from mobile_spinenet.quantization.export_run import sidecar_paths
+    from mobile_spinenet.quantization.interpreter import load_interpreter
 
-        report = json.load(open(sidecar_paths(path)["report"]))
-        predict, size, names = tflite_classifier(load_interpreter(path)), report["image_size"], report["labels"]
-        resize = resize or report["input"]["resize"]
-    dataset = read_class_folders(data, class_names=tuple(names))
-    return evaluate_classifier(predict, dataset, size, max_images=max_images, resize=resize)
+    report = json.load(open(sidecar_paths(path)["report"]))
+    return LoadedClassifier(tflite_classifier(load_interpreter(path)), report["image_size"], list(report["labels"]),
+                            resize or report["input"]["resize"])
+
+
+def evaluate_classifier_path(path: str, data: str, max_images: Optional[int] = None,
+                             resize: Optional[str] = None, image_size: Optional[int] = None) -> dict:
+    """Top-1/top-5 accuracy of :func:`load_classifier`'s classifier on the class folders ``data``."""
+    from mobile_spinenet.data.class_folders import read_class_folders
+    from mobile_spinenet.eval.classifier_eval import evaluate_classifier
+
+    classifier = load_classifier(path, resize, image_size)
+    dataset = read_class_folders(data, class_names=tuple(classifier.names))
+    return evaluate_classifier(classifier.predict, dataset, classifier.image_size, max_images=max_images,
+                               resize=classifier.resize)

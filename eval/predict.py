@@ -1,6 +1,6 @@
 """``mobile-spinenet predict``: detections of a run directory or a ``.tflite`` file on image files,
 drawn (boxes, labels, scores; a Mask R-CNN run's masks tinted in) and written as JSON, in
-original-image pixels."""
+original-image pixels; a classifier's top classes with their probabilities, written as JSON."""
 from __future__ import annotations
 
 import io
@@ -89,6 +89,40 @@ def predict_images(model: str, images: Sequence[str], out_dir: str, score_thresh
         results.append({"image": path, "drawn": os.path.join(out_dir, drawn_name), "detections": detections})
     write_json_atomically(os.path.join(out_dir, "detections.json"), results)
     return results
+
+
+CLASS_PREDICTIONS_FILE = "predictions.json"
+
+
+def classify_images(model: str, images: Sequence[str], out_dir: str, labels: Optional[str] = None,
+                    resize: Optional[str] = None, top: int = 5) -> list:
+    """The ``top`` classes of each image with their softmax probabilities, written to
+    ``out_dir/predictions.json``; returns them (one dict per image)."""
+    from mobile_spinenet.eval.evaluate import load_classifier, read_labels
+
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ValueError(f"--out {out_dir} is an existing file, not a folder")
+    check_images(images)
+    classifier = load_classifier(model, resize)
+    names = read_labels(labels) if labels else classifier.names
+    results = []
+    for path in images:
+        square, _ = fit_pixels(decode_rgb(path), classifier.image_size, classifier.resize)
+        scores = np.asarray(classifier.predict(square), np.float64)[0]
+        if len(names) != len(scores):
+            raise ValueError(f"{labels or model} names {len(names)} classes; the classifier scores {len(scores)}")
+        probabilities = np.exp(scores - scores.max())
+        probabilities /= probabilities.sum()
+        best = np.argsort(-probabilities, kind="stable")[:top]
+        results.append({"image": path, "top": [{"label": names[k], "class": int(k),
+                                                "probability": round(float(probabilities[k]), 4)} for k in best]})
+    write_json_atomically(os.path.join(out_dir, CLASS_PREDICTIONS_FILE), results)
+    return results
+
+
+def summarize_classes(result: dict, top: int = 3) -> str:
+    """One console line per image: its ``top`` classes and their probabilities."""
+    return f"{result['image']}: " + ", ".join(f"{c['label']} {c['probability']:.2f}" for c in result["top"][:top])
 
 
 def tint_masks(pixels: np.ndarray, masks: Sequence, classes, opacity: float = 0.5) -> np.ndarray:

@@ -86,6 +86,23 @@ def test_an_int8_classifier_file_is_verified_against_keras_and_scores_the_same(t
     assert "is a classification run: QAT fine-tunes detectors only" in capsys.readouterr().err
 
 
+def test_predict_gives_a_classifier_runs_and_files_top_classes_with_probabilities(trained, capsys):
+    images = [str(trained["val"] / "red" / "0.png"), str(trained["val"] / "blue" / "1.png")]
+    out = trained["root"] / "classifier-fp32.tflite"
+    assert main(["export", str(trained["run"]), "--quant", "fp32", "--out", str(out), "--no-verify"]) == 0
+    for model in (trained["run"], out):
+        folder = trained["root"] / f"predicted-{model.name}"
+        assert main(["predict", str(model), *images, "--out", str(folder)]) == 0
+        printed = capsys.readouterr().out
+        results = json.loads((folder / "predictions.json").read_text())
+        assert [r["top"][0]["label"] for r in results] == ["red", "blue"]
+        assert f"{images[0]}: red " in printed and "predictions.json" in printed
+        for result in results:
+            probabilities = [c["probability"] for c in result["top"]]
+            assert len(probabilities) == 3 and probabilities == sorted(probabilities, reverse=True)
+            assert sum(probabilities) == pytest.approx(1, abs=1e-3)
+
+
 def test_a_failed_top1_check_says_how_noisy_the_drop_is_on_that_many_images(trained):
     from mobile_spinenet.data.class_folders import read_class_folders
     from mobile_spinenet.quantization.export_classifier import verify_classifier

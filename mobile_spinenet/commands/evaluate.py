@@ -159,9 +159,16 @@ def add_eval_parser(sub) -> None:
 
 
 def _cmd_predict(args) -> int:
-    from mobile_spinenet.eval.predict import predict_images, summarize
+    from mobile_spinenet.eval.evaluate import task_of
+    from mobile_spinenet.eval.predict import (CLASS_PREDICTIONS_FILE, classify_images, predict_images, summarize,
+                                              summarize_classes)
 
     setup_logging()
+    if task_of(args.model) == "classification":
+        for result in classify_images(args.model, args.images, args.out, args.labels, args.resize):
+            print(summarize_classes(result))
+        print(f"predictions: {os.path.join(args.out, CLASS_PREDICTIONS_FILE)}")
+        return 0
     results = predict_images(args.model, args.images, args.out, args.score_threshold, args.labels, args.resize)
     for result in results:
         print(summarize(result))
@@ -171,10 +178,12 @@ def _cmd_predict(args) -> int:
 
 def add_predict_parser(sub) -> None:
     predict = sub.add_parser(
-        "predict", help="draw a model's detections on images",
+        "predict", help="draw a model's detections on images (a classifier's: its top classes)",
         description="Run a training run (Keras) or a .tflite file on image files; write each image with its "
                     "boxes, labels and scores drawn (a Mask R-CNN run's masks tinted in), and detections.json "
-                    "(boxes in original-image pixels; masks as COCO RLE).")
+                    "(boxes in original-image pixels; masks as COCO RLE). A classification run or classifier "
+                    "file prints each image's top classes and writes them with their probabilities to "
+                    "predictions.json.")
     predict.add_argument("model", help="run directory or .tflite file")
     predict.add_argument("images", nargs="+", help="image files")
     predict.add_argument("--out", required=True, help="output folder")
