@@ -70,6 +70,20 @@ def test_bad_class_folders_are_refused_naming_what_is_wrong(tmp_path):
         read_class_folders(str(root / "cat"))
 
 
+def test_a_detection_dataset_given_as_class_folders_is_named_as_such(tmp_path):
+    from mobile_spinenet.data.demo import make_split
+
+    make_split(str(tmp_path / "coco"), "train", 2, seed=0)  # annotations.json + images/
+    with pytest.raises(ValueError, match=r"coco is a COCO detection dataset \(annotations.json\), not class folders"):
+        read_class_folders(str(tmp_path / "coco"))
+    voc = tmp_path / "voc"
+    _image(str(voc / "JPEGImages" / "a.jpg"))
+    (voc / "Annotations").mkdir()
+    (voc / "Annotations" / "a.xml").write_text("<annotation/>")
+    with pytest.raises(ValueError, match=r"voc is a Pascal VOC detection dataset \(Annotations/\), not class folders"):
+        read_class_folders(str(voc))
+
+
 def _write_idx(path, array):
     import gzip
 
