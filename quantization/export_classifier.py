@@ -21,11 +21,9 @@ MIN_TOP1_AGREEMENT = {"fp32": 0.99, "fp16": 0.99, "dynamic": 0.95, "int8": 0.9, 
 
 def _folders(path, what: str, run_dir: str, class_names):
     from mobile_spinenet.data.class_folders import read_class_folders
-    from mobile_spinenet.training.runs import SOURCES_FILE
+    from mobile_spinenet.quantization.export_run import data_given
 
-    if not path:
-        raise ValueError(f"{what}: {run_dir} records no training data ({SOURCES_FILE}); pass it explicitly")
-    return read_class_folders(path, class_names=tuple(class_names))
+    return read_class_folders(data_given(path, what, run_dir), class_names=tuple(class_names))
 
 
 def verify_classifier(keras_predict, tflite_predict, dataset, image_size: int, quant: str, images: int,
@@ -100,6 +98,8 @@ def export_classifier(run, out: str, options, calibration, verification, resize:
     quant, run_dir = options.quant, run.run_dir
     sources = read_sources(run_dir)
     names = run.label_map.names
+    val = (_folders(verification.val or sources.get("val") or sources.get("train"), "--val", run_dir, names)
+           if verification.enabled else None)  # before minutes of work
     model = run.model()
     quant_name = f"{quant}-qat" if run.is_qat else quant
     calibrated = None
@@ -126,7 +126,6 @@ def export_classifier(run, out: str, options, calibration, verification, resize:
     progress(format_op_report(report["ops"]))
     paths = sidecar_paths(out)
     if verification.enabled:
-        val = _folders(verification.val or sources.get("val") or sources.get("train"), "--val", run_dir, names)
         interpreter = load_interpreter(model_content=flatbuffer, builtin_kernels=quant == "int8")
         result = verify_classifier(keras_classifier(model), tflite_classifier(interpreter), val, run.image_size,
                                    quant_name, verification.image_count("classification"), resize)

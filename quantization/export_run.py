@@ -15,12 +15,22 @@ from mobile_spinenet.quantization.verify import VerifyOptions
 from mobile_spinenet.training.runs import SOURCES_FILE, open_run, read_sources  # noqa: F401  (the run owns them)
 
 
+# what a flag's default reads from the run's sources.json
+DATA_NEEDED = {"--calib": "training data", "--val": "val or training data"}
+
+
+def data_given(path: Optional[str], what: str, run_dir: str) -> str:
+    """``path`` (the flag ``what``'s value or the run's recorded data), or a one-line error."""
+    if not path:
+        raise ValueError(f"{what}: {run_dir} records no {DATA_NEEDED[what]} ({SOURCES_FILE}, which a packed "
+                         f"checkpoint leaves out); pass {what} explicitly")
+    return path
+
+
 def _dataset(path: Optional[str], what: str, run_dir: str, label_map):
     from mobile_spinenet.data.readers import read_dataset
 
-    if not path:
-        raise ValueError(f"{what}: {run_dir} records no training data ({SOURCES_FILE}); pass it explicitly")
-    return read_dataset(path, label_map=label_map)
+    return read_dataset(data_given(path, what, run_dir), label_map=label_map)
 
 
 def check_export_out(out: str) -> None:
@@ -82,6 +92,8 @@ def export_tflite(run_dir: str, out: str, export=None, calibration: Optional[Cal
     nms_config = replace(options.nms_config, clip_size=file_clip_size(options))
     model, from_qat = run.model(), run.is_qat
     sources = read_sources(run_dir)
+    val_data = (_dataset(verification.val or sources.get("val") or sources.get("train"), "--val", run_dir,
+                         run.label_map) if verification.enabled else None)  # before minutes of work
     model_id, size = run.config.model, run.image_size
     resize = check_resize(resize or run.config.resize)
     anchors = run.anchors()
@@ -114,8 +126,6 @@ def export_tflite(run_dir: str, out: str, export=None, calibration: Optional[Cal
 
     paths = sidecar_paths(out)
     if verification.enabled:
-        val_data = _dataset(verification.val or sources.get("val") or sources.get("train"), "--val", run_dir,
-                            run.label_map)
         allowed = DEFAULT_MAX_AP_DROP[quant_name] if verification.max_ap_drop is None else verification.max_ap_drop
         interpreter = load_interpreter(model_content=flatbuffer, builtin_kernels=quant == "int8")
         result = verify_export(keras_predictor(model, anchors, nms_config),

@@ -103,6 +103,21 @@ def test_predict_gives_a_classifier_runs_and_files_top_classes_with_probabilitie
             assert sum(probabilities) == pytest.approx(1, abs=1e-3)
 
 
+def test_exporting_a_packed_classifier_without_val_names_the_flag_before_converting(trained, monkeypatch, capsys):
+    from mobile_spinenet.quantization import export
+
+    packed = trained["root"] / "packed"
+    assert main(["pack", str(trained["run"]), "--out", str(packed)]) == 0  # no sources.json: no recorded data
+    capsys.readouterr()
+
+    def convert(*args, **kwargs):
+        raise AssertionError("converted before the verification data was found")
+
+    monkeypatch.setattr(export, "convert", convert)
+    assert main(["export", str(packed), "--quant", "fp32", "--out", str(trained["root"] / "packed.tflite")]) == 2
+    assert "--val: " + str(packed) + " records no val or training data" in capsys.readouterr().err
+
+
 def test_a_failed_top1_check_says_how_noisy_the_drop_is_on_that_many_images(trained):
     from mobile_spinenet.data.class_folders import read_class_folders
     from mobile_spinenet.quantization.export_classifier import verify_classifier

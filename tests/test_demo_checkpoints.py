@@ -91,6 +91,18 @@ def test_int8_export_of_the_trained_qat_checkpoint_passes_verification_with_agre
     assert "PASSED" in capsys.readouterr().out
 
 
+def test_exporting_a_packed_checkpoint_without_val_names_the_flag_before_converting(tmp_path, monkeypatch, capsys):
+    from mobile_spinenet.quantization import export
+
+    def convert(*args, **kwargs):
+        raise AssertionError("converted before the verification data was found")
+
+    monkeypatch.setattr(export, "convert", convert)
+    folder = os.path.join(CHECKPOINTS, "spinenet49xxs")  # packed: no sources.json
+    assert main(["export", folder, "--quant", "fp32", "--out", str(tmp_path / "xxs.tflite")]) == 2
+    assert f"--val: {folder} records no val or training data" in capsys.readouterr().err
+
+
 @pytest.mark.slow  # ~70 s: tfmot's rebuild, which every QAT run written since qat_model.json skips
 def test_a_qat_run_without_its_model_file_is_rebuilt_through_tfmot_to_the_same_model(tmp_path, images):
     import shutil
