@@ -1,7 +1,8 @@
 """The committed demo checkpoints (``checkpoints/demo/``, trained by the kit with the commands in
 docs/training.md) are trained models: each opens as a run, and a correct int8 export of the
 SpineNet-49xxs QAT one passes verification with the agreement check on (not on AP alone), on
-every CI run."""
+every CI run. The committed classifier (``checkpoints/classes/``) scores 90% on the bundled val
+photos."""
 import json
 import os
 
@@ -101,6 +102,18 @@ def test_exporting_a_packed_checkpoint_without_val_names_the_flag_before_convert
     folder = os.path.join(CHECKPOINTS, "spinenet49xxs")  # packed: no sources.json
     assert main(["export", folder, "--quant", "fp32", "--out", str(tmp_path / "xxs.tflite")]) == 2
     assert f"--val: {folder} records no val or training data" in capsys.readouterr().err
+
+
+def test_the_committed_classifier_scores_90_percent_on_the_bundled_val_photos(tmp_path):
+    from mobile_spinenet.data.class_folders import make_demo_class_folders
+    from mobile_spinenet.eval.evaluate import evaluate_classifier_path
+
+    folder = os.path.join(ROOT, "checkpoints", "classes", "spinenet49xxs")
+    record = open_run(folder).finished_record()
+    assert record["task"] == "classification" and record["last_epoch"]["val_top1"] >= 0.9
+    make_demo_class_folders(str(tmp_path / "classes"))  # the 1,000 val photos it was scored on
+    scores = evaluate_classifier_path(folder, str(tmp_path / "classes" / "val"))
+    assert scores["images"] == 1000 and scores["top1"] >= 0.9, scores  # 0.906 when committed
 
 
 @pytest.mark.slow  # ~70 s: tfmot's rebuild, which every QAT run written since qat_model.json skips
