@@ -56,4 +56,11 @@ def evaluate_classifier(predict: ClassifierPredictor, dataset, image_size: int, 
             progress(len(labels))
     if not images:
         raise ValueError(f"{dataset.root} has no images to score")
-    return {"top1": top1 / images, "top5": top5 / images, "images": images}
+    return {"top1": top1 / images, "top5": top5 / images, "images": images,
+            "top1_se": accuracy_standard_error(top1 / images, images)}
+
+
+def accuracy_standard_error(accuracy: float, images: int) -> float:
+    """Standard error (0..1) of an accuracy measured on ``images`` images (binomial): how far
+    another sample of that many images from the same source would typically move it."""
+    return (accuracy * (1 - accuracy) / images) ** 0.5

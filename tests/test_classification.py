@@ -49,13 +49,16 @@ def test_a_classifier_trains_on_class_folders_and_is_scored_by_top1(trained, cap
     assert record["task"] == "classification" and record["num_classes"] == 3
     assert json.loads((run / "label_map.json").read_text())["classes"][0]["name"] == "blue"  # sorted folders
     assert main(["eval", str(run), "--data", str(trained["val"])]) == 0
-    assert "top-1 " in capsys.readouterr().out
+    printed = capsys.readouterr().out
     # eval --image-size: the run's weights in a model built for that input (its own size: the same scores)
     from mobile_spinenet.eval.evaluate import evaluate_classifier_path
     from mobile_spinenet.training.runs import open_run
 
     assert open_run(str(run)).at_input_size(96).model().input_shape[1:3] == (96, 96)
     own = evaluate_classifier_path(str(run), str(trained["val"]))
+    # top-1 with its binomial standard error on the 18 val images
+    se = 100 * np.sqrt(own["top1"] * (1 - own["top1"]) / 18)
+    assert f"top-1 {100 * own['top1']:.2f}% (+- {se:.2f}, one standard error on 18 images)" in printed
     assert evaluate_classifier_path(str(run), str(trained["val"]), image_size=64) == own
     assert evaluate_classifier_path(str(run), str(trained["val"]), image_size=96)["images"] == own["images"]
 

@@ -121,8 +121,9 @@ def _cmd_eval(args) -> int:
         if args.json or args.labels:
             raise ValueError("--json and --labels are for detectors; a classifier's labels come from its run or report")
         accuracy = evaluate_classifier_path(args.model, args.data, args.max_images, args.resize, args.image_size)
-        print(f"top-1 {100 * accuracy['top1']:.2f}%  top-5 {100 * accuracy['top5']:.2f}%  "
-              f"({accuracy['images']} images of {args.data})")
+        print(f"top-1 {100 * accuracy['top1']:.2f}% (+- {100 * accuracy['top1_se']:.2f}, one standard error on "
+              f"{accuracy['images']} images)  top-5 {100 * accuracy['top5']:.2f}%  ({accuracy['images']} images of "
+              f"{args.data})")
         return 0
     metrics, detections = evaluate_path(args.model, args.data, args.max_images, labels=args.labels, resize=args.resize,
                                         image_size=args.image_size)
