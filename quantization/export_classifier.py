@@ -21,7 +21,7 @@ MIN_TOP1_AGREEMENT = {"fp32": 0.99, "fp16": 0.99, "dynamic": 0.95, "int8": 0.9, 
 
 def _folders(path, what: str, run_dir: str, class_names):
     from mobile_spinenet.data.class_folders import read_class_folders
-    from mobile_spinenet.quantization.export_run import data_given
+    from mobile_spinenet.training.runs import data_given
 
     return read_class_folders(data_given(path, what, run_dir), class_names=tuple(class_names))
 

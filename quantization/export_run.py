@@ -12,19 +12,7 @@ from mobile_spinenet.registry import INSTANCE_SEGMENTATION, get_model_info
 from mobile_spinenet.quantization.calibration import CalibrationOptions  # noqa: F401  (where the commands find it)
 from mobile_spinenet.quantization.export import sidecar_paths  # noqa: F401  (where every command finds it)
 from mobile_spinenet.quantization.verify import VerifyOptions
-from mobile_spinenet.training.runs import SOURCES_FILE, open_run, read_sources  # noqa: F401  (the run owns them)
-
-
-# what a flag's default reads from the run's sources.json
-DATA_NEEDED = {"--calib": "training data", "--val": "val or training data"}
-
-
-def data_given(path: Optional[str], what: str, run_dir: str) -> str:
-    """``path`` (the flag ``what``'s value or the run's recorded data), or a one-line error."""
-    if not path:
-        raise ValueError(f"{what}: {run_dir} records no {DATA_NEEDED[what]} ({SOURCES_FILE}, which a packed "
-                         f"checkpoint leaves out); pass {what} explicitly")
-    return path
+from mobile_spinenet.training.runs import SOURCES_FILE, data_given, open_run, read_sources  # noqa: F401  (the run owns them)
 
 
 def _dataset(path: Optional[str], what: str, run_dir: str, label_map):

@@ -48,6 +48,18 @@ def read_sources(run_dir: str) -> dict:
         return json.load(f)
 
 
+# what a flag's default reads from the run's sources.json
+DATA_NEEDED = {"--calib": "training data", "--val": "val or training data"}
+
+
+def data_given(path: Optional[str], what: str, run_dir: str) -> str:
+    """``path`` (the flag ``what``'s value, else the run's recorded data), or a one-line error."""
+    if not path:
+        raise ValueError(f"{what}: {run_dir} records no {DATA_NEEDED[what]} ({SOURCES_FILE}, which a packed "
+                         f"checkpoint leaves out); pass {what} explicitly")
+    return path
+
+
 class RunDirectoryBusy(ValueError):
     """Another live process holds the run directory."""
 
