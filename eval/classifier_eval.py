@@ -18,6 +18,12 @@ def top_k_correct(scores: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
     return (top == np.asarray(labels)[:, None]).any(axis=1)
 
 
+def softmax(scores: np.ndarray) -> np.ndarray:
+    """Class probabilities of logits ``[..., K]`` (shifted by their maximum, so large logits do not overflow)."""
+    exp = np.exp(scores - scores.max(-1, keepdims=True))
+    return exp / exp.sum(-1, keepdims=True)
+
+
 def keras_classifier(model) -> ClassifierPredictor:
     from mobile_spinenet.backend import tf
 

@@ -98,6 +98,7 @@ def classify_images(model: str, images: Sequence[str], out_dir: str, labels: Opt
                     resize: Optional[str] = None, top: int = 5) -> list:
     """The ``top`` classes of each image with their softmax probabilities, written to
     ``out_dir/predictions.json``; returns them (one dict per image)."""
+    from mobile_spinenet.eval.classifier_eval import softmax
     from mobile_spinenet.eval.evaluate import load_classifier, read_labels
 
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
@@ -111,8 +112,7 @@ def classify_images(model: str, images: Sequence[str], out_dir: str, labels: Opt
         scores = np.asarray(classifier.predict(square), np.float64)[0]
         if len(names) != len(scores):
             raise ValueError(f"{labels or model} names {len(names)} classes; the classifier scores {len(scores)}")
-        probabilities = np.exp(scores - scores.max())
-        probabilities /= probabilities.sum()
+        probabilities = softmax(scores)
         best = np.argsort(-probabilities, kind="stable")[:top]
         results.append({"image": path, "top": [{"label": names[k], "class": int(k),
                                                 "probability": round(float(probabilities[k]), 4)} for k in best]})

@@ -34,7 +34,7 @@ def verify_classifier(keras_predict, tflite_predict, dataset, image_size: int, q
     import numpy as np
 
     from mobile_spinenet.data.pipeline import classification_eval_dataset
-    from mobile_spinenet.eval.classifier_eval import top_k_correct
+    from mobile_spinenet.eval.classifier_eval import softmax, top_k_correct
 
     keras_right = file_right = only_one_right = same = confident = total = 0
     for batch, labels in classification_eval_dataset(dataset, image_size, 16, resize, images):
@@ -44,8 +44,7 @@ def verify_classifier(keras_predict, tflite_predict, dataset, image_size: int, q
         keras_right += int(keras_hits.sum())
         file_right += int(file_hits.sum())
         only_one_right += int((keras_hits != file_hits).sum())
-        probabilities = np.exp(ours - ours.max(-1, keepdims=True))
-        sure = (probabilities / probabilities.sum(-1, keepdims=True)).max(-1) >= CONFIDENT
+        sure = softmax(ours).max(-1) >= CONFIDENT
         same += int((np.argmax(ours, -1) == np.argmax(theirs, -1))[sure].sum())
         confident += int(sure.sum())
         total += len(labels)
