@@ -32,7 +32,10 @@ def output_names(images: Sequence[str]) -> list:
     return names
 
 
-def check_images(images: Sequence[str]) -> None:
+def check_inputs(images: Sequence[str], out_dir: str) -> None:
+    """Before any model loads: every image exists and ``out_dir`` can be a folder."""
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ValueError(f"--out {out_dir} is an existing file, not a folder")
     for path in images:
         if not os.path.isfile(path):
             raise ValueError(f"{path} does not exist")
@@ -47,9 +50,7 @@ def predict_images(model: str, images: Sequence[str], out_dir: str, score_thresh
     from mobile_spinenet.eval.detector_eval import to_original_pixels
     from mobile_spinenet.eval.evaluate import load_detector
 
-    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise ValueError(f"--out {out_dir} is an existing file, not a folder")
-    check_images(images)
+    check_inputs(images, out_dir)
     detector = load_detector(model, labels, resize)
     names = detector.names
     results = []
@@ -101,9 +102,7 @@ def classify_images(model: str, images: Sequence[str], out_dir: str, labels: Opt
     from mobile_spinenet.eval.classifier_eval import softmax
     from mobile_spinenet.eval.evaluate import load_classifier, read_labels
 
-    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise ValueError(f"--out {out_dir} is an existing file, not a folder")
-    check_images(images)
+    check_inputs(images, out_dir)
     classifier = load_classifier(model, resize)
     names = read_labels(labels) if labels else classifier.names
     results = []
