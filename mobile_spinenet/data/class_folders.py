@@ -48,13 +48,9 @@ def _check_image(path: str) -> None:
         raise ValueError(f"{path} cannot be read as an image: {str(error).splitlines()[0]}") from None
 
 
-def _detection_layout(root: str) -> Optional[str]:
-    """What detection dataset ``root`` is (the layouts ``readers.read_dataset`` reads), or None."""
-    if os.path.isfile(os.path.join(root, "annotations.json")):
-        return "COCO detection dataset (annotations.json)"
-    if os.path.isdir(os.path.join(root, "Annotations")):
-        return "Pascal VOC detection dataset (Annotations/)"
-    return None
+# how a folder that read_dataset would read as detection data is named when given as class folders
+DETECTION_LAYOUT_NAMES = {"coco": "COCO detection dataset (annotations.json)",
+                          "voc": "Pascal VOC detection dataset (Annotations/)"}
 
 
 def read_class_folders(root: str, class_names: Optional[tuple] = None, check_images: bool = True
@@ -63,9 +59,11 @@ def read_class_folders(root: str, class_names: Optional[tuple] = None, check_ima
     the training set's classes) and refuses folders it does not list."""
     if not os.path.isdir(root):
         raise ValueError(f"--data {root} is not a folder (expected one sub-folder per class)")
-    layout = _detection_layout(root)
+    from mobile_spinenet.data.readers import detection_layout
+
+    layout = detection_layout(root)
     if layout:
-        raise ValueError(f"{root} is a {layout}, not class folders: classification reads {root}/<class name>/<images> "
+        raise ValueError(f"{root} is a {DETECTION_LAYOUT_NAMES[layout]}, not class folders: classification reads {root}/<class name>/<images> "
                          f"(`data demo-classes` writes such folders; detection data needs --task detection)")
     found = sorted(n for n in os.listdir(root) if not n.startswith(".") and os.path.isdir(os.path.join(root, n)))
     stray = sorted(n for n in os.listdir(root) if not n.startswith(".") and not os.path.isdir(os.path.join(root, n)))

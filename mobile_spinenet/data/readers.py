@@ -277,6 +277,16 @@ def find_coco_images_dir(annotation_file: str) -> str:
                     f"{split}/ beside its folder; pass it explicitly")
 
 
+def detection_layout(folder: str) -> Optional[str]:
+    """The detection dataset :func:`read_dataset` finds in ``folder``: ``"coco"`` (``annotations.json``),
+    ``"voc"`` (``Annotations/``), or None."""
+    if os.path.isfile(os.path.join(folder, "annotations.json")):
+        return "coco"
+    if os.path.isdir(os.path.join(folder, "Annotations")):
+        return "voc"
+    return None
+
+
 def read_dataset(path: str, label_map: Optional[LabelMap] = None, images_dir: Optional[str] = None,
                  full_check: Optional[bool] = None, masks: bool = False) -> DetectionDataset:
     """Read what ``path`` is: a COCO JSON file, a folder with ``annotations.json`` (+ ``images/``),
@@ -286,10 +296,11 @@ def read_dataset(path: str, label_map: Optional[LabelMap] = None, images_dir: Op
         return read_coco(path, images_dir or find_coco_images_dir(path), label_map, full_check, masks)
     if not os.path.isdir(path):
         raise DataError(f"dataset {path} does not exist")
-    if os.path.isfile(os.path.join(path, "annotations.json")):
+    layout = detection_layout(path)
+    if layout == "coco":
         return read_coco(os.path.join(path, "annotations.json"), images_dir or os.path.join(path, "images"),
                          label_map, full_check, masks)
-    if os.path.isdir(os.path.join(path, "Annotations")):
+    if layout == "voc":
         if masks:
             raise DataError(f"{path} is a Pascal VOC folder, which the kit reads without instance masks; "
                             f"instance segmentation needs COCO annotations with segmentations")
