@@ -19,8 +19,8 @@ DEFAULT_MAX_AP_DROP = {"fp32": 0.1, "fp16": 0.1, "dynamic": 1.0, "int8": 2.0, "i
 CONFIDENT_SCORE = 0.3
 # Val images a file is checked on unless told. Detectors: AP on a few dozen images is noise at the
 # 1-point limit (the trained demo QAT file drops 0.07 AP on 200 val images and 1.00 on the first 40,
-# docs/quantization.md). Classifiers: top-1 on 200 images moves by a standard error of ~1.3 points
-# between a good int8 file and its model, close to the 2-point limit (a 90.6% classifier whose int8
+# docs/quantization.md). Classifiers: on 200 images one standard error of the top-1 drop between a
+# good int8 file and its model is over a point, close to the 2-point limit (a 90.6% classifier whose int8
 # file scores 90.6% on 1,000 val images dropped 2.5 on 200 of them), and scoring is cheap.
 DEFAULT_VERIFY_IMAGES = {"detection": 200, "classification": 1000}
 

@@ -81,7 +81,8 @@ def add_export_parser(sub) -> None:
     export.add_argument("run", help="training run directory")
     export.add_argument("--out", required=True, help="the .tflite file to write (labels and a JSON report beside it)")
     export.add_argument("--quant", default="int8", choices=["fp32", "fp16", "dynamic", "int8"],
-                        help="int8 (default: integer weights and activations, from a QAT run or calibrated from a float run), dynamic (int8 weights, float activations), fp16 (half-size weights) or fp32")
+                        help="int8 (default: integer weights and activations, from a QAT run or calibrated from a "
+                             "float run), dynamic (int8 weights, float activations), fp16 (half-size weights) or fp32")
     export.add_argument("--calib", help="calibration images for int8 (default: the run's training data)")
     export.add_argument("--calib-steps", type=positive_int,
                         help=f"int8 from a float run: calibration images (default {DEFAULT_IMAGES['median']} for median, "
@@ -100,7 +101,9 @@ def add_export_parser(sub) -> None:
                              "keeps the AP those layers lose to int8; time the file on the target device, where "
                              "float ops may cost more than on a desktop CPU (docs/quantization.md)")
     export.add_argument("--nms", default="tflite", choices=["tflite", "none"],
-                        help="tflite (default: decoding and NMS in the file, the TFLite_Detection_PostProcess op that MediaPipe and the Task Library read) or none (raw box and class outputs, the network alone)")
+                        help="tflite (default: decoding and NMS in the file, the TFLite_Detection_PostProcess op "
+                             "that MediaPipe and the Task Library read) or none (raw box and class outputs, the "
+                             "network alone)")
     export.add_argument("--fast-nms", action="store_true", help="class-agnostic NMS of the op (faster on device); "
                         "default: per-class NMS, as evaluation does")
     export.add_argument("--max-detections", type=positive_int, default=100,
