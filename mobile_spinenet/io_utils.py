@@ -7,7 +7,7 @@ import os
 import tempfile
 
 
-TEMP_PREFIX = ".tmp-"  # names of the temp files write_atomically leaves behind only when killed
+TEMP_PREFIX = ".tmp-"  # names of the temp files and folders that atomic writes leave behind only when killed
 
 
 def write_atomically(path: str, data) -> None:

@@ -92,18 +92,16 @@ def export_classifier(run, out: str, options, calibration, verification, resize:
     from mobile_spinenet.quantization.export import convert, format_op_report, op_report, sidecar_paths
     from mobile_spinenet.quantization.interpreter import load_interpreter
     from mobile_spinenet.quantization.verify import ExportVerificationError
-    from mobile_spinenet.training.runs import read_sources
 
     quant, run_dir = options.quant, run.run_dir
-    sources = read_sources(run_dir)
     names = run.label_map.names
-    val = (_folders(verification.val or sources.get("val") or sources.get("train"), "--val", run_dir, names)
+    val = (_folders(verification.val, "--val", run_dir, names)
            if verification.enabled else None)  # before minutes of work
     model = run.model()
     quant_name = f"{quant}-qat" if run.is_qat else quant
     calibrated = None
     if quant == "int8" and not run.is_qat:  # a QAT model is converted with the ranges it learned
-        calib = _folders(calibration.data or sources.get("train"), "--calib", run_dir, names)
+        calib = _folders(calibration.data, "--calib", run_dir, names)
         with elapsed(calibration.validate().step_name):
             batches = class_folder_batches(calib, run.image_size, resize, calibration.seed)
             calibrated = calibrate_for_int8(run, model, calibration, batches)

@@ -12,7 +12,7 @@ from mobile_spinenet.registry import INSTANCE_SEGMENTATION, get_model_info
 from mobile_spinenet.quantization.calibration import CalibrationOptions  # noqa: F401  (where the commands find it)
 from mobile_spinenet.quantization.export import sidecar_paths  # noqa: F401  (where every command finds it)
 from mobile_spinenet.quantization.verify import VerifyOptions
-from mobile_spinenet.training.runs import SOURCES_FILE, data_given, open_run, read_sources  # noqa: F401  (the run owns them)
+from mobile_spinenet.training.runs import SOURCES_FILE, data_given, open_run  # noqa: F401  (the run owns them)
 
 
 def _dataset(path: Optional[str], what: str, run_dir: str, label_map):
@@ -79,16 +79,15 @@ def export_tflite(run_dir: str, out: str, export=None, calibration: Optional[Cal
     options = replace(options, nms_config=replace(options.nms_config, clip_size=run.nms_config().clip_size))
     nms_config = replace(options.nms_config, clip_size=file_clip_size(options))
     model, from_qat = run.model(), run.is_qat
-    sources = read_sources(run_dir)
-    val_data = (_dataset(verification.val or sources.get("val") or sources.get("train"), "--val", run_dir,
-                         run.label_map) if verification.enabled else None)  # before minutes of work
+    val_data = (_dataset(verification.val, "--val", run_dir, run.label_map)
+                if verification.enabled else None)  # before minutes of work
     model_id, size = run.config.model, run.image_size
     resize = check_resize(resize or run.config.resize)
     anchors = run.anchors()
     quant_name = f"{quant}-qat" if from_qat else quant
     calibrated = None
     if quant == "int8" and not from_qat:  # a QAT model is converted with the ranges it learned
-        calib_data = _dataset(calibration.data or sources.get("train"), "--calib", run_dir, run.label_map)
+        calib_data = _dataset(calibration.data, "--calib", run_dir, run.label_map)
         with elapsed(calibration.validate().step_name):
             batches = detection_batches(calib_data, size, resize, seed=calibration.seed)
             calibrated = calibrate_for_int8(run, model, calibration, batches)

@@ -20,7 +20,7 @@ import shutil
 from dataclasses import asdict, dataclass
 from typing import Callable, Optional
 
-from mobile_spinenet.io_utils import write_json_atomically
+from mobile_spinenet.io_utils import TEMP_PREFIX, write_json_atomically
 
 REPORT_FILE = "mobile_spinenet.json"  # beside saved_model.pb: what eval needs to feed and label it
 
@@ -57,11 +57,12 @@ def export_savedmodel(run_dir: str, out: str, options: SavedModelOptions = Saved
     from mobile_spinenet import __version__
     from mobile_spinenet.backend import tf
     from mobile_spinenet.data.images import PIXEL_MEAN, PIXEL_STD
-    from mobile_spinenet.training.runs import open_run, read_sources
+    from mobile_spinenet.training.runs import data_given, open_run
 
     run = open_run(run_dir)
     if run.is_qat:
         raise ValueError(f"{run_dir} is a QAT run; a SavedModel for servers is exported from its float run")
+    data = data_given(options.val, "--val", run_dir) if options.verify_images else None  # before the save
     model, size = run.model(), run.image_size
 
     class Serving(tf.Module):
@@ -79,7 +80,7 @@ def export_savedmodel(run_dir: str, out: str, options: SavedModelOptions = Saved
     module = Serving()
     folder = os.path.dirname(os.path.abspath(out))
     os.makedirs(folder, exist_ok=True)
-    staging = os.path.join(folder, f".tmp-{os.path.basename(os.path.abspath(out))}-{os.getpid()}")
+    staging = os.path.join(folder, f"{TEMP_PREFIX}{os.path.basename(os.path.abspath(out))}-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     progress(f"saving {run.config.model} ({run.config.task}, {size} px) as a SavedModel")
     try:
@@ -94,10 +95,6 @@ def export_savedmodel(run_dir: str, out: str, options: SavedModelOptions = Saved
             report.update(anchor_settings(run.config))
             report["postprocess"] = asdict(run.nms_config())
         if options.verify_images:
-            sources = read_sources(run_dir)
-            data = options.val or sources.get("val") or sources.get("train")
-            if not data:
-                raise ValueError(f"{run_dir} records no data to check the export on; pass --val")
             report["verification"] = _verify(model, staging, report, data, run, options)
             checked = report["verification"]
             progress(f"checked on {checked['images']} images: box AP {checked['bbox_AP_keras']:.2f} (Keras) vs "

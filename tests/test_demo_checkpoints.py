@@ -105,6 +105,19 @@ def test_exporting_a_packed_checkpoint_without_val_names_the_flag_before_convert
     assert f"--val: {folder} records no val or training data" in capsys.readouterr().err
 
 
+def test_a_savedmodel_of_a_packed_checkpoint_without_val_names_the_flag_before_saving(tmp_path, monkeypatch, capsys):
+    from mobile_spinenet.backend import tf
+
+    def save(*args, **kwargs):
+        raise AssertionError("saved before the verification data was found")
+
+    monkeypatch.setattr(tf.saved_model, "save", save)
+    folder = os.path.join(CHECKPOINTS, "spinenet49xxs")  # packed: no sources.json
+    assert main(["export-savedmodel", folder, "--out", str(tmp_path / "served")]) == 2  # verifies 50 by default
+    assert f"--val: {folder} records no val or training data" in capsys.readouterr().err
+    assert os.listdir(tmp_path) == []
+
+
 def test_the_committed_classifier_scores_90_percent_on_the_bundled_val_photos(tmp_path):
     from mobile_spinenet.data.class_folders import make_demo_class_folders
     from mobile_spinenet.eval.evaluate import evaluate_classifier_path

@@ -7,7 +7,7 @@ import os
 import shutil
 from typing import Optional
 
-from mobile_spinenet.io_utils import write_atomically
+from mobile_spinenet.io_utils import TEMP_PREFIX, write_atomically
 
 LATEST = "latest"
 
@@ -38,7 +38,7 @@ class AtomicCheckpoints:
         final = os.path.join(self.directory, name)
         if os.path.isdir(final):
             return os.path.join(final, "ckpt")
-        temp = os.path.join(self.directory, f".tmp-{name}-{os.getpid()}")
+        temp = os.path.join(self.directory, f"{TEMP_PREFIX}{name}-{os.getpid()}")
         shutil.rmtree(temp, ignore_errors=True)
         try:
             self.checkpoint.write(os.path.join(temp, "ckpt"))

@@ -48,16 +48,22 @@ def read_sources(run_dir: str) -> dict:
         return json.load(f)
 
 
-# what a flag's default reads from the run's sources.json
-DATA_NEEDED = {"--calib": "training data", "--val": "val or training data"}
+# which of the run's recorded data (sources.json) a flag's default reads, first found first, and
+# how the error names it
+DATA_DEFAULTS = {"--calib": (("train",), "training data"), "--val": (("val", "train"), "val or training data")}
 
 
 def data_given(path: Optional[str], what: str, run_dir: str) -> str:
-    """``path`` (the flag ``what``'s value, else the run's recorded data), or a one-line error."""
-    if not path:
-        raise ValueError(f"{what}: {run_dir} records no {DATA_NEEDED[what]} ({SOURCES_FILE}, which a packed "
+    """``path`` (the flag ``what``'s value), else the data the run recorded for it, or a one-line error."""
+    if path:
+        return path
+    keys, needed = DATA_DEFAULTS[what]
+    sources = read_sources(run_dir)
+    recorded = next((sources[key] for key in keys if sources.get(key)), None)
+    if not recorded:
+        raise ValueError(f"{what}: {run_dir} records no {needed} ({SOURCES_FILE}, which a packed "
                          f"checkpoint leaves out); pass {what} explicitly")
-    return path
+    return recorded
 
 
 class RunDirectoryBusy(ValueError):
@@ -291,9 +297,9 @@ class Run:
 
     def write_final(self, model, record: dict) -> str:
         """The final weights (atomically) and ``run.json``; returns the weights' path."""
-        from mobile_spinenet.io_utils import write_json_atomically
+        from mobile_spinenet.io_utils import TEMP_PREFIX, write_json_atomically
 
-        path, temp = self.path(WEIGHTS_FILE), self.path(".tmp-" + WEIGHTS_FILE)
+        path, temp = self.path(WEIGHTS_FILE), self.path(TEMP_PREFIX + WEIGHTS_FILE)
         model.save_weights(temp)
         os.replace(temp, path)
         write_json_atomically(self.path(RUN_FILE), {**record, "weights": WEIGHTS_FILE, "label_map": LABEL_MAP_FILE})
@@ -311,6 +317,8 @@ def pack_run(run_dir: str, out: str) -> list:
     not at all); returns the copied names. Refuses an unfinished run and an existing ``out``."""
     import shutil
 
+    from mobile_spinenet.io_utils import TEMP_PREFIX
+
     run = Run.open(run_dir)
     if run.finished_record() is None:
         raise ValueError(f"{run_dir} has not finished ({WEIGHTS_FILE} or {RUN_FILE} missing); finish it with "
@@ -318,7 +326,7 @@ def pack_run(run_dir: str, out: str) -> list:
     if os.path.exists(out):
         raise ValueError(f"--out {out} exists already; choose a new folder")
     names = [n for n in PACKED_FILES + PACKED_RECORDS if os.path.isfile(run.path(n))]
-    temp = os.path.join(os.path.dirname(os.path.abspath(out)), f".tmp-pack-{os.getpid()}-{os.path.basename(out)}")
+    temp = os.path.join(os.path.dirname(os.path.abspath(out)), f"{TEMP_PREFIX}pack-{os.getpid()}-{os.path.basename(out)}")
     shutil.rmtree(temp, ignore_errors=True)
     os.makedirs(temp)
     try:
