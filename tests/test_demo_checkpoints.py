@@ -105,6 +105,19 @@ def test_exporting_a_packed_checkpoint_without_val_names_the_flag_before_convert
     assert f"--val: {folder} records no val or training data" in capsys.readouterr().err
 
 
+def test_the_committed_seed_spread_was_measured_on_the_committed_weights_of_every_checkpoint():
+    # compare --seed-spread ignores a model's spread when its weights changed ("unknown" in the
+    # main job's report): a checkpoint retrained without rerunning `bench seeds` fails here
+    from mobile_spinenet.eval.significance import read_seeds
+    from mobile_spinenet.training.runs import weights_digest
+
+    measured = read_seeds(os.path.join(CHECKPOINTS, "seeds.json"))["float_weights"]
+    models = sorted(n for n in os.listdir(CHECKPOINTS) if os.path.isfile(os.path.join(CHECKPOINTS, n, "run.json"))
+                    and not n.endswith("-qat"))
+    assert models and {m: measured.get(m) for m in models} == {
+        m: weights_digest(os.path.join(CHECKPOINTS, m)) for m in models}
+
+
 def test_a_savedmodel_of_a_packed_checkpoint_without_val_names_the_flag_before_saving(tmp_path, monkeypatch, capsys):
     from mobile_spinenet.backend import tf
 
