@@ -62,7 +62,17 @@ def export_savedmodel(run_dir: str, out: str, options: SavedModelOptions = Saved
     run = open_run(run_dir)
     if run.is_qat:
         raise ValueError(f"{run_dir} is a QAT run; a SavedModel for servers is exported from its float run")
-    data = data_given(options.val, "--val", run_dir) if options.verify_images else None  # before the save
+    if run.config.task == "classification":  # its output is one logits tensor, which neither the serving
+        # signature nor the check below (boxes, AP) take
+        raise ValueError(f"{run_dir} is a classifier; export-savedmodel writes detectors and Mask R-CNN. A float "
+                         f"classifier file: export {run_dir} --quant fp32 --out FILE.tflite")
+    data, dataset = None, None
+    if options.verify_images:  # read before the save, so a missing or bad --val fails first
+        from mobile_spinenet.data.readers import read_dataset
+        from mobile_spinenet.registry import INSTANCE_SEGMENTATION
+
+        data = data_given(options.val, "--val", run_dir)
+        dataset = read_dataset(data, label_map=run.label_map, masks=run.config.task == INSTANCE_SEGMENTATION)
     model, size = run.model(), run.image_size
 
     class Serving(tf.Module):
@@ -95,7 +105,7 @@ def export_savedmodel(run_dir: str, out: str, options: SavedModelOptions = Saved
             report.update(anchor_settings(run.config))
             report["postprocess"] = asdict(run.nms_config())
         if options.verify_images:
-            report["verification"] = _verify(model, staging, report, data, run, options)
+            report["verification"] = _verify(model, staging, report, dataset, data, run, options)
             checked = report["verification"]
             progress(f"checked on {checked['images']} images: box AP {checked['bbox_AP_keras']:.2f} (Keras) vs "
                      f"{checked['bbox_AP_savedmodel']:.2f} (SavedModel), " + (
@@ -141,12 +151,12 @@ def served_predictor(path: str, report: dict) -> Callable:
     return boxes
 
 
-def _verify(model, path: str, report: dict, data: str, run, options: SavedModelOptions) -> dict:
+def _verify(model, path: str, report: dict, dataset, data: str, run, options: SavedModelOptions) -> dict:
     """Score the Keras model and the reloaded SavedModel on the same images with pycocotools: box
     AP (and mask AP for Mask R-CNN) must agree within ``options.max_ap_drop`` points, and the
     confident detections of the one must be found by the other. Outputs are not compared number
-    by number: the saved graph is optimised differently, and near-tied scores can reorder NMS."""
-    from mobile_spinenet.data.readers import read_dataset
+    by number: the saved graph is optimised differently, and near-tied scores can reorder NMS.
+    ``dataset``: read from ``data`` (the path the failure message names)."""
     from mobile_spinenet.quantization.verify import detection_agreement
     from mobile_spinenet.registry import INSTANCE_SEGMENTATION
 
@@ -155,14 +165,12 @@ def _verify(model, path: str, report: dict, data: str, run, options: SavedModelO
     if run.config.task == INSTANCE_SEGMENTATION:
         from mobile_spinenet.eval.instance_eval import evaluate_instances, mask_rcnn_predictor
 
-        dataset = read_dataset(data, label_map=run.label_map, masks=True)
         scored = [evaluate_instances(predict, dataset, size, 4, images, resize=resize)
                   for predict in (mask_rcnn_predictor(model), serve)]
         aps = {f"{kind}_AP": [100 * metrics[kind]["AP"] for metrics, _ in scored] for kind in ("bbox", "segm")}
     else:
         from mobile_spinenet.eval.detector_eval import evaluate_predictor, keras_predictor
 
-        dataset = read_dataset(data, label_map=run.label_map)
         scored = [evaluate_predictor(predict, dataset, size, 4, images, resize=resize)
                   for predict in (keras_predictor(model, run.anchors(), run.nms_config()), serve)]
         aps = {"bbox_AP": [100 * metrics["AP"] for metrics, _ in scored]}

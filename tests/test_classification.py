@@ -205,3 +205,13 @@ def test_a_subset_of_class_folders_spreads_over_the_classes(trained):
     val = read_class_folders(str(trained["val"]))  # 6 per class, sorted by class
     labels = np.concatenate([y.numpy() for _, y in classification_eval_dataset(val, 64, 4, max_images=6)])
     assert sorted(set(labels.tolist())) == [0, 1, 2]  # not the first six files (all of one class)
+
+
+def test_export_savedmodel_refuses_a_classifier_in_one_line_before_any_work(tmp_path, capsys):
+    # it crashed with a traceback from tf.function (the classifier's output is not a dict)
+    folder = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "checkpoints", "classes",
+                          "spinenet49xxs")
+    assert main(["export-savedmodel", folder, "--out", str(tmp_path / "served"), "--verify-images", "0"]) == 2
+    err = capsys.readouterr().err
+    assert f"{folder} is a classifier" in err and "--quant fp32" in err and "Traceback" not in err
+    assert os.listdir(tmp_path) == []

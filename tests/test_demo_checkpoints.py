@@ -118,16 +118,20 @@ def test_the_committed_seed_spread_was_measured_on_the_committed_weights_of_ever
         m: weights_digest(os.path.join(CHECKPOINTS, m)) for m in models}
 
 
-def test_a_savedmodel_of_a_packed_checkpoint_without_val_names_the_flag_before_saving(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("val", [None, "missing"])
+def test_a_savedmodel_export_finds_its_verification_data_before_saving(val, tmp_path, monkeypatch, capsys):
+    # a packed checkpoint without --val, and a --val that does not exist, both failed after the save
     from mobile_spinenet.backend import tf
 
     def save(*args, **kwargs):
-        raise AssertionError("saved before the verification data was found")
+        raise AssertionError("saved before the verification data was read")
 
     monkeypatch.setattr(tf.saved_model, "save", save)
     folder = os.path.join(CHECKPOINTS, "spinenet49xxs")  # packed: no sources.json
-    assert main(["export-savedmodel", folder, "--out", str(tmp_path / "served")]) == 2  # verifies 50 by default
-    assert f"--val: {folder} records no val or training data" in capsys.readouterr().err
+    given = ["--val", str(tmp_path / val)] if val else []
+    assert main(["export-savedmodel", folder, "--out", str(tmp_path / "served"), *given]) == 2  # verifies 50
+    expected = f"dataset {tmp_path / val} does not exist" if val else f"--val: {folder} records no val or training data"
+    assert expected in capsys.readouterr().err
     assert os.listdir(tmp_path) == []
 
 
