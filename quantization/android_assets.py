@@ -88,11 +88,17 @@ def copy_to_android_assets(model_path: str, assets_dir: Optional[str] = None, na
         interpreter = load_interpreter(model_content=content)
     except Exception as error:  # noqa: BLE001 (the runtime raises several types)
         raise ValueError(f"{model_path} is not a loadable TFLite model: {error}") from None
-    outputs = {d["name"] for d in interpreter.get_output_details()}
+    details = interpreter.get_output_details()
+    outputs = {d["name"] for d in details}
     input_size = int(interpreter.get_input_details()[0]["shape"][1])
+    if len(details) == 1 and len(details[0]["shape"]) == 2:  # one [1, classes] output
+        shape = [int(n) for n in details[0]["shape"]]
+        raise ValueError(f"{model_path} is an image classifier (one output of shape {shape}); the Android demo "
+                         f"runs detectors: export a detection run")
     if not (POSTPROCESSED_OUTPUTS <= outputs or RAW_OUTPUTS <= outputs):
         raise ValueError(f"{model_path} has outputs {sorted(outputs)}; the app finds outputs by name and needs "
-                         f"{sorted(POSTPROCESSED_OUTPUTS)} or {sorted(RAW_OUTPUTS)} (export with mobile-spinenet)")
+                         f"{sorted(POSTPROCESSED_OUTPUTS)} or {sorted(RAW_OUTPUTS)} (a detector exported by "
+                         f"`mobile-spinenet export`)")
     stem = os.path.join(assets_dir, name[:-len(".tflite")])
     written = [stem + ".tflite", stem + ".labels.txt"]
     labels = _labels(model_path, content)

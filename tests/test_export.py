@@ -353,3 +353,18 @@ def test_int8_sensitivity_scores_each_group_left_float_and_resumes_without_redoi
     code = main(["bench", "int8-sensitivity", str(run_dir), "--group", "head=heads*", "--out", str(tmp_path / "x.json")])
     assert code == 2 and "'heads*' matches no layer" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "x.json")  # refused before any work
+
+
+def test_android_assets_names_a_classifier_file_as_one_the_detector_app_cannot_run(tmp_path, capsys):
+    # it was told to "export with mobile-spinenet", which is how a classifier file is made too
+    from mobile_spinenet.backend import keras, tf
+
+    inputs = keras.Input((32, 32, 3), batch_size=1)
+    logits = keras.layers.Dense(10)(keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(inputs)))
+    model = keras.Model(inputs, logits)
+    function = tf.function(lambda x: model(x)).get_concrete_function(tf.TensorSpec([1, 32, 32, 3], tf.float32))
+    path = tmp_path / "classes.tflite"
+    path.write_bytes(tf.lite.TFLiteConverter.from_concrete_functions([function], model).convert())
+    assert main(["android-assets", str(path), "--assets", str(tmp_path / "assets")]) == 2
+    assert f"{path} is an image classifier (one output of shape [1, 10])" in capsys.readouterr().err
+    assert not (tmp_path / "assets").exists()
