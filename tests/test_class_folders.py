@@ -84,6 +84,19 @@ def test_a_detection_dataset_given_as_class_folders_is_named_as_such(tmp_path):
         read_class_folders(str(voc))
 
 
+def test_class_folders_given_as_detection_data_are_named_as_such(tmp_path):
+    # `eval RUN --data` of a detector on class folders said only "neither COCO nor VOC"
+    from mobile_spinenet.data.readers import read_dataset
+
+    _image(str(tmp_path / "classes" / "cat" / "a.png"))
+    with pytest.raises(ValueError, match=r"classes holds class folders \(<class name>/<images>\), which is "
+                                         r"classification data; a detector reads a COCO dataset"):
+        read_dataset(str(tmp_path / "classes"))
+    (tmp_path / "other" / "notes").mkdir(parents=True)  # sub-folders without images: not class folders
+    with pytest.raises(ValueError, match="other is neither a COCO dataset"):
+        read_dataset(str(tmp_path / "other"))
+
+
 def _write_idx(path, array):
     import gzip
 

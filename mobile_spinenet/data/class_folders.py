@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from typing import Optional
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+from mobile_spinenet.data.images import IMAGE_EXTENSIONS
 
 
 @dataclass(frozen=True)

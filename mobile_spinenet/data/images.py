@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+# The files a folder of images is read for (class folders; telling them from detection data)
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 # The kit's one input normalisation: models take (pixel - PIXEL_MEAN) / PIXEL_STD, in [-1, 1].
 PIXEL_MEAN = PIXEL_STD = 127.5
 # What a model may expect inside, after that: "kit" the same; "imagenet" (pixel - mean) / std per

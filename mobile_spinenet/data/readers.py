@@ -33,7 +33,7 @@ from typing import Optional
 
 import numpy as np
 
-from mobile_spinenet.data.images import displayed_size, exif_orientation
+from mobile_spinenet.data.images import IMAGE_EXTENSIONS, displayed_size, exif_orientation
 from mobile_spinenet.data.masks import MaskError, decode_segmentation
 from mobile_spinenet.data.records import DataError, DataIssues, DetectionDataset, ImageRecord, LabelMap
 
@@ -305,5 +305,17 @@ def read_dataset(path: str, label_map: Optional[LabelMap] = None, images_dir: Op
             raise DataError(f"{path} is a Pascal VOC folder, which the kit reads without instance masks; "
                             f"instance segmentation needs COCO annotations with segmentations")
         return read_voc(path, label_map, full_check=full_check)
+    if _holds_class_folders(path):
+        raise DataError(f"{path} holds class folders (<class name>/<images>), which is classification data; "
+                        f"a detector reads a COCO dataset (annotations.json + images/) or a Pascal VOC folder "
+                        f"(Annotations/ + JPEGImages/)")
     raise DataError(f"{path} is neither a COCO dataset (annotations.json + images/) nor a Pascal VOC "
                     f"folder (Annotations/ + JPEGImages/)")
+
+
+def _holds_class_folders(path: str) -> bool:
+    """Whether a sub-folder of ``path`` holds images (the layout of classification data)."""
+    for entry in os.scandir(path):
+        if entry.is_dir() and any(name.lower().endswith(IMAGE_EXTENSIONS) for name in os.listdir(entry.path)):
+            return True
+    return False
