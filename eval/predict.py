@@ -32,13 +32,26 @@ def output_names(images: Sequence[str]) -> list:
     return names
 
 
-def check_inputs(images: Sequence[str], out_dir: str) -> None:
-    """Before any model loads: every image exists and ``out_dir`` can be a folder."""
+def check_inputs(images: Sequence[str], out_dir: str) -> list:
+    """Before any model loads: the image files ``images`` name (a folder: its images, sorted), each
+    existing, and ``out_dir`` can be a folder."""
+    from mobile_spinenet.data.images import IMAGE_EXTENSIONS
+
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise ValueError(f"--out {out_dir} is an existing file, not a folder")
+    files = []
     for path in images:
-        if not os.path.isfile(path):
+        if os.path.isdir(path):
+            found = sorted(os.path.join(path, name) for name in os.listdir(path)
+                           if name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith("."))
+            if not found:
+                raise ValueError(f"{path} is a folder without images ({', '.join(IMAGE_EXTENSIONS)})")
+            files += found
+        elif os.path.isfile(path):
+            files.append(path)
+        else:
             raise ValueError(f"{path} does not exist")
+    return files
 
 
 def predict_images(model: str, images: Sequence[str], out_dir: str, score_threshold: float = 0.3,
@@ -50,7 +63,7 @@ def predict_images(model: str, images: Sequence[str], out_dir: str, score_thresh
     from mobile_spinenet.eval.detector_eval import to_original_pixels
     from mobile_spinenet.eval.evaluate import load_detector
 
-    check_inputs(images, out_dir)
+    images = check_inputs(images, out_dir)
     detector = load_detector(model, labels, resize)
     names = detector.names
     results = []
@@ -102,7 +115,7 @@ def classify_images(model: str, images: Sequence[str], out_dir: str, labels: Opt
     from mobile_spinenet.eval.classifier_eval import softmax
     from mobile_spinenet.eval.evaluate import load_classifier, read_labels
 
-    check_inputs(images, out_dir)
+    images = check_inputs(images, out_dir)
     classifier = load_classifier(model, resize)
     names = read_labels(labels) if labels else classifier.names
     results = []

@@ -135,6 +135,25 @@ def test_a_savedmodel_export_finds_its_verification_data_before_saving(val, tmp_
     assert os.listdir(tmp_path) == []
 
 
+def test_predict_takes_a_folder_of_images(demo, tmp_path, capsys):
+    # a folder was reported as "does not exist"
+    import shutil
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in sorted(os.listdir(demo / "val" / "images"))[:2]:
+        shutil.copy(demo / "val" / "images" / name, folder / ("b.jpg" if (folder / "a.jpg").exists() else "a.jpg"))
+    (folder / "notes.txt").write_text("not an image")
+    (tmp_path / "empty").mkdir()
+    model = os.path.join(CHECKPOINTS, "spinenet49xxs")
+    assert main(["predict", model, str(tmp_path / "empty"), "--out", str(tmp_path / "out")]) == 2
+    assert f"{tmp_path / 'empty'} is a folder without images" in capsys.readouterr().err
+    assert main(["predict", model, str(folder), "--out", str(tmp_path / "out")]) == 0
+    results = json.loads((tmp_path / "out" / "detections.json").read_text())
+    assert [r["image"] for r in results] == [str(folder / "a.jpg"), str(folder / "b.jpg")]
+    assert sorted(os.listdir(tmp_path / "out")) == ["a.jpg", "b.jpg", "detections.json"]
+
+
 def test_the_committed_classifier_scores_90_percent_on_the_bundled_val_photos(tmp_path):
     from mobile_spinenet.data.class_folders import make_demo_class_folders
     from mobile_spinenet.eval.evaluate import evaluate_classifier_path

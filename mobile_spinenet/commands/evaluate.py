@@ -180,13 +180,13 @@ def _cmd_predict(args) -> int:
 def add_predict_parser(sub) -> None:
     predict = sub.add_parser(
         "predict", help="draw a model's detections on images (a classifier's: its top classes)",
-        description="Run a training run (Keras) or a .tflite file on image files; write each image with its "
+        description="Run a training run (Keras) or a .tflite file on image files (a folder: its images); write each image with its "
                     "boxes, labels and scores drawn (a Mask R-CNN run's masks tinted in), and detections.json "
                     "(boxes in original-image pixels; masks as COCO RLE). A classification run or classifier "
                     "file prints each image's top classes and writes them with their probabilities to "
                     "predictions.json.")
     predict.add_argument("model", help="run directory or .tflite file")
-    predict.add_argument("images", nargs="+", help="image files")
+    predict.add_argument("images", nargs="+", help="image files, or folders of them (their images, sorted)")
     predict.add_argument("--out", required=True, help="output folder")
     predict.add_argument("--score-threshold", type=non_negative_float, default=0.3,
                          help="boxes scoring below it are left out of the images and detections.json (default 0.3)")
