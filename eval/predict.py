@@ -12,6 +12,7 @@ import numpy as np
 from mobile_spinenet.data.images import decode_rgb, fit_pixels
 from mobile_spinenet.eval.instance_eval import encode_mask, paste_mask
 from mobile_spinenet.io_utils import write_atomically, write_json_atomically
+from mobile_spinenet.progress import counted
 
 PALETTE = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180),
            (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128)]
@@ -67,7 +68,8 @@ def predict_images(model: str, images: Sequence[str], out_dir: str, score_thresh
     detector = load_detector(model, labels, resize)
     names = detector.names
     results = []
-    for path, drawn_name in zip(images, output_names(images)):
+    for path, drawn_name in counted(zip(images, output_names(images)), "detecting", total=len(images),
+                                    enabled=len(images) > 1):
         pixels = decode_rgb(path)
         square, scale = fit_pixels(pixels, detector.image_size, detector.resize)
         masks = None
@@ -119,7 +121,7 @@ def classify_images(model: str, images: Sequence[str], out_dir: str, labels: Opt
     classifier = load_classifier(model, resize)
     names = read_labels(labels) if labels else classifier.names
     results = []
-    for path in images:
+    for path in counted(images, "classifying", enabled=len(images) > 1):
         square, _ = fit_pixels(decode_rgb(path), classifier.image_size, classifier.resize)
         scores = np.asarray(classifier.predict(square), np.float64)[0]
         if len(names) != len(scores):
