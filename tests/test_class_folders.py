@@ -97,6 +97,25 @@ def test_class_folders_given_as_detection_data_are_named_as_such(tmp_path):
         read_dataset(str(tmp_path / "other"))
 
 
+def test_the_folder_above_the_splits_is_named_with_the_split_to_pass(tmp_path):
+    # eval --data DATA (train/ and val/ below it) said "neither COCO nor VOC" (detection) or listed
+    # train and val as class folders the model does not know (classification)
+    from mobile_spinenet.data.demo import make_split
+    from mobile_spinenet.data.readers import read_dataset
+
+    for split in ("train", "val"):
+        make_split(str(tmp_path / "det" / split), split, 1, seed=0)
+        _image(str(tmp_path / "cls" / split / "cat" / "a.png"))
+    with pytest.raises(ValueError, match=r"det holds the datasets train/, val/; pass one of them, e\.g\. .*det/val$"):
+        read_dataset(str(tmp_path / "det"))
+    with pytest.raises(ValueError, match=r"images is part of the dataset .*det/val; pass that folder"):
+        read_dataset(str(tmp_path / "det" / "val" / "images"))
+    with pytest.raises(ValueError, match=r"cls holds sets of class folders \(train/, val/\), not class folders; "
+                                         r"pass one of them, e\.g\. .*cls/val$"):
+        read_class_folders(str(tmp_path / "cls"), class_names=("cat", "dog"))
+    assert read_class_folders(str(tmp_path / "cls" / "val"), class_names=("cat", "dog")).labels == (0,)
+
+
 def _write_idx(path, array):
     import gzip
 

@@ -69,6 +69,11 @@ def read_class_folders(root: str, class_names: Optional[tuple] = None, check_ima
     stray = sorted(n for n in os.listdir(root) if not n.startswith(".") and not os.path.isdir(os.path.join(root, n)))
     if not found:
         raise ValueError(f"{root} has no class folders (expected {root}/<class name>/<images>)")
+    splits = [n for n in found if _holds_only_folders(os.path.join(root, n))]
+    if splits == found and (class_names is None or not set(found) & set(class_names)):
+        chosen = "val" if "val" in splits else splits[0]
+        raise ValueError(f"{root} holds sets of class folders ({', '.join(s + '/' for s in splits)}), not class "
+                         f"folders; pass one of them, e.g. {os.path.join(root, chosen)}")
     if stray:
         raise ValueError(f"{root} holds files beside the class folders ({', '.join(stray[:3])}"
                          f"{', ...' if len(stray) > 3 else ''}); move them out: every image belongs in its class folder")
@@ -94,6 +99,12 @@ def read_class_folders(root: str, class_names: Optional[tuple] = None, check_ima
         paths.extend(images)
         labels.extend([index] * len(images))
     return ClassFolderDataset(root, names, tuple(paths), tuple(labels))
+
+
+def _holds_only_folders(folder: str) -> bool:
+    """Whether ``folder`` has sub-folders and nothing else (a set of class folders, not a class)."""
+    names = [n for n in os.listdir(folder) if not n.startswith(".")]
+    return bool(names) and all(os.path.isdir(os.path.join(folder, n)) for n in names)
 
 
 def make_demo_class_folders(out_dir: str, progress=None, fashion_mnist: Optional[str] = None,
