@@ -308,12 +308,11 @@ def read_dataset(path: str, label_map: Optional[LabelMap] = None, images_dir: Op
             raise DataError(f"{path} is a Pascal VOC folder, which the kit reads without instance masks; "
                             f"instance segmentation needs COCO annotations with segmentations")
         return read_voc(path, label_map, full_check=full_check)
-    for name in sorted(os.listdir(path)):  # the folder above the datasets (train/, val/)
-        if detection_layout(os.path.join(path, name)):
-            splits = [n for n in sorted(os.listdir(path)) if detection_layout(os.path.join(path, n))]
-            chosen = "val" if "val" in splits else splits[0]
-            raise DataError(f"{path} holds the datasets {', '.join(s + '/' for s in splits)}; pass one of them, "
-                            f"e.g. {os.path.join(path, chosen)}")
+    splits = [name for name in sorted(os.listdir(path)) if detection_layout(os.path.join(path, name))]
+    if splits:  # the folder above the datasets (train/, val/)
+        chosen = "val" if "val" in splits else splits[0]
+        raise DataError(f"{path} holds the datasets {', '.join(s + '/' for s in splits)}; pass one of them, "
+                        f"e.g. {os.path.join(path, chosen)}")
     parent = os.path.dirname(os.path.abspath(path))
     if os.path.basename(os.path.abspath(path)) in DATASET_PARTS and detection_layout(parent):
         raise DataError(f"{path} is part of the dataset {parent}; pass that folder")
