@@ -36,15 +36,14 @@ def output_names(images: Sequence[str]) -> list:
 def check_inputs(images: Sequence[str], out_dir: str) -> list:
     """Before any model loads: the image files ``images`` name (a folder: its images, sorted), each
     existing, and ``out_dir`` can be a folder."""
-    from mobile_spinenet.data.images import IMAGE_EXTENSIONS
+    from mobile_spinenet.data.images import IMAGE_EXTENSIONS, image_names
 
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise ValueError(f"--out {out_dir} is an existing file, not a folder")
     files = []
     for path in images:
         if os.path.isdir(path):
-            found = sorted(os.path.join(path, name) for name in os.listdir(path)
-                           if name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith("."))
+            found = [os.path.join(path, name) for name in image_names(path)]
             if not found:
                 raise ValueError(f"{path} is a folder without images ({', '.join(IMAGE_EXTENSIONS)})")
             files += found

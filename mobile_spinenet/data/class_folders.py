@@ -59,7 +59,7 @@ def read_class_folders(root: str, class_names: Optional[tuple] = None, check_ima
     the training set's classes) and refuses folders it does not list."""
     if not os.path.isdir(root):
         raise ValueError(f"--data {root} is not a folder (expected one sub-folder per class)")
-    from mobile_spinenet.data.readers import detection_layout
+    from mobile_spinenet.data.readers import detection_layout, split_to_pass
 
     layout = detection_layout(root)
     if layout:
@@ -71,9 +71,8 @@ def read_class_folders(root: str, class_names: Optional[tuple] = None, check_ima
         raise ValueError(f"{root} has no class folders (expected {root}/<class name>/<images>)")
     splits = [n for n in found if _holds_only_folders(os.path.join(root, n))]
     if splits == found and (class_names is None or not set(found) & set(class_names)):
-        chosen = "val" if "val" in splits else splits[0]
         raise ValueError(f"{root} holds sets of class folders ({', '.join(s + '/' for s in splits)}), not class "
-                         f"folders; pass one of them, e.g. {os.path.join(root, chosen)}")
+                         f"folders; pass one of them, e.g. {split_to_pass(root, splits)}")
     if stray:
         raise ValueError(f"{root} holds files beside the class folders ({', '.join(stray[:3])}"
                          f"{', ...' if len(stray) > 3 else ''}); move them out: every image belongs in its class folder")

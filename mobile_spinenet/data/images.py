@@ -9,10 +9,18 @@
 It needs only PIL and numpy (no TensorFlow), so the benchmark's child process can use it."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 # The files a folder of images is read for (class folders; telling them from detection data)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+
+def image_names(folder: str) -> list:
+    """The image files in ``folder`` by name (:data:`IMAGE_EXTENSIONS`, hidden files left out), sorted."""
+    return sorted(n for n in os.listdir(folder) if n.lower().endswith(IMAGE_EXTENSIONS) and not n.startswith("."))
+
 # The kit's one input normalisation: models take (pixel - PIXEL_MEAN) / PIXEL_STD, in [-1, 1].
 PIXEL_MEAN = PIXEL_STD = 127.5
 # What a model may expect inside, after that: "kit" the same; "imagenet" (pixel - mean) / std per

@@ -33,7 +33,7 @@ from typing import Optional
 
 import numpy as np
 
-from mobile_spinenet.data.images import IMAGE_EXTENSIONS, displayed_size, exif_orientation
+from mobile_spinenet.data.images import displayed_size, exif_orientation, image_names
 from mobile_spinenet.data.masks import MaskError, decode_segmentation
 from mobile_spinenet.data.records import DataError, DataIssues, DetectionDataset, ImageRecord, LabelMap
 
@@ -287,6 +287,11 @@ def detection_layout(folder: str) -> Optional[str]:
     return None
 
 
+def split_to_pass(root: str, splits: list) -> str:
+    """The split of ``root`` an error suggests when given the folder above the splits: val/ if there is one."""
+    return os.path.join(root, "val" if "val" in splits else splits[0])
+
+
 DATASET_PARTS = ("images", "JPEGImages", "Annotations")  # the folders inside a COCO or VOC dataset
 
 
@@ -310,9 +315,8 @@ def read_dataset(path: str, label_map: Optional[LabelMap] = None, images_dir: Op
         return read_voc(path, label_map, full_check=full_check)
     splits = [name for name in sorted(os.listdir(path)) if detection_layout(os.path.join(path, name))]
     if splits:  # the folder above the datasets (train/, val/)
-        chosen = "val" if "val" in splits else splits[0]
         raise DataError(f"{path} holds the datasets {', '.join(s + '/' for s in splits)}; pass one of them, "
-                        f"e.g. {os.path.join(path, chosen)}")
+                        f"e.g. {split_to_pass(path, splits)}")
     parent = os.path.dirname(os.path.abspath(path))
     if os.path.basename(os.path.abspath(path)) in DATASET_PARTS and detection_layout(parent):
         raise DataError(f"{path} is part of the dataset {parent}; pass that folder")
@@ -327,6 +331,6 @@ def read_dataset(path: str, label_map: Optional[LabelMap] = None, images_dir: Op
 def _holds_class_folders(path: str) -> bool:
     """Whether a sub-folder of ``path`` holds images (the layout of classification data)."""
     for entry in os.scandir(path):
-        if entry.is_dir() and any(name.lower().endswith(IMAGE_EXTENSIONS) for name in os.listdir(entry.path)):
+        if entry.is_dir() and image_names(entry.path):
             return True
     return False
