@@ -27,7 +27,7 @@ EXTRA_EXPORTS = ("ptq", "fp32")  # optional exports next to the QAT int8 file
 class CompareOptions:
     data: str  # a folder with train/ and val/ (the demo layout), or the training set when val is given
     out: str
-    models: tuple = DEFAULT_MODELS
+    models: tuple = DEFAULT_MODELS  # entry names (eval.entries): ID, ID@SIZE, or a run folder in runs_from
     budget_minutes: float = 5.0  # float training wall-clock per model
     val: Optional[str] = None
     image_size: Optional[int] = None  # models trained here: this size (None: 256); reused runs keep theirs
@@ -44,12 +44,7 @@ class CompareOptions:
     show_progress: bool = True
 
     def validate(self) -> "CompareOptions":
-        from mobile_spinenet.registry import get_model_info
-
-        for model in self.models:
-            get_model_info(model)  # clear error for unknown ids
-        if len(set(self.models)) != len(self.models):
-            raise ValueError(f"--models lists a model twice: {','.join(self.models)}")
+        self.entries()  # clear errors for unknown ids, bad sizes and names given twice
         if self.bench_rounds < 1 or self.bench_runs < 1:
             raise ValueError(f"--rounds and --runs must be at least 1, got {self.bench_rounds} and {self.bench_runs}")
         if self.qat_epochs is not None and self.qat_epochs <= 0:
@@ -63,8 +58,17 @@ class CompareOptions:
 
     @property
     def training_size(self) -> int:
-        """The input size of the models this comparison trains."""
+        """The input size of the models this comparison trains (an ``ID@SIZE`` entry: its own)."""
         return self.image_size or DEFAULT_IMAGE_SIZE
+
+    def entries(self) -> tuple:
+        """The :class:`~mobile_spinenet.eval.entries.Entry` of each name in ``models``."""
+        from mobile_spinenet.eval.entries import parse_entries
+        return parse_entries(self.models, self.runs_from)
+
+    def size_of(self, entry) -> int:
+        """The input size ``entry`` is trained at here: its own (``ID@SIZE``), else the training size."""
+        return entry.image_size or self.training_size
 
     def reused_run(self, model: str) -> Optional[str]:
         """The finished float run of ``model`` in ``runs_from``, if there is one."""
@@ -75,13 +79,13 @@ class CompareOptions:
     def check_reused_sizes(self) -> None:
         """A reused run keeps the size it was trained at; an --image-size that differs is refused
         rather than ignored (before any work)."""
-        from mobile_spinenet.training.runs import open_run
-
         if self.image_size is None:
             return
-        for model in self.models:
-            run_dir = self.reused_run(model)
-            trained_at = open_run(run_dir).image_size if run_dir else self.image_size
+        for entry in self.entries():
+            if entry.names_its_size:
+                continue  # ID@SIZE is compared at its own size
+            run_dir = entry.run_dir
+            trained_at = entry.image_size if run_dir else self.image_size
             if trained_at != self.image_size:
                 raise ValueError(f"--image-size {self.image_size}, but {run_dir} (reused from --runs-from) was "
                                  f"trained at {trained_at} px and is compared at that size; drop "
@@ -135,7 +139,7 @@ class ModelResult:
         write_json_atomically(self.path, self.data)
 
 
-def _train_float(model: str, options: CompareOptions, train_dir: str, val_dir: str, run_dir: str, progress) -> dict:
+def _train_float(entry, options: CompareOptions, train_dir: str, val_dir: str, run_dir: str, progress) -> dict:
     from mobile_spinenet.data.pipeline import steps_per_epoch
     from mobile_spinenet.data.readers import read_dataset
     from mobile_spinenet.training.bench import bench_train
@@ -148,19 +152,20 @@ def _train_float(model: str, options: CompareOptions, train_dir: str, val_dir: s
     if os.path.isfile(os.path.join(run_dir, "config.yaml")):  # an interrupted run: keep its planned epochs
         config = open_run(run_dir).config
     else:
-        recipe = load_config(model, options.recipe, {"image_size": options.training_size})
+        model, size = entry.model_id, options.size_of(entry)
+        recipe = load_config(model, options.recipe, {"image_size": size})
         started = time.perf_counter()
         batches = steps_per_epoch(train, recipe.batch_size)
         warmup = min(2, batches - 1)  # the first step traces the graph: never time it when there is a choice
-        probe = bench_train(model, options.training_size, recipe.batch_size, steps=min(6, batches - warmup),
+        probe = bench_train(model, size, recipe.batch_size, steps=min(6, batches - warmup),
                             warmup=warmup, data=train_dir, recipe=options.recipe)[0]
         overhead = recipe.precise_bn_images / (3 * probe["images_per_s"]) + 2.0  # BN re-estimate, checkpoint
         # the budget covers the whole stage: the probe, and the trainer's own build and first trace (~ the probe's)
         seconds = max(0.1 * 60 * options.budget_minutes, 60 * options.budget_minutes - 2 * (time.perf_counter() - started))
         epochs = plan_epochs(seconds, probe["images_per_s"], len(train), overhead)
-        config = load_config(model, options.recipe, {"image_size": options.training_size, "epochs": epochs,
+        config = load_config(model, options.recipe, {"image_size": size, "epochs": epochs,
                                                      "warmup_epochs": min(recipe.warmup_epochs, epochs / 4)})
-        progress(f"{model}: {probe['images_per_s']:.1f} training images/s -> {epochs:g} epochs in "
+        progress(f"{entry.name}: {probe['images_per_s']:.1f} training images/s -> {epochs:g} epochs in "
                  f"{options.budget_minutes:g} min")
     trainer = Trainer(config, train, run_dir, show_progress=options.show_progress,
                       records=sources_record(train_dir, val_dir))
@@ -211,10 +216,10 @@ def _counts(model: str, image_size: int, num_classes: int) -> dict:
     return {"params": counts.params, "multiply_adds": counts.multiply_adds}
 
 
-def compare_model(model: str, options: CompareOptions, train_dir: str, val_dir: str, verify_images: int,
+def compare_model(entry, options: CompareOptions, train_dir: str, val_dir: str, verify_images: int,
                   progress: Callable[[str], None] = print) -> ModelResult:
-    """Run (or resume) every stage of one model up to the benchmark (:func:`benchmark_all` times all
-    models together); returns its :class:`ModelResult`."""
+    """Run (or resume) every stage of one entry (:class:`~mobile_spinenet.eval.entries.Entry`) up to
+    the benchmark (:func:`benchmark_all` times all of them together); returns its :class:`ModelResult`."""
     from mobile_spinenet.backend import keras
     from mobile_spinenet.quantization.export import ExportOptions
     from mobile_spinenet.quantization.export_run import export_tflite
@@ -222,8 +227,10 @@ def compare_model(model: str, options: CompareOptions, train_dir: str, val_dir: 
     from mobile_spinenet.quantization.verify import VerifyOptions
     from mobile_spinenet.training.runs import open_run
 
-    out = options.out
+    out, model = options.out, entry.name
     result = ModelResult(os.path.join(out, "results", f"{model}.json"), model)
+    if not result.has("model_id"):
+        result.record("model_id", entry.model_id)
     float_dir, qat_dir = os.path.join(out, "runs", model), os.path.join(out, "runs", f"{model}-qat")
     reused = options.reused_run(model)
     if reused:
@@ -239,7 +246,7 @@ def compare_model(model: str, options: CompareOptions, train_dir: str, val_dir: 
         else:
             progress(f"== {model}: float training, {options.budget_minutes:g} min budget -> {float_dir}")
             with result.stage("train"):
-                training = _train_float(model, options, train_dir, val_dir, float_dir, progress)
+                training = _train_float(entry, options, train_dir, val_dir, float_dir, progress)
             result.record("training", training)
         keras.backend.clear_session()
     if not result.has("float"):
@@ -277,7 +284,7 @@ def compare_model(model: str, options: CompareOptions, train_dir: str, val_dir: 
         keras.backend.clear_session()
     if not result.has("counts"):
         run = open_run(float_dir)
-        result.record("counts", {**_counts(model, run.image_size, run.num_classes), "image_size": run.image_size,
+        result.record("counts", {**_counts(run.config.model, run.image_size, run.num_classes), "image_size": run.image_size,
                                  "num_classes": run.num_classes})
         keras.backend.clear_session()
     return result
@@ -319,7 +326,7 @@ def compare(options: CompareOptions, progress: Callable[[str], None] = print) ->
         seeds = read_seeds(options.seed_spread)  # before hours of work, so a bad file fails now
     verify_images = options.verify_images or len(read_dataset(val_dir))  # default: the whole val set
     started = time.perf_counter()
-    results = [compare_model(model, options, train_dir, val_dir, verify_images, progress) for model in options.models]
+    results = [compare_model(entry, options, train_dir, val_dir, verify_images, progress) for entry in options.entries()]
     benchmark_all(results, options, progress)
     results = [result.data for result in results]
     spread, spread_notes = None, []

@@ -7,7 +7,7 @@ import io
 import os
 from typing import Optional
 
-from mobile_spinenet.eval.latency_match import frontier, matched_latency
+from mobile_spinenet.eval.latency_match import curves, frontier, matched_latency, row_family, undecided
 from mobile_spinenet.io_utils import write_atomically, write_json_atomically
 
 # Table 9's like-for-like pairs: SpineNet and the MobileNetV3-SSDLite of about the same multiply-adds.
@@ -25,6 +25,9 @@ def table_rows(results: list, threads: tuple, spread: Optional[dict] = None) -> 
     """One flat dict per model with the report's columns (AP in points, 0..100); ``spread``
     (:func:`~mobile_spinenet.eval.significance.spread_of` of a ``bench seeds`` record) adds each
     model's int8 AP standard deviation over seeds."""
+    from mobile_spinenet.eval.entries import model_id_of
+    from mobile_spinenet.registry import family_of
+
     rows = []
     for r in results:
         seeds = (spread or {}).get(r["model"], {}).get("tflite_AP")
@@ -32,8 +35,10 @@ def table_rows(results: list, threads: tuple, spread: Optional[dict] = None) -> 
         latency = {t: _latency(r, t) for t in threads}
         network = {t: _latency(r, t, "benchmark_raw") for t in threads}  # the same file without post-processing
         first = latency[threads[0]]
+        model_id = r.get("model_id") or model_id_of(r["model"])
         rows.append({
-            "model": r["model"], "image_size": r["counts"]["image_size"], "params_m": r["counts"]["params"] / 1e6,
+            "model": r["model"], "model_id": model_id, "family": family_of(model_id).display,
+            "image_size": r["counts"]["image_size"], "params_m": r["counts"]["params"] / 1e6,
             "multiply_adds_b": madds_b, "float_ap": r["float"]["AP"], "float_ap50": r["float"]["AP50"],
             "int8_ap": r["int8"]["tflite_AP"], "int8_ap50": r["int8"]["tflite_AP50"], "int8_passed": r["int8"]["passed"],
             "int8_ap_sd": seeds["sd"] if seeds else None, "int8_ap_seeds": seeds["n"] if seeds else None,
@@ -230,23 +235,34 @@ def matched_latency_section(rows: list, threads: tuple) -> list:
     matched = matched_latency(rows, threads)
     if not matched:
         return []
-    lines = ["## AP at matched latency: each model against the MobileNetV3-SSDLite curve (int8)", "",
-             "The SSDLite models of this run, joined by straight lines, give the AP SSDLite reaches at a latency; "
-             "each other model is compared with it at its own latency. Outside the SSDLite latencies nothing is "
-             "extrapolated: a model wins or loses there only if it is both faster and more accurate than the "
-             "nearest SSDLite, or the other way round.", "",
-             "| model | threads | int8 ms | int8 AP | SSDLite at that latency | SSDLite AP | difference | verdict |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["## AP at matched latency: each model against the other families' curves (int8)", "",
+             "Each family's models of this run (a model at several input sizes gives several points), joined by "
+             "straight lines, give the AP that family reaches at a latency; every model is compared with each other "
+             "family's curve at its own latency. Inside a curve: the difference to the interpolated AP, beyond 2 sd "
+             "or not (the model's seed spread and the curve's, interpolated from its two neighbours). Outside it "
+             "nothing is extrapolated: a model wins or loses there only if it is both faster and more accurate than "
+             "the curve's nearest point, or the other way round; else it is undecided.", "",
+             "| model | threads | int8 ms | int8 AP | against | its AP at that latency | AP there | difference | "
+             "2 sd | verdict |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for entry in matched:
         difference = "–" if entry["difference"] is None else f"{entry['difference']:+.2f}"
         lines.append(f"| {entry['model']} | {entry['threads']} | {entry['latency_ms']:.2f} | {entry['int8_ap']:.2f} | "
-                     f"{entry['reference']} | {entry['reference_ap']:.2f} | {difference} | {entry['verdict']} |")
+                     f"{entry['against']} | {entry['reference']} | {entry['reference_ap']:.2f} | {difference} | "
+                     f"{_fmt(entry['threshold'])} | {entry['verdict']} |")
+    left = undecided(matched)
+    lines += [""]
+    if left:
+        lines += ["Undecided against every other family's curve (outside all of them, neither dominating nor "
+                  "dominated): " + ", ".join(f"{model} at {t} thread(s)" for model, t in left) + "."]
+    else:
+        lines += ["Every model is decided against at least one other family's curve at every thread count."]
     lines += [""] + [f"Best AP for its latency at {t} thread(s) (no other model is both faster and more accurate), "
                      f"fastest first: {', '.join(frontier(rows, t))}." for t in threads]
     spread = [row for row in rows if row.get("int8_ap_sd") is not None]
-    lines += ["", ("A difference smaller than about twice the seed spread above is not a result."
-                   if spread else "One run, no seed spread: a difference of a point or less may be noise "
-                   "(docs/benchmarks.md gives the spread measured for the Table 9 pairs)."), ""]
+    lines += ["", ("A difference within 2 sd is not a result; the spread is the QAT fine-tune's over seeds, not a "
+                   "training from scratch's." if spread else "One run, no seed spread: a difference of a point or "
+                   "less may be noise (docs/benchmarks.md gives the spread measured for the Table 9 pairs)."), ""]
     return lines
 
 
@@ -269,11 +285,6 @@ def _scatter(axis, xs, ys, names, **style):
         axis.annotate(name, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
 
 
-def _family(model: str) -> str:
-    from mobile_spinenet.registry import family_of
-    return family_of(model).display
-
-
 def family_colors() -> dict:
     """A plot colour per registered family (SpineNet red and MobileNetV3-SSDLite blue, as before)."""
     from mobile_spinenet.registry import FAMILIES
@@ -291,16 +302,17 @@ def plots(rows: list, threads: tuple) -> dict:
     import matplotlib.pyplot as plt
 
     from mobile_spinenet.paper import TABLE_9
+    from mobile_spinenet.registry import family_of
 
     colors = family_colors()
     figure, (ours, paper) = plt.subplots(1, 2, figsize=(12, 4.5))
     for family, color in colors.items():
-        mine = [r for r in rows if _family(r["model"]) == family]
+        mine = [r for r in rows if row_family(r) == family]
         _scatter(ours, [r["multiply_adds_b"] for r in mine], [r["int8_ap"] for r in mine], [r["model"] for r in mine],
                  color=color, label=f"{family}, int8")
         ours.scatter([r["multiply_adds_b"] for r in mine], [r["float_ap"] for r in mine], color=color, marker="x",
                      label=f"{family}, float")
-        refs = [r for r in TABLE_9 if _family(r.model_id) == family]
+        refs = [r for r in TABLE_9 if family_of(r.model_id).display == family]
         _scatter(paper, [r.multiply_adds_b for r in refs], [r.ap for r in refs], [r.model_id for r in refs],
                  color=color, label=family)
     ours.set(title="this run (demo data)", xlabel="multiply-adds (B)", ylabel="AP")
@@ -309,14 +321,21 @@ def plots(rows: list, threads: tuple) -> dict:
     paper.legend(fontsize=8)
     files = {"ap_vs_multiply_adds.png": _png(figure)}
 
-    figure, axis = plt.subplots(figsize=(7, 4.5))
-    for family, color in colors.items():
-        mine = [r for r in rows if _family(r["model"]) == family]
-        for t, marker in zip(threads, "os^D"):
-            _scatter(axis, [r["latency_ms"][t] for r in mine], [r["int8_ap"] for r in mine],
-                     [r["model"] for r in mine] if t == threads[0] else [""] * len(mine),
-                     color=color, marker=marker, label=f"{family}, {t} thread(s)")
-    axis.set(title="int8 AP vs latency (ai-edge-litert, XNNPACK)", xlabel="median latency (ms)", ylabel="int8 AP")
+    figure, axis = plt.subplots(figsize=(8, 5))
+    for t, (marker, line) in zip(threads, (("o", "-"), ("s", "--"), ("^", ":"), ("D", "-."))):
+        for family, members in curves(rows, t).items():
+            color = colors.get(family, "tab:gray")
+            xs, ys = [r["latency_ms"][t] for r in members], [r["int8_ap"] for r in members]
+            axis.plot(xs, ys, color=color, marker=marker, linestyle=line, label=f"{family}, {t} thread(s)")
+            sds = [r.get("int8_ap_sd") for r in members]
+            if all(sd is not None for sd in sds):
+                axis.errorbar(xs, ys, yerr=[2 * sd for sd in sds], fmt="none", ecolor=color, capsize=3, alpha=0.6)
+            for x, y, r in zip(xs, ys, members):
+                if t == threads[0]:
+                    axis.annotate(r["model"], (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    axis.set(title="int8 AP vs latency, one line per family and thread count (error bars: 2 sd over seeds)",
+             xlabel="median latency (ms, ai-edge-litert, XNNPACK)", ylabel="int8 AP")
+    axis.title.set_fontsize(9)
     axis.legend(fontsize=8)
     files["ap_vs_latency.png"] = _png(figure)
     return files

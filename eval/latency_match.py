@@ -1,25 +1,31 @@
-"""AP at matched latency: does a model beat MobileNetV3-SSDLite at the same int8 latency?
+"""AP at matched latency: does a model beat the other families at the same int8 latency?
 
 The question a phone team asks of ``mobile-spinenet compare``'s table. For each thread count, the
-SSDLite models measured in the same run make a latency-AP curve (their points joined by straight
-lines). Every other model is compared with that curve at its own latency:
+models of one family measured in the same run make that family's latency-AP curve (its points
+joined by straight lines; a family compared at several input sizes, ``ID@SIZE``, has several
+points). Every model is compared with the curve of each other family at its own latency:
 
-- inside the curve's latency range: the difference to the AP interpolated there;
+- inside the curve's latency range: the difference to the AP interpolated there, and whether it
+  exceeds two standard deviations of the difference (the model's seed spread and the curve's,
+  interpolated from its two neighbours) when the spreads are known;
 - outside it: no extrapolation. The model wins only if it is both faster and more accurate than
-  the nearest SSDLite (it *dominates* it), loses only if that SSDLite dominates it, and is
-  undecided otherwise (a slower, more accurate model needs a slower SSDLite to be judged).
+  the curve's nearest point (it *dominates* it), loses only if that point dominates it, and is
+  undecided otherwise (a slower, more accurate model needs a slower point of the other family).
 
 Pure functions of the report's rows (:func:`mobile_spinenet.eval.compare_report.table_rows`)."""
 from __future__ import annotations
 
+import math
 from typing import Optional
 
-REFERENCE_FAMILY = "ssdlite"
 
-
-def _family(model: str) -> str:
+def row_family(row: dict) -> str:
+    """The display name of a row's family (``family``, else found from its entry name)."""
+    if row.get("family"):
+        return row["family"]
+    from mobile_spinenet.eval.entries import model_id_of
     from mobile_spinenet.registry import family_of
-    return family_of(model).name
+    return family_of(model_id_of(row["model"])).display
 
 
 def bracket(points: list, latency: float) -> Optional[tuple]:
@@ -33,9 +39,15 @@ def bracket(points: list, latency: float) -> Optional[tuple]:
     return None
 
 
+def _weight(start: tuple, end: tuple, latency: float) -> float:
+    """How far ``latency`` lies from ``start`` towards ``end`` (0..1)."""
+    (x0, _), (x1, _) = start, end
+    return 0.0 if x1 == x0 else (latency - x0) / (x1 - x0)
+
+
 def _on_line(start: tuple, end: tuple, latency: float) -> float:
-    (x0, y0), (x1, y1) = start, end
-    return y0 if x1 == x0 else y0 + (y1 - y0) * (latency - x0) / (x1 - x0)
+    w = _weight(start, end, latency)
+    return (1 - w) * start[1] + w * end[1]
 
 
 def interpolate(points: list, latency: float) -> Optional[float]:
@@ -46,52 +58,108 @@ def interpolate(points: list, latency: float) -> Optional[float]:
     return None if found is None else _on_line(points[found[0]], points[found[1]], latency)
 
 
+def interpolated_sd(sd_start: Optional[float], sd_end: Optional[float], weight: float) -> Optional[float]:
+    """The standard deviation of ``(1 - w) * a + w * b`` for independent a and b (None if one is unknown)."""
+    if weight == 0.0:
+        return sd_start
+    if weight == 1.0:
+        return sd_end
+    if sd_start is None or sd_end is None:
+        return None
+    return math.sqrt(((1 - weight) * sd_start) ** 2 + (weight * sd_end) ** 2)
+
+
 def dominates(a: dict, b: dict, threads: int) -> bool:
     """Whether row ``a`` is at least as fast and as accurate as row ``b``, and better in one."""
     la, lb = a["latency_ms"][threads], b["latency_ms"][threads]
     return la <= lb and a["int8_ap"] >= b["int8_ap"] and (la < lb or a["int8_ap"] > b["int8_ap"])
 
 
+def curves(rows: list, threads: int) -> dict:
+    """``{family: its rows timed at threads, fastest first}``."""
+    found: dict = {}
+    for row in rows:
+        if row["latency_ms"].get(threads):
+            found.setdefault(row_family(row), []).append(row)
+    return {family: sorted(members, key=lambda r: r["latency_ms"][threads]) for family, members in found.items()}
+
+
+def _noise(difference: float, threshold: Optional[float]) -> tuple:
+    """``(significant, phrase)`` for a difference and its 2-sd threshold."""
+    if threshold is None:
+        return None, ""
+    if abs(difference) > threshold:
+        return True, f", beyond 2 sd ({threshold:.2f})"
+    return False, f", within 2 sd ({threshold:.2f}): not a result"
+
+
+def _inside(row: dict, curve: list, points: list, found_at: tuple, threads: int) -> dict:
+    below, above = curve[found_at[0]], curve[found_at[1]]
+    latency = row["latency_ms"][threads]
+    weight = _weight(points[found_at[0]], points[found_at[1]], latency)
+    at_curve = (1 - weight) * below["int8_ap"] + weight * above["int8_ap"]
+    curve_sd = interpolated_sd(below.get("int8_ap_sd"), above.get("int8_ap_sd"), weight)
+    threshold = (None if row.get("int8_ap_sd") is None or curve_sd is None
+                 else 2.0 * math.sqrt(row["int8_ap_sd"] ** 2 + curve_sd ** 2))
+    difference = row["int8_ap"] - at_curve
+    significant, phrase = _noise(difference, threshold)
+    names = below["model"] if below is above else f"{below['model']}..{above['model']}"
+    return {"reference": f"interpolated ({names})", "reference_ap": at_curve, "difference": difference,
+            "threshold": threshold, "significant": significant,
+            "verdict": f"{'wins' if difference > 0 else 'loses'} by {abs(difference):.2f} AP{phrase}"}
+
+
+def _outside(row: dict, curve: list, points: list, family: str, threads: int) -> dict:
+    latency, ap = row["latency_ms"][threads], row["int8_ap"]
+    nearest = curve[0] if latency < points[0][0] else curve[-1]
+    entry = {"reference": f"nearest: {nearest['model']} ({nearest['latency_ms'][threads]:.2f} ms)",
+             "reference_ap": nearest["int8_ap"], "difference": None, "threshold": None, "significant": None}
+    if dominates(row, nearest, threads):
+        entry["verdict"] = f"wins: faster than {nearest['model']} and {ap - nearest['int8_ap']:+.2f} AP"
+    elif dominates(nearest, row, threads):
+        entry["verdict"] = f"loses: {nearest['model']} is faster and {nearest['int8_ap'] - ap:+.2f} AP"
+    else:
+        side = "faster" if latency < points[0][0] else "slower"
+        entry["verdict"] = (f"undecided: {side} than every {family} here "
+                            f"({latency / nearest['latency_ms'][threads]:.2f}x {nearest['model']}'s latency, "
+                            f"{ap - nearest['int8_ap']:+.2f} AP); a {'faster' if side == 'faster' else 'slower'} "
+                            f"{family} point would decide it")
+    return entry
+
+
 def matched_latency(rows: list, threads: tuple) -> list:
-    """One entry per (non-SSDLite model, thread count) with an int8 latency, against the SSDLite
-    curve of the same thread count: ``reference`` (how the SSDLite AP was found), ``reference_ap``,
-    ``difference`` (model minus SSDLite, None when outside the curve and undecided) and ``verdict``."""
+    """One entry per (model, thread count, other family with a curve at that thread count):
+    ``against`` (the family), ``reference`` (how its AP was found), ``reference_ap``, ``difference``
+    (model minus curve; None outside the curve), ``threshold`` (2 sd of the difference, None when a
+    spread is unknown), ``significant`` and ``verdict``."""
     found = []
     for t in threads:
-        timed = [r for r in rows if r["latency_ms"].get(t)]
-        curve = [r for r in timed if _family(r["model"]) == REFERENCE_FAMILY]
-        if not curve:
-            continue
-        curve.sort(key=lambda r: r["latency_ms"][t])
-        points = [(r["latency_ms"][t], r["int8_ap"]) for r in curve]
-        for row in timed:
-            if _family(row["model"]) == REFERENCE_FAMILY:
-                continue
-            latency, ap = row["latency_ms"][t], row["int8_ap"]
-            entry = {"model": row["model"], "threads": t, "latency_ms": latency, "int8_ap": ap}
-            found_at = bracket(points, latency)
-            if found_at is not None:
-                below, above = curve[found_at[0]], curve[found_at[1]]
-                at_curve = _on_line(points[found_at[0]], points[found_at[1]], latency)
-                names = below["model"] if below is above else f"{below['model']}..{above['model']}"
-                difference = ap - at_curve
-                entry.update(reference=f"interpolated ({names})", reference_ap=at_curve, difference=difference,
-                             verdict=f"{'wins' if difference > 0 else 'loses'} by {abs(difference):.2f} AP")
-            else:
-                nearest = curve[0] if latency < points[0][0] else curve[-1]
-                entry.update(reference=f"nearest: {nearest['model']} ({nearest['latency_ms'][t]:.2f} ms)",
-                             reference_ap=nearest["int8_ap"], difference=None)
-                if dominates(row, nearest, t):
-                    entry["verdict"] = (f"wins: faster than {nearest['model']} and {ap - nearest['int8_ap']:+.2f} AP")
-                elif dominates(nearest, row, t):
-                    entry["verdict"] = (f"loses: {nearest['model']} is faster and {nearest['int8_ap'] - ap:+.2f} AP")
-                else:
-                    side = "faster" if latency < points[0][0] else "slower"
-                    entry["verdict"] = (f"undecided: {side} than every SSDLite here "
-                                        f"({latency / nearest['latency_ms'][t]:.2f}x {nearest['model']}'s latency, "
-                                        f"{ap - nearest['int8_ap']:+.2f} AP)")
-            found.append(entry)
+        by_family = curves(rows, t)
+        for family, members in by_family.items():
+            for row in members:
+                for other, curve in by_family.items():
+                    if other == family:
+                        continue
+                    points = [(r["latency_ms"][t], r["int8_ap"]) for r in curve]
+                    entry = {"model": row["model"], "family": family, "threads": t, "against": other,
+                             "latency_ms": row["latency_ms"][t], "int8_ap": row["int8_ap"]}
+                    found_at = bracket(points, row["latency_ms"][t])
+                    entry.update(_inside(row, curve, points, found_at, t) if found_at is not None
+                                 else _outside(row, curve, points, other, t))
+                    found.append(entry)
     return found
+
+
+def undecided(matched: list) -> list:
+    """``(model, threads)`` pairs that no other family's curve decides (undecided against every one)."""
+    decided, seen = set(), []
+    for entry in matched:
+        key = (entry["model"], entry["threads"])
+        if key not in seen:
+            seen.append(key)
+        if not entry["verdict"].startswith("undecided"):
+            decided.add(key)
+    return [key for key in seen if key not in decided]
 
 
 def frontier(rows: list, threads: int) -> list:

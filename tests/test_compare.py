@@ -318,7 +318,8 @@ def test_compare_uses_a_seed_spread_only_for_the_float_weights_it_was_measured_o
     measured = {r["model"]: r for r in (_result("spinenet49xs", 0.4e9, 8.0, 5.0, 3.0, 2.5),
                                         _result("mnv3_large_ssdlite", 0.2e9, 2.0, 1.25, 2.0, 1.0))}
 
-    def fake_compare_model(model, options, train_dir, val_dir, verify_images, progress):
+    def fake_compare_model(entry, options, train_dir, val_dir, verify_images, progress):
+        model = entry.name
         result = ModelResult(os.path.join(options.out, "results", f"{model}.json"), model)
         result.data.update({**measured[model], "training": {"epochs": 4.0, "run": runs[model]}})
         return result
@@ -375,8 +376,10 @@ def test_ptq_export_of_a_reused_packed_run_calibrates_on_the_compared_training_d
     monkeypatch.setattr(export_module, "export_tflite", fake_export)
     options = CompareOptions(str(tmp_path / "data"), str(out), ("spinenet49xxs",), runs_from=str(tmp_path / "checkpoints"),
                              extra_exports=("ptq",), verify_images=10)
-    result = compare_model("spinenet49xxs", options, str(tmp_path / "data" / "train"), str(tmp_path / "data" / "val"),
-                           10, progress=lambda message: None)
+    from mobile_spinenet.eval.entries import Entry
+    result = compare_model(Entry("spinenet49xxs", "spinenet49xxs", 256, str(packed)), options,
+                           str(tmp_path / "data" / "train"), str(tmp_path / "data" / "val"), 10,
+                           progress=lambda message: None)
     assert seen == {"run_dir": str(packed), "quant": "int8", "calib": str(tmp_path / "data" / "train")}
     assert result["ptq"]["tflite_AP"] == 29.5
 
@@ -417,17 +420,59 @@ def test_ap_at_matched_latency_interpolates_the_ssdlite_curve_and_never_extrapol
             _row("spinenet49xs", 4.0, 30.0),        # slower and better than every SSDLite: undecided
             _row("spinenet49xs_lite", 3.5, 25.0),   # slower and worse than Large: loses
             _row("spinenet49s_mobile", 0.8, 20.0)]  # faster and better than Small: wins
-    found = {e["model"]: e for e in matched_latency(rows, (1,))}
+    matched = matched_latency(rows, (1,))
+    found = {e["model"]: e for e in matched if e["against"] == "MobileNetV3-SSDLite"}
     assert set(found) == {"spinenet49xxs", "spinenet49xs", "spinenet49xs_lite", "spinenet49s_mobile"}
     assert found["spinenet49xxs"]["reference_ap"] == pytest.approx(22.5)
     assert found["spinenet49xxs"]["difference"] == pytest.approx(2.0)
-    assert found["spinenet49xxs"]["verdict"] == "wins by 2.00 AP"
+    assert found["spinenet49xxs"]["verdict"] == "wins by 2.00 AP"  # no seed spread: no claim on noise
     assert "mnv3_small_ssdlite..mnv3_large_ssdlite" in found["spinenet49xxs"]["reference"]
     assert found["spinenet49xs"]["difference"] is None and found["spinenet49xs"]["verdict"].startswith("undecided: slower")
     assert found["spinenet49xs_lite"]["verdict"].startswith("loses: mnv3_large_ssdlite is faster")
     assert found["spinenet49s_mobile"]["verdict"].startswith("wins: faster than mnv3_small_ssdlite")
+    # the other way round: each SSDLite against the SpineNet curve (0.8 .. 4.0 ms)
+    against_spinenet = {e["model"]: e for e in matched if e["against"] == "SpineNet"}
+    assert set(against_spinenet) == {"mnv3_small_ssdlite", "mnv3_large_ssdlite"}
+    # Large at 3 ms: between 49xxs (2 ms, 24.5) and 49xs_lite (3.5 ms, 25.0) -> 24.8333
+    assert against_spinenet["mnv3_large_ssdlite"]["reference_ap"] == pytest.approx(24.5 + 0.5 * 2 / 3)
     assert frontier(rows, 1) == ["spinenet49s_mobile", "spinenet49xxs", "mnv3_large_ssdlite", "spinenet49xs"]
     assert matched_latency([r for r in rows if "ssdlite" not in r["model"]], (1,)) == []  # no curve, no claim
+
+
+def test_a_second_size_of_a_family_extends_its_curve_and_decides_what_was_undecided():
+    from mobile_spinenet.eval.latency_match import matched_latency, undecided
+
+    rows = [_row("mnv3_large_ssdlite", 3.0, 26.0), _row("spinenet49xs", 4.0, 30.0)]
+    assert undecided(matched_latency(rows, (1,))) == [("mnv3_large_ssdlite", 1), ("spinenet49xs", 1)]
+    rows.append(_row("mnv3_large_ssdlite@384", 5.0, 29.0))  # SSDLite now reaches past 49xs: 27.5 at 4 ms
+    matched = matched_latency(rows, (1,))
+    entry = next(e for e in matched if e["model"] == "spinenet49xs")
+    assert entry["reference_ap"] == pytest.approx(27.5) and entry["difference"] == pytest.approx(2.5)
+    assert "mnv3_large_ssdlite..mnv3_large_ssdlite@384" in entry["reference"]
+    assert ("spinenet49xs", 1) not in undecided(matched)
+
+
+def test_matched_latency_weighs_the_difference_against_the_seed_spreads():
+    from mobile_spinenet.eval.latency_match import interpolated_sd, matched_latency
+
+    assert interpolated_sd(0.3, 0.4, 0.5) == pytest.approx(((0.15 ** 2) + (0.2 ** 2)) ** 0.5)
+    assert interpolated_sd(0.3, None, 0.0) == 0.3 and interpolated_sd(0.3, None, 0.5) is None
+
+    def rows(spine_ap):
+        return [{**_row("mnv3_large_ssdlite", 2.0, 30.0), "int8_ap_sd": 0.6},
+                {**_row("mnv3_large_ssdlite@384", 6.0, 34.0), "int8_ap_sd": 0.8},
+                {**_row("spinenet49xs", 4.0, spine_ap), "int8_ap_sd": 0.3}]
+    # at 4 ms the curve is 32.0 with sd sqrt(0.3^2 + 0.4^2) = 0.5; 2 sd of the difference: 2 * sqrt(0.25 + 0.09)
+    threshold = 2 * (0.25 + 0.09) ** 0.5
+    near = next(e for e in matched_latency(rows(33.0), (1,)) if e["model"] == "spinenet49xs")
+    assert near["threshold"] == pytest.approx(threshold) and near["significant"] is False
+    assert "within 2 sd" in near["verdict"] and "not a result" in near["verdict"]
+    far = next(e for e in matched_latency(rows(34.5), (1,)) if e["model"] == "spinenet49xs")
+    assert far["significant"] is True and far["verdict"].startswith("wins by 2.50 AP, beyond 2 sd")
+    unknown = rows(34.5)
+    unknown[2]["int8_ap_sd"] = None
+    entry = next(e for e in matched_latency(unknown, (1,)) if e["model"] == "spinenet49xs")
+    assert entry["threshold"] is None and entry["significant"] is None
 
 
 def test_report_says_which_model_wins_at_matched_latency(tmp_path):
@@ -435,8 +480,74 @@ def test_report_says_which_model_wins_at_matched_latency(tmp_path):
     text = open(write_report(str(tmp_path), results, SETTINGS)).read()
     # SSDLite: Small 1 ms / 0.4 AP, Large 2 ms / 1.0 AP at 1 thread; spinenet49xxs is slower than Large and worse
     assert "## AP at matched latency" in text
-    assert "| spinenet49xxs | 1 | 3.00 | 0.90 | nearest: mnv3_large_ssdlite (2.00 ms) | 1.00 | – | loses: " in text
-    assert "| spinenet49xs | 2 | 5.00 | 2.50 | nearest: mnv3_large_ssdlite (1.25 ms) | 1.00 | – | undecided: " in text
+    assert ("| spinenet49xxs | 1 | 3.00 | 0.90 | MobileNetV3-SSDLite | nearest: mnv3_large_ssdlite (2.00 ms) | 1.00 "
+            "| – | – | loses: ") in text
+    assert ("| spinenet49xs | 2 | 5.00 | 2.50 | MobileNetV3-SSDLite | nearest: mnv3_large_ssdlite (1.25 ms) | 1.00 "
+            "| – | – | undecided: ") in text
+    # and each SSDLite against the SpineNet curve: Large is faster and better than 49xxs, the fastest SpineNet
+    assert "| mnv3_large_ssdlite | 1 | 2.00 | 1.00 | SpineNet | nearest: spinenet49xxs (3.00 ms) | 0.90 | – | – | wins: " in text
     assert "fastest first: mnv3_small_ssdlite, mnv3_large_ssdlite, spinenet49xs." in text
+    assert "Undecided against every other family's curve" in text and "spinenet49xs at 2 thread(s)" in text
     saved = json.loads((tmp_path / "report.json").read_text())["matched_latency"]
-    assert {(e["model"], e["threads"]) for e in saved} == {(m, t) for m in ("spinenet49xs", "spinenet49xxs") for t in (1, 2)}
+    assert {(e["model"], e["threads"], e["against"]) for e in saved} == \
+        {(m, t, "MobileNetV3-SSDLite") for m in ("spinenet49xs", "spinenet49xxs") for t in (1, 2)} | \
+        {(m, t, "SpineNet") for m in ("mnv3_small_ssdlite", "mnv3_large_ssdlite") for t in (1, 2)}
+
+
+def test_an_entry_is_a_model_id_a_model_id_at_a_size_or_a_reused_run(tmp_path):
+    from mobile_spinenet.eval.entries import parse_entries, parse_entry
+
+    assert parse_entry("mnv3_large_ssdlite@384") == parse_entry("mnv3_large_ssdlite@384")
+    entry = parse_entry("mnv3_large_ssdlite@384")
+    assert (entry.model_id, entry.image_size, entry.run_dir, entry.names_its_size) == \
+        ("mnv3_large_ssdlite", 384, None, True)
+    assert parse_entry("spinenet49xxs").image_size is None
+    checkpoints = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "checkpoints", "demo")
+    reused = parse_entry("spinenet49xxs", checkpoints)
+    assert (reused.model_id, reused.image_size, reused.names_its_size) == ("spinenet49xxs", 256, False)
+    options = CompareOptions(str(tmp_path), str(tmp_path), ("mnv3_large_ssdlite", "mnv3_large_ssdlite@384"))
+    assert [options.size_of(e) for e in options.entries()] == [256, 384]  # the default size, and the named one
+    for bad, message in [("mnv3_large_ssdlite@abc", "must be a positive number of pixels"),
+                         ("mnv3_large_ssdlite@0", "must be a positive number of pixels"),
+                         ("mnv3_large_ssdlite@100", "multiple of 32"),
+                         ("spinenet49xxs@200", "multiple of 128"),
+                         ("nonet@320", "unknown model id 'nonet'"), ("", "empty name")]:
+        with pytest.raises(ValueError, match=message):
+            parse_entry(bad)
+    with pytest.raises(ValueError, match="no finished run nonet/ in --runs-from"):
+        parse_entry("nonet", checkpoints)
+    with pytest.raises(ValueError, match="trained at 256 px, not 384"):
+        _reused_at(checkpoints, tmp_path)  # a run folder whose name claims another size than its config
+    with pytest.raises(ValueError, match="lists a model twice"):
+        parse_entries(["mnv3_large_ssdlite@320", "mnv3_large_ssdlite@320"])
+
+
+def _reused_at(checkpoints, tmp_path):
+    """A copy of a packed run under a name that claims another size."""
+    import shutil
+    from mobile_spinenet.eval.entries import parse_entry
+
+    shutil.copytree(os.path.join(checkpoints, "spinenet49xxs"), tmp_path / "runs" / "spinenet49xxs@384")
+    return parse_entry("spinenet49xxs@384", str(tmp_path / "runs"))
+
+
+def test_compare_trains_an_id_at_size_entry_at_its_size_under_its_own_name(tmp_path, monkeypatch):
+    import mobile_spinenet.eval.compare as compare_module
+
+    seen = {}
+
+    def fake_bench(model, size, batch, **kwargs):
+        seen["bench"] = (model, size)
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr("mobile_spinenet.training.bench.bench_train", fake_bench)
+    from mobile_spinenet.data.demo import make_demo_dataset
+    make_demo_dataset(str(tmp_path / "data"), train_images=32, val_images=1)
+    options = CompareOptions(str(tmp_path / "data"), str(tmp_path / "out"), ("mnv3_small_ssdlite@320",))
+    entry = options.entries()[0]
+    with pytest.raises(RuntimeError, match="stop here"):
+        compare_module.compare_model(entry, options, str(tmp_path / "data" / "train"), str(tmp_path / "data" / "val"),
+                                     1, progress=lambda message: None)
+    assert seen["bench"] == ("mnv3_small_ssdlite", 320)
+    saved = json.loads((tmp_path / "out" / "results" / "mnv3_small_ssdlite@320.json").read_text())
+    assert saved["model"] == "mnv3_small_ssdlite@320" and saved["model_id"] == "mnv3_small_ssdlite"

@@ -228,7 +228,9 @@ def add_compare_parser(sub) -> None:
     compare.add_argument("--data", required=True, help="a folder with train/ and val/ (e.g. `data demo` output), "
                          "or the training set when --val is given")
     compare.add_argument("--val", help="validation set (default: DATA/val)")
-    compare.add_argument("--models", default=",".join(DEFAULT_MODELS), help="comma-separated model ids")
+    compare.add_argument("--models", default=",".join(DEFAULT_MODELS),
+                         help="comma-separated entries: a model id, ID@SIZE (the id at that input size: one more "
+                              "point of its family's AP-latency curve), or a finished run folder in --runs-from")
     compare.add_argument("--budget", type=float, default=5.0, help="minutes of float training per model (default 5)")
     compare.add_argument("--out", required=True, help="report folder (runs/, exports/, results/, report.md)")
     compare.add_argument("--image-size", type=positive_int,
