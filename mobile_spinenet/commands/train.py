@@ -314,7 +314,8 @@ def add_bench_parser(sub) -> None:
     seeds.add_argument("--runs-from", required=True, help="folder of finished float runs <model>/ (e.g. checkpoints/demo)")
     seeds.add_argument("--data", required=True, help="a folder with train/ and val/, or the training set with --val")
     seeds.add_argument("--val", help="validation set (default: DATA/val)")
-    seeds.add_argument("--models", required=True, help="comma-separated run folders of --runs-from (a model id, ID@SIZE, or any finished run's name)")
+    seeds.add_argument("--models", required=True,
+                       help="comma-separated run folders of --runs-from (a model id, ID@SIZE, or any finished run's name)")
     seeds.add_argument("--seeds", default="1,2,3", help="comma-separated seeds (default 1,2,3)")
     seeds.add_argument("--qat-epochs", type=positive_float, default=0.25, help="QAT epochs per seed (default 0.25)")
     seeds.add_argument("--freeze-bn", action="store_true",
