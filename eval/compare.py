@@ -209,10 +209,11 @@ def export_verified(run_dir: str, path: str, quant: str, val_dir: str, verify_im
             "float_ops": report["ops"].get("float_ops", {}), "rejected_because": message}
 
 
-def _counts(model: str, image_size: int, num_classes: int) -> dict:
+def _counts(run) -> dict:
     from mobile_spinenet.summary import measure
 
-    counts = measure(model, image_size=image_size, num_classes=num_classes)
+    counts = measure(run.config.model, image_size=run.image_size, num_classes=run.num_classes,
+                     spec=run.build_kwargs().get("spec"))
     return {"params": counts.params, "multiply_adds": counts.multiply_adds}
 
 
@@ -284,7 +285,7 @@ def compare_model(entry, options: CompareOptions, train_dir: str, val_dir: str, 
         keras.backend.clear_session()
     if not result.has("counts"):
         run = open_run(float_dir)
-        result.record("counts", {**_counts(run.config.model, run.image_size, run.num_classes), "image_size": run.image_size,
+        result.record("counts", {**_counts(run), "image_size": run.image_size,
                                  "num_classes": run.num_classes})
         keras.backend.clear_session()
     return result

@@ -9,6 +9,7 @@ from typing import Optional
 
 import numpy as np
 
+from mobile_spinenet.architecture import Architecture
 from mobile_spinenet.backend import keras
 from mobile_spinenet.blocks import Ops
 from mobile_spinenet.data.images import input_affine
@@ -53,7 +54,11 @@ def feature_pyramid(info: ModelInfo, inputs, ops: Ops, spec=None, stochastic_dep
         if not isinstance(channel_divisor, int) or channel_divisor < 1:
             raise ValueError(f"channel_divisor must be a positive integer, got {channel_divisor!r}")
         config = replace(config, channel_divisor=channel_divisor)
-    if spec is not None:
+    if isinstance(spec, Architecture):
+        if spec.base != info.model_id:
+            raise ValueError(f"the architecture's base is {spec.base}, not {info.model_id}; build it as {spec.base}")
+        config = spec.spinenet_config(config)
+    elif spec is not None:
         if isinstance(spec, str) and spec not in NAMED_SPECS:
             raise ValueError(f"unknown spec {spec!r}; named specs: {', '.join(NAMED_SPECS)}")
         config = replace(config, spec=NAMED_SPECS[spec] if isinstance(spec, str) else tuple(spec))

@@ -8,7 +8,7 @@ hard-codes one. Tables come from Du et al., CVPR 2020 (Fig. 3d, App. A, Table 7)
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import Iterable, Optional, Sequence
 
 NUM_STEM_BLOCKS = 2
 BLOCK_TYPES = {
@@ -23,12 +23,16 @@ class BlockSpecError(ValueError):
 
 @dataclass(frozen=True)
 class BlockSpec:
-    """One scale-permuted block: its level, type, parent blocks and output flag."""
+    """One scale-permuted block: its level, type, parent blocks and output flag, and for MBConv
+    blocks the choices a searched architecture makes per block (the defaults are the paper's)."""
 
     level: int
     block_fn: str
     parents: tuple[int, ...]
     is_output: bool = False
+    kernel_size: int = 3  # MBConv: the depthwise kernel
+    expand_ratio: Optional[int] = None  # MBConv: the expansion (None: the config's, 6)
+    squeeze_excite: bool = True  # MBConv: False leaves this block without the config's squeeze-excite
 
 
 def _spec(rows: Iterable[tuple]) -> tuple[BlockSpec, ...]:
@@ -130,6 +134,7 @@ def validate_spec(spec: Sequence[BlockSpec], family: str, min_level: int = 3,
                                  f"{BLOCK_TYPES[family]} for the {family} family")
         if not block.parents:
             raise BlockSpecError(f"{where}: has no parents")
+        _validate_block_choices(block, where)
         for parent in block.parents:
             if not isinstance(parent, int) or not 0 <= parent < index:
                 raise BlockSpecError(f"{where}: parent index {parent!r} out of range; "
@@ -143,6 +148,24 @@ def validate_spec(spec: Sequence[BlockSpec], family: str, min_level: int = 3,
     if missing:
         raise BlockSpecError(f"missing output level(s) {missing}: a detector needs one output "
                              f"block for each level {min_level}..{max_level}")
+
+
+KERNEL_SIZES = (3, 5, 7)  # depthwise kernels an MBConv block may have
+
+
+def _validate_block_choices(block: BlockSpec, where: str) -> None:
+    """The per-block MBConv choices: kernel, expansion, squeeze-excite (bottleneck blocks keep the defaults)."""
+    if block.block_fn != "mbconv":
+        if (block.kernel_size, block.expand_ratio, block.squeeze_excite) != (3, None, True):
+            raise BlockSpecError(f"{where}: kernel size, expansion and squeeze-excite are MBConv choices; a "
+                                 f"{block.block_fn} block keeps 3, none and on")
+        return
+    if block.kernel_size not in KERNEL_SIZES:
+        raise BlockSpecError(f"{where}: kernel size {block.kernel_size!r} is not one of {KERNEL_SIZES}")
+    if block.expand_ratio is not None and (not isinstance(block.expand_ratio, int) or not 1 <= block.expand_ratio <= 8):
+        raise BlockSpecError(f"{where}: expansion {block.expand_ratio!r} must be a whole number from 1 to 8")
+    if not isinstance(block.squeeze_excite, bool):
+        raise BlockSpecError(f"{where}: squeeze-excite must be true or false, got {block.squeeze_excite!r}")
 
 
 # Block "filters" per level; a bottleneck block outputs 4x its filters.
@@ -179,8 +202,12 @@ class SpineNetConfig:
     # checkpoints need it); 8: widths rounded to multiples of 8 by the MobileNet rule, which int8
     # kernels (XNNPACK packs 8 or 16 channels) run without padding waste
     channel_divisor: int = 1
+    # the width of each level L0..L7, replacing the table x filter_scale (a searched architecture's)
+    level_filters: Optional[tuple] = None
 
     def filters(self, level: int) -> int:
+        if self.level_filters is not None:
+            return self.level_filters[level]
         table = BOTTLENECK_FILTERS if self.family == "bottleneck" else MBCONV_FILTERS
         width = table[level] * self.filter_scale
         return int(width) if self.channel_divisor == 1 else make_divisible(width, self.channel_divisor)

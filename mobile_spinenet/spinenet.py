@@ -7,12 +7,12 @@ resampling; the scale-permuted network is built by reading a block spec.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 from mobile_spinenet.backend import keras
 from mobile_spinenet.blocks import Ops, bottleneck_block, mbconv_block, residual_block
 from mobile_spinenet.resample import resample_bottleneck, resample_mobile
-from mobile_spinenet.specs import (BOTTLENECK_FILTERS, BOTTLENECK_STEM_FILTERS, MBCONV_FILTERS,  # noqa: F401
-                                   SpineNetConfig, validate_spec)
+from mobile_spinenet.specs import BOTTLENECK_STEM_FILTERS, BlockSpec, SpineNetConfig, validate_spec
 
 @dataclass
 class _Block:
@@ -24,8 +24,10 @@ class _Block:
 
 
 def _block_group(x, ops: Ops, config: SpineNetConfig, block_fn: str, filters: int, strides: int,
-                 drop_path: float, name: str):
-    """``block_repeats`` blocks in sequence (B_k^1 -> B_k^2 ...); only the first may stride."""
+                 drop_path: float, name: str, spec: Optional[BlockSpec] = None):
+    """``block_repeats`` blocks in sequence (B_k^1 -> B_k^2 ...); only the first may stride. An
+    MBConv block takes its kernel, expansion and squeeze-excite from ``spec`` (stem blocks: the defaults)."""
+    spec = spec or BlockSpec(0, block_fn, (0,))
     for repeat in range(config.block_repeats):
         stride = strides if repeat == 0 else 1
         block_name = f"{name}_r{repeat}" if config.block_repeats > 1 else name
@@ -35,8 +37,9 @@ def _block_group(x, ops: Ops, config: SpineNetConfig, block_fn: str, filters: in
             x = residual_block(x, ops, filters, stride, drop_path, name=block_name)
         else:
             width_in = x.shape[-1]
-            x = mbconv_block(x, ops, filters, width_in * config.expand_ratio, 3, stride,
-                             se_filters=config.se_filters(width_in),
+            expand = spec.expand_ratio or config.expand_ratio
+            x = mbconv_block(x, ops, filters, width_in * expand, spec.kernel_size, stride,
+                             se_filters=config.se_filters(width_in) if spec.squeeze_excite else 0,
                              se_gate=config.se_gate, drop_path=drop_path, name=block_name)
     return x
 
@@ -97,7 +100,7 @@ def build_spinenet(inputs, config: SpineNetConfig, ops: Ops) -> dict[int, object
             x = keras.layers.Add(name=f"block{index}_fuse" + (f"{k + 1}" if k else ""))([x, other])
         x = ops.act(x, name=f"block{index}_fuse_act")
         drop_path = config.stochastic_depth * (i + 1) / num_blocks
-        x = _block_group(x, ops, config, spec.block_fn, filters, 1, drop_path, f"block{index}")
+        x = _block_group(x, ops, config, spec.block_fn, filters, 1, drop_path, f"block{index}", spec)
         blocks.append(_Block(x, spec.level, spec.block_fn, filters))
         if spec.is_output and config.min_level <= spec.level <= config.max_level:
             outputs[spec.level] = x

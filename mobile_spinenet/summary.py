@@ -26,16 +26,16 @@ class Counts:
 
 @lru_cache(maxsize=None)
 def measure(model_id: str, task: str = "detection", image_size: Optional[int] = None,
-            num_classes: int = 80, multiply_adds: bool = True) -> Counts:
+            num_classes: int = 80, multiply_adds: bool = True, spec=None) -> Counts:
     """Build a model and count its params (and multiply-adds from its frozen graph). Task
     ``instance-segmentation`` is Mask R-CNN, counted with 1000 proposals and 100 masks."""
     image_size = image_size or get_model_info(model_id).image_size
     if task == INSTANCE_SEGMENTATION:
-        model = build_model(model_id, task, image_size, num_classes)
+        model = build_model(model_id, task, image_size, num_classes, spec=spec)
         counts = count_mask_rcnn(model) if multiply_adds else {"params": count_params(model), "multiply_adds": None}
         outputs = {name: tuple(t.shape) for name, t in model(np.zeros((1, image_size, image_size, 3), "float32")).items()}
         return Counts(model_id, task, image_size, num_classes, counts["params"], counts["multiply_adds"], outputs)
-    model = build_model(model_id, task, image_size, num_classes, batch_size=1)
+    model = build_model(model_id, task, image_size, num_classes, batch_size=1, spec=spec)
     outputs = {name: tuple(t.shape) for name, t in zip(model.output_names, model.outputs)}
     macs = count_multiply_adds(model) if multiply_adds else None
     return Counts(model_id, task, image_size, num_classes, count_params(model), macs, outputs)

@@ -6,6 +6,7 @@ from typing import Optional
 import numpy as np
 
 from mobile_spinenet.anchors import RetinaNetAnchors, SSDAnchors
+from mobile_spinenet.architecture import architecture_activation
 from mobile_spinenet.backend import keras
 from mobile_spinenet.blocks import Ops
 from mobile_spinenet.heads import BOX_OUTPUT, CLASS_OUTPUT, classification_head, retinanet_head
@@ -67,6 +68,7 @@ def build_backbone(model_id: str, image_size: Optional[int] = None, batch_size: 
                    spec=None, activation: Optional[str] = None) -> keras.Model:
     """The feature pyramid alone: outputs ``{"p3": ..., "p7": ...}``."""
     family_of(model_id).check_options(model_id, activation=activation, spec=spec)
+    activation = activation or architecture_activation(spec)
     info, ops, inputs, name = _prepare(model_id, "detection", image_size, batch_size, activation, False, None)
     features = feature_pyramid(info, inputs, ops, spec)
     return keras.Model(inputs, {f"p{level}": x for level, x in features.items()}, name=f"{name}_backbone")
@@ -92,7 +94,8 @@ def build_model(model_id: str, task: str = "detection", image_size: Optional[int
     the kit's input in a first fixed layer) and ``head_filters`` (the RetinaNet head's width).
     Latency options of SpineNet (None keeps the id's own, the paper's): ``channel_divisor`` rounds
     every width to a multiple of it, ``se_ratio`` sets the squeeze-excite ratio of mobile blocks
-    (0: none).
+    (0: none). ``spec`` may also be a whole :class:`~mobile_spinenet.architecture.Architecture`
+    (a searched backbone: blocks, widths, ratios, and its activation unless ``activation`` is given).
     """
     if task == INSTANCE_SEGMENTATION:
         from mobile_spinenet.rcnn.model import build_mask_rcnn
@@ -107,6 +110,7 @@ def build_model(model_id: str, task: str = "detection", image_size: Optional[int
     family_of(model_id).check_options(model_id, activation=activation, spec=spec, stochastic_depth=stochastic_depth,
                                       se_gate=se_gate, head_filters=head_filters, channel_divisor=channel_divisor,
                                       se_ratio=se_ratio)
+    activation = activation or architecture_activation(spec)
     info, ops, inputs, name = _prepare(model_id, task, image_size, batch_size, activation, sync_bn,
                                        dropblock_keep_prob, bn_momentum)
     if num_classes < 1:

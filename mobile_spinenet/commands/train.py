@@ -19,7 +19,13 @@ def _train_overrides(args) -> dict:
     for flag in ("mixed_precision", "deterministic", "jit_compile"):
         if getattr(args, flag):
             overrides[flag] = True
+    overrides["architecture"] = _architecture(args).to_dict() if getattr(args, "spec", None) else None
     return overrides
+
+
+def _architecture(args):
+    from mobile_spinenet.architecture import read_architecture
+    return read_architecture(args.spec)
 
 
 def check_out_dir(path: str, flag: str = "--out") -> None:
@@ -42,6 +48,9 @@ def _resume_config(args):
 
 
 def _shown(value) -> str:
+    if isinstance(value, dict):  # an architecture (--spec)
+        from mobile_spinenet.architecture import architecture_from_dict
+        return f"architecture {architecture_from_dict(value).digest()}"
     return f"{value:g}" if isinstance(value, float) else repr(value) if isinstance(value, str) else str(value)
 
 
@@ -69,7 +78,8 @@ def _cmd_train(args) -> int:
             refuse_to_restart(args.out)
         if args.init_from and not os.path.isfile(os.path.join(args.init_from, "config.yaml")):
             raise ValueError(f"--init {args.init_from} is not a run directory (no config.yaml)")
-        config = load_config(args.model, args.config, _train_overrides(args))
+        model = args.model or (_architecture(args).base if args.spec else None)
+        config = load_config(model, args.config, _train_overrides(args))
     from mobile_spinenet.training.runs import sources_record
     from mobile_spinenet.training.tasks import read_task_data
     from mobile_spinenet.training.trainer import Trainer
@@ -133,6 +143,10 @@ def add_train_parser(sub) -> None:
                        help="SSDLite detectors: the smallest anchor scale as a share of the input side (MobileNet-"
                             "SSDLite's 0.2; the first map's square is half of it; docs/training.md)")
     train.add_argument("--activation", help="override the model's activation (e.g. hard_swish)")
+    train.add_argument("--spec", metavar="FILE",
+                       help="a SpineNet-Mobile architecture file (what `mobile-spinenet search` writes; "
+                            "docs/search.md): its blocks, widths and activation replace the base model id's "
+                            "backbone; --model defaults to its base")
     train.add_argument("--resize", choices=["letterbox", "stretch"],
                        help="how images are fitted to the input square: letterbox (default: keep the aspect ratio, "
                             "pad) or stretch (what MediaPipe Tasks and the Task Library do); docs/quantization.md")

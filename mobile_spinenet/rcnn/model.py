@@ -20,6 +20,7 @@ from typing import Optional
 import numpy as np
 
 from mobile_spinenet import box_coder
+from mobile_spinenet.architecture import architecture_activation
 from mobile_spinenet.backend import keras, tf
 from mobile_spinenet.blocks import Ops
 from mobile_spinenet.rcnn.config import MaskRCNNConfig
@@ -128,7 +129,7 @@ def build_mask_rcnn(model_id: str, image_size: Optional[int] = None, num_classes
                                       stochastic_depth=stochastic_depth, se_gate=se_gate,
                                       channel_divisor=channel_divisor,
                                       se_ratio=se_ratio)
-    ops = Ops(activation=activation or info.activation, sync_bn=sync_bn, bn_momentum=bn_momentum,
+    ops = Ops(activation=activation or architecture_activation(spec) or info.activation, sync_bn=sync_bn, bn_momentum=bn_momentum,
               dropblock_keep_prob=dropblock_keep_prob)
     image = keras.Input((image_size, image_size, 3), name="image")
     features = feature_pyramid(info, normalized_input(image, input_normalization), ops, spec, stochastic_depth,

@@ -76,6 +76,9 @@ class TrainConfig:
     checkpoint_every_steps: int = 500
     keep_checkpoints: int = 3
     val_max_images: Optional[int] = None
+    # a searched SpineNet-Mobile backbone (`train --spec FILE`; mobile_spinenet.architecture's dict
+    # form), kept in the run's config so that every command rebuilds it; None: the model id's own
+    architecture: Optional[dict] = None
 
     def resolved_learning_rate(self) -> float:
         if self.learning_rate is not None:
@@ -122,6 +125,12 @@ class TrainConfig:
                 flag = FLAGS.get(name, name)
                 raise ValueError(f"{flag} must be {'>' if strict else '>='} {minimum}, got {value!r}"
                                  + (f" (config field {name})" if flag != name else ""))
+        if self.architecture is not None:
+            from mobile_spinenet.architecture import architecture_from_dict
+            base = architecture_from_dict(self.architecture, "--spec").base
+            if base != self.model:
+                raise ValueError(f"--spec: the architecture's base is {base}, not --model {self.model}; "
+                                 f"train it as --model {base} (or leave --model out)")
         if self.strategy not in ("default", "mirrored", "multiworker", "tpu"):
             raise ValueError(f"config field strategy must be default, mirrored, multiworker or tpu, "
                              f"got {self.strategy!r}")
@@ -140,7 +149,7 @@ FLAGS = {"epochs": "--epochs", "batch_size": "--batch", "learning_rate": "--lr",
          "weight_decay": "--weight-decay", "image_size": "--image-size", "checkpoint_every_steps": "--checkpoint-every",
          "val_max_images": "--val-max-images", "ema_decay": "--ema-decay", "jit_compile": "--xla", "task": "--task",
          "init_from": "--init", "mosaic": "--mosaic", "anchor_scale": "--anchor-scale",
-         "ssd_min_scale": "--ssd-min-scale"}
+         "ssd_min_scale": "--ssd-min-scale", "architecture": "--spec"}
 
 
 def recipe_path(name_or_path: str) -> str:
@@ -212,7 +221,7 @@ def load_config(model_id: Optional[str] = None, config_file: Optional[str] = Non
     # an option the model's family ignores is refused here, before any work, not dropped in the build
     family.check_options(model_id, activation=config.activation, stochastic_depth=config.stochastic_depth,
                          se_gate=config.se_gate, head_filters=config.head_filters, anchor_scale=config.anchor_scale,
-                         ssd_min_scale=config.ssd_min_scale)
+                         ssd_min_scale=config.ssd_min_scale, spec=config.architecture)
     return config
 
 

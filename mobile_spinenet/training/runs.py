@@ -347,6 +347,9 @@ def build_kwargs_of(config: TrainConfig, image_size: int, num_classes: int) -> d
             kwargs[name] = getattr(config, name)
     if config.input_normalization != "kit":
         kwargs["input_normalization"] = config.input_normalization
+    if config.architecture is not None:
+        from mobile_spinenet.architecture import architecture_from_dict
+        kwargs["spec"] = architecture_from_dict(config.architecture, "config field architecture")
     return kwargs
 
 
