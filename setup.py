@@ -29,6 +29,7 @@ setup(
         "pillow==13.0.0",
         "tqdm==4.70.1",
         "tensorboard==2.21.0",
+        "optuna==5.1.0",  # the architecture search (mobile-spinenet search): study, samplers, shared storage
     ],
     # MediaPipe Tasks, a reference consumer in the tests, cannot share this environment (mediapipe 1.2.3
     # needs absl-py 2, tensorflow-model-optimization 0.8.1 absl-py 1; older mediapipe needs numpy < 2 and

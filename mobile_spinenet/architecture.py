@@ -48,12 +48,7 @@ class Architecture:
     se_ratio: float = 0.2
 
     def validate(self) -> "Architecture":
-        from mobile_spinenet.registry import MODELS
-
-        info = MODELS.get(self.base)
-        if info is None or info.spinenet is None or info.spinenet.family != "mbconv":
-            mobile = [m for m, i in MODELS.items() if i.spinenet is not None and i.spinenet.family == "mbconv"]
-            raise ArchitectureError(f"base: {self.base!r} is not a SpineNet-Mobile model id; one of {', '.join(mobile)}")
+        mobile_base(self.base)
         if self.activation not in ACTIVATIONS:
             raise ArchitectureError(f"activation: {self.activation!r} is not one of {', '.join(ACTIVATIONS)}")
         if not isinstance(self.se_ratio, (int, float)) or not 0.0 <= self.se_ratio < 1.0:
@@ -86,6 +81,17 @@ class Architecture:
         """16 hex digits that name this architecture (equal architectures, equal digests)."""
         text = json.dumps(self.to_dict(), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def mobile_base(model_id: str):
+    """The registry entry of a SpineNet-Mobile model id; an :class:`ArchitectureError` naming the others."""
+    from mobile_spinenet.registry import MODELS
+
+    info = MODELS.get(model_id)
+    if info is None or info.spinenet is None or info.spinenet.family != "mbconv":
+        mobile = [m for m, i in MODELS.items() if i.spinenet is not None and i.spinenet.family == "mbconv"]
+        raise ArchitectureError(f"base: {model_id!r} is not a SpineNet-Mobile model id; one of {', '.join(mobile)}")
+    return info
 
 
 def _block_from(row, index: int) -> BlockSpec:
@@ -180,10 +186,9 @@ def architecture_activation(spec) -> Optional[str]:
 def paper_architecture(model_id: str, activation: Optional[str] = None) -> Architecture:
     """The architecture a SpineNet-Mobile model id builds, as a file would say it (widths rounded
     to multiples of 8, as every architecture file has them)."""
-    from mobile_spinenet.registry import get_model_info
     from mobile_spinenet.specs import make_divisible
 
-    info = get_model_info(model_id)
+    info = mobile_base(model_id)
     config = info.spinenet
     widths = tuple(make_divisible(w * config.filter_scale, 8) for w in _mbconv_table())
     blocks = tuple(replace(block, expand_ratio=block.expand_ratio or config.expand_ratio) for block in config.spec)

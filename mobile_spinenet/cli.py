@@ -5,7 +5,7 @@ import argparse
 import sys
 
 from mobile_spinenet import __version__
-from mobile_spinenet.commands import data, evaluate, interop, quantize, train
+from mobile_spinenet.commands import data, evaluate, interop, quantize, search, train
 from mobile_spinenet.training.stop import StopRequested
 
 
@@ -73,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_eval_parser(sub)
     evaluate.add_predict_parser(sub)
     evaluate.add_compare_parser(sub)
+    search.add_search_parser(sub)
     interop.add_import_parser(sub)
     interop.add_export_checkpoint_parser(sub)
     return parser

@@ -15,7 +15,7 @@ FOLDERS = {"mobile_spinenet": "mobile_spinenet", "quantization": "mobile_spinene
 # Bottom to top; a module may import only from its own layer and the ones below. Names drop the
 # "mobile_spinenet." prefix. Package __init__ files hold no code of their own and are not listed.
 LAYERS = [
-    ("core", ["io_utils", "progress", "specs", "architecture", "registry", "paper", "anchors", "box_coder", "backend"]),
+    ("core", ["io_utils", "progress", "specs", "architecture", "search.space", "registry", "paper", "anchors", "box_coder", "backend"]),
     ("data", ["data.records", "data.images", "data.glyphs", "data.demo", "data.class_folders", "data.readers",
               "data.labeler", "data.pipeline", "data.masks"]),
     ("models", ["layers", "blocks", "resample", "spinenet", "heads", "mobilenet_v3", "ssdlite", "resnet_fpn",
@@ -32,8 +32,10 @@ LAYERS = [
                       "quantization.android_assets", "quantization.savedmodel_export"]),
     ("eval", ["eval.evaluate", "eval.predict", "eval.benchmark", "eval.op_profile", "eval.activation_bench", "eval.latency_variants", "eval.significance", "eval.entries",
               "eval.latency_match", "eval.compare_report", "eval.int8_sensitivity"]),
-    ("pipeline", ["eval.compare", "eval.seed_spread"]),
+    ("pipeline", ["eval.compare", "eval.seed_spread", "search.latency", "search.proxy", "search.report",
+                  "search.study"]),
     ("commands", ["commands.common", "commands.data", "commands.train", "commands.quantize", "commands.evaluate",
+                  "commands.search",
                   "commands.interop", "cli",
                   "__main__"]),
 ]
