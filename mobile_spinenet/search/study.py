@@ -204,6 +204,7 @@ class Evaluator:
     def __init__(self, options: SearchOptions, train_dir: str, val_dir: str):
         self.options, self.train_dir, self.val_dir = options, train_dir, val_dir
         self._oracle = self._data = None
+        self.stage: Callable[[str], None] = lambda text: None  # what the trial is doing, for the progress bar
 
     @property
     def oracle(self):
@@ -227,8 +228,10 @@ class Evaluator:
         latency_path = os.path.join(folder, "latency.json")
         latency = _read_json(latency_path)
         if latency is None:
+            self.stage(f"{architecture.digest()}: int8 latency against {self.options.target}")
             latency = self.oracle.measure(architecture, os.path.join(folder, "int8_network.tflite"))
             write_json_atomically(latency_path, latency)
+        self.stage(f"{architecture.digest()}: {latency['latency_ms']:.2f} ms; proxy training")
         accuracy = proxy_ap(architecture, *self._data, os.path.join(folder, "proxy"), self.options.proxy,
                             show_progress=False)
         return {**latency, **accuracy}
@@ -297,6 +300,8 @@ def run_search(options: SearchOptions, evaluate: Optional[Callable] = None,
     recover_stale_trials(study, options.out, progress)
     finished = lambda: len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))  # noqa: E731
     bar = _progress_bar(options, finished())
+    if isinstance(evaluator, Evaluator):
+        evaluator.stage = lambda text: bar.set_postfix_str(text)
     failures = 0
     try:
         while True:
