@@ -297,7 +297,6 @@ def run_search(options: SearchOptions, evaluate: Optional[Callable] = None,
     target_ms = options.target_ms if evaluate is not None else evaluator.target_ms()
     if target_ms is None:
         raise ValueError("an evaluate function needs --target-ms")
-    recover_stale_trials(study, options.out, progress)
     finished = lambda: len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))  # noqa: E731
     bar = _progress_bar(options, finished())
     if isinstance(evaluator, Evaluator):
@@ -305,6 +304,7 @@ def run_search(options: SearchOptions, evaluate: Optional[Callable] = None,
     failures = 0
     try:
         while True:
+            recover_stale_trials(study, options.out, progress)  # a worker that died meanwhile: its trial again
             running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
             done = finished()
             bar.n = min(done, options.trials)
