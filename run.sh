@@ -54,14 +54,15 @@ setup_mediapipe() {
 
 main_job() {
   # SpineNet-49xxs/49xs against MobileNetV3-Small/Large-SSDLite (the paper's Table 9 pairs), with the
-  # kit's latency variant SpineNet-49xs-lite, on the bundled demo data, starting from the kit's
+  # kit's latency variant SpineNet-49xs-lite and MobileNetV3-Large-SSDLite at 320 px as well (ID@SIZE:
+  # a second point of the SSDLite curve each model is judged against), on the bundled demo data, starting from the kit's
   # committed demo checkpoints (checkpoints/demo, about an hour of CPU training each): QAT fine-tune,
   # a verified int8 TFLite export, COCO AP of the Keras and int8 models, and the latency benchmark
   # at 1 and 2 threads. MAIN_FROM_SCRATCH=1 trains every
   # model from scratch for MAIN_BUDGET minutes instead (AP at noise level unless the budget is hours).
   # Finished stages are recorded, so an interrupted main job picks up where it stopped.
   local out="${1:-reports/main}" cli="$VENV/bin/mobile-spinenet"
-  local models="${MAIN_MODELS:-spinenet49xxs,spinenet49xs,spinenet49xs_lite,mnv3_small_ssdlite,mnv3_large_ssdlite}"
+  local models="${MAIN_MODELS:-spinenet49xxs,spinenet49xs,spinenet49xs_lite,mnv3_small_ssdlite,mnv3_large_ssdlite,mnv3_large_ssdlite@320}"
   mkdir -p "$out"
   echo "== [1/2] demo data (Fashion-MNIST photos on canvases, COCO format; the checkpoints' val set) -> $out/data"
   [ -f "$out/data/val/annotations.json" ] || "$cli" data demo --out "$out/data" --train-images 4000 --val-images 200

@@ -10,6 +10,7 @@ import pytest
 
 from mobile_spinenet.cli import main
 from mobile_spinenet.data.demo import make_split
+from mobile_spinenet.eval.entries import model_id_of, parse_entry
 from mobile_spinenet.training.runs import PACKED_FILES, open_run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -35,7 +36,7 @@ def test_every_committed_checkpoint_is_a_finished_run_with_its_record():
         assert set(PACKED_FILES) <= set(os.listdir(folder)), name
         run = open_run(folder)
         record = run.finished_record()
-        assert record["model"] == run.config.model == name.removesuffix("-qat")
+        assert record["model"] == run.config.model == model_id_of(name.removesuffix("-qat"))
         assert record["last_epoch"]["val_AP"] > 0.1  # trained: untrained models score 0.000 here
 
 
@@ -56,8 +57,8 @@ def test_the_20_epoch_checkpoints_are_finished_runs_of_the_same_recipe_trained_l
 
 
 def test_the_demo_checkpoints_are_finished_runs_of_one_recipe_that_the_readme_command_makes():
-    """12 epochs of cpu_fast (step decay), one recipe for every model but its family's anchors; the
-    QAT run aside."""
+    """12 epochs of cpu_fast (step decay), one recipe for every model but its family's anchors and,
+    for ID@SIZE folders (a second point of a family's curve), the input size; the QAT run aside."""
     names = sorted(name for name in os.listdir(CHECKPOINTS) if os.path.isdir(os.path.join(CHECKPOINTS, name))
                    and not name.endswith("-qat"))
     assert {"spinenet49xxs", "spinenet49xs", "spinenet49xs_lite", "mnv3_small_ssdlite",
@@ -67,10 +68,12 @@ def test_the_demo_checkpoints_are_finished_runs_of_one_recipe_that_the_readme_co
     for name in names:
         run = open_run(os.path.join(CHECKPOINTS, name))
         record = run.finished_record()
-        assert record["model"] == run.config.model == name and record["epochs"] == 12.0, name
+        entry = parse_entry(name)
+        assert record["model"] == run.config.model == entry.model_id and record["epochs"] == 12.0, name
         anchors = {"anchor_scale": 3.0, "ssd_min_scale": None} if name.startswith("spinenet") else \
             {"anchor_scale": None, "ssd_min_scale": 0.3}
-        assert vars(run.config) == {**vars(recipe), "model": name, **anchors}, name
+        size = {"image_size": entry.image_size or recipe.image_size}
+        assert vars(run.config) == {**vars(recipe), "model": entry.model_id, **anchors, **size}, name
     # the README's command (`--config cpu_fast --anchor-scale 3 --image-size 256 --epochs 12`) makes it
     from mobile_spinenet.training.config import load_config
     bundled = load_config("spinenet49xxs", "cpu_fast", overrides=dict(anchor_scale=3.0, image_size=256, epochs=12.0))
