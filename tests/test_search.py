@@ -166,3 +166,22 @@ def test_empty_data_and_a_storage_another_search_owns_get_one_line(tmp_path, dat
     with pytest.raises(SearchStorageBusy, match="belongs to another search \\(it differs in objective\\)"):
         run_search(SearchOptions(data=data, out=out, trials=1, target_ms=10.0, objective="pareto",
                                  show_progress=False), evaluate=fake_evaluate())
+
+
+def test_the_pareto_objective_records_ap_and_latency_and_the_front_has_no_dominated_trial(tmp_path, data):
+    from mobile_spinenet.search.study import SearchOptions, objective_values, pareto_front, run_search
+    from search_worker import fake_evaluate
+
+    options = SearchOptions(data=data, out=str(tmp_path / "s"), trials=6, target_ms=10.0, objective="pareto",
+                            show_progress=False)
+    assert objective_values(options, 30.0, 12.0, 10.0) == [30.0, 12.0]
+    mnas = SearchOptions(data=data, out=str(tmp_path / "m"), target_ms=10.0)
+    assert objective_values(mnas, 30.0, 20.0, 10.0)[0] == pytest.approx(30.0 * 2 ** -0.07)  # slower: less reward
+    summary = run_search(options, evaluate=fake_evaluate())
+    assert summary.finished == 6
+    front = summary.pareto
+    assert front == pareto_front(summary.best) and front
+    for row in summary.best:
+        if row not in front:  # every trial off the front is beaten by a front trial in both
+            assert any(f["latency_ms"] <= row["latency_ms"] and f["proxy_AP"] >= row["proxy_AP"] for f in front)
+    assert [r["latency_ms"] for r in front] == sorted(r["latency_ms"] for r in front)
