@@ -327,9 +327,10 @@ def plots(rows: list, threads: tuple) -> dict:
             color = colors.get(family, "tab:gray")
             xs, ys = [r["latency_ms"][t] for r in members], [r["int8_ap"] for r in members]
             axis.plot(xs, ys, color=color, marker=marker, linestyle=line, label=f"{family}, {t} thread(s)")
-            sds = [r.get("int8_ap_sd") for r in members]
-            if all(sd is not None for sd in sds):
-                axis.errorbar(xs, ys, yerr=[2 * sd for sd in sds], fmt="none", ecolor=color, capsize=3, alpha=0.6)
+            known = [(x, y, r["int8_ap_sd"]) for x, y, r in zip(xs, ys, members) if r.get("int8_ap_sd") is not None]
+            if known:
+                axis.errorbar([k[0] for k in known], [k[1] for k in known], yerr=[2 * k[2] for k in known], fmt="none",
+                              ecolor=color, capsize=3, alpha=0.6)
             for x, y, r in zip(xs, ys, members):
                 if t == threads[0]:
                     axis.annotate(r["model"], (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
