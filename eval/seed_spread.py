@@ -37,14 +37,11 @@ class SeedSpreadOptions:
     show_progress: bool = True
 
     def validate(self) -> "SeedSpreadOptions":
-        from mobile_spinenet.eval.entries import parse_entry
-
         if len(self.seeds) < 2 or len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"--seeds needs at least two different seeds for a spread, got {list(self.seeds)}")
         if self.qat_epochs <= 0:
             raise ValueError(f"--qat-epochs must be positive, got {self.qat_epochs}")
         for model in self.models:  # a model id, ID@SIZE or any run folder's name (eval.entries)
-            parse_entry(model, self.runs_from)
             if not os.path.isfile(os.path.join(self.runs_from, model, "run.json")):
                 raise ValueError(f"--runs-from {self.runs_from} has no finished run {model}/ (run.json missing); "
                                  f"train it first or leave it out of --models")
