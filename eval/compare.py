@@ -70,12 +70,6 @@ class CompareOptions:
         """The input size ``entry`` is trained at here: its own (``ID@SIZE``), else the training size."""
         return entry.image_size or self.training_size
 
-    def reused_run(self, model: str) -> Optional[str]:
-        """The finished float run of ``model`` in ``runs_from``, if there is one."""
-        if self.runs_from and os.path.isfile(os.path.join(self.runs_from, model, "run.json")):
-            return os.path.join(self.runs_from, model)
-        return None
-
     def check_reused_sizes(self) -> None:
         """A reused run keeps the size it was trained at; an --image-size that differs is refused
         rather than ignored (before any work)."""
@@ -233,9 +227,8 @@ def compare_model(entry, options: CompareOptions, train_dir: str, val_dir: str, 
     if not result.has("model_id"):
         result.record("model_id", entry.model_id)
     float_dir, qat_dir = os.path.join(out, "runs", model), os.path.join(out, "runs", f"{model}-qat")
-    reused = options.reused_run(model)
-    if reused:
-        float_dir = reused
+    if entry.run_dir:  # a finished float run in --runs-from
+        float_dir = entry.run_dir
         if os.path.isfile(os.path.join(options.runs_from, f"{model}-qat", "run.json")):
             qat_dir = os.path.join(options.runs_from, f"{model}-qat")
 

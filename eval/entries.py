@@ -26,11 +26,6 @@ class Entry:
         """Whether the name says the input size (``ID@SIZE``)."""
         return SIZE_SEPARATOR in self.name
 
-    @property
-    def family(self):
-        from mobile_spinenet.registry import family_of
-        return family_of(self.model_id)
-
 
 def _split(name: str) -> tuple:
     if SIZE_SEPARATOR not in name:
@@ -45,7 +40,7 @@ def _split(name: str) -> tuple:
 def parse_entry(name: str, runs_from: Optional[str] = None) -> Entry:
     """The :class:`Entry` ``name`` stands for; a one-line error naming it otherwise. A finished run
     ``runs_from/name`` counts first: its config says its model id and input size."""
-    from mobile_spinenet.registry import MODELS, check_image_size, get_model_info
+    from mobile_spinenet.registry import MODELS, check_image_size
     from mobile_spinenet.training.runs import RUN_FILE, open_run
 
     if not name:
@@ -60,7 +55,6 @@ def parse_entry(name: str, runs_from: Optional[str] = None) -> Entry:
     if model_id not in MODELS:
         where = f" and no finished run {name}/ in --runs-from {runs_from}" if runs_from else ""
         raise ValueError(f"--models {name}: unknown model id {model_id!r}{where}; known ids: {', '.join(MODELS)}")
-    get_model_info(model_id)
     if size is not None:
         try:
             check_image_size(model_id, size)

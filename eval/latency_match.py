@@ -84,29 +84,27 @@ def curves(rows: list, threads: int) -> dict:
     return {family: sorted(members, key=lambda r: r["latency_ms"][threads]) for family, members in found.items()}
 
 
-def _noise(difference: float, threshold: Optional[float]) -> tuple:
-    """``(significant, phrase)`` for a difference and its 2-sd threshold."""
-    if threshold is None:
-        return None, ""
-    if abs(difference) > threshold:
-        return True, f", beyond 2 sd ({threshold:.2f})"
-    return False, f", within 2 sd ({threshold:.2f}): not a result"
+def _noise_phrase(tested: dict) -> str:
+    """How a difference compares with its 2-sd threshold (:func:`~mobile_spinenet.eval.significance.significance`)."""
+    if tested["significant"] is None:
+        return ""
+    if tested["significant"]:
+        return f", beyond 2 sd ({tested['threshold']:.2f})"
+    return f", within 2 sd ({tested['threshold']:.2f}): not a result"
 
 
 def _inside(row: dict, curve: list, points: list, found_at: tuple, threads: int) -> dict:
+    from mobile_spinenet.eval.significance import significance
+
     below, above = curve[found_at[0]], curve[found_at[1]]
-    latency = row["latency_ms"][threads]
-    weight = _weight(points[found_at[0]], points[found_at[1]], latency)
-    at_curve = (1 - weight) * below["int8_ap"] + weight * above["int8_ap"]
-    curve_sd = interpolated_sd(below.get("int8_ap_sd"), above.get("int8_ap_sd"), weight)
-    threshold = (None if row.get("int8_ap_sd") is None or curve_sd is None
-                 else 2.0 * math.sqrt(row["int8_ap_sd"] ** 2 + curve_sd ** 2))
-    difference = row["int8_ap"] - at_curve
-    significant, phrase = _noise(difference, threshold)
+    start, end, latency = points[found_at[0]], points[found_at[1]], row["latency_ms"][threads]
+    at_curve = _on_line(start, end, latency)
+    curve_sd = interpolated_sd(below.get("int8_ap_sd"), above.get("int8_ap_sd"), _weight(start, end, latency))
+    tested = significance(row["int8_ap"], row.get("int8_ap_sd"), at_curve, curve_sd)
+    difference = tested["difference"]
     names = below["model"] if below is above else f"{below['model']}..{above['model']}"
-    return {"reference": f"interpolated ({names})", "reference_ap": at_curve, "difference": difference,
-            "threshold": threshold, "significant": significant,
-            "verdict": f"{'wins' if difference > 0 else 'loses'} by {abs(difference):.2f} AP{phrase}"}
+    return {"reference": f"interpolated ({names})", "reference_ap": at_curve, **tested,
+            "verdict": f"{'wins' if difference > 0 else 'loses'} by {abs(difference):.2f} AP{_noise_phrase(tested)}"}
 
 
 def _outside(row: dict, curve: list, points: list, family: str, threads: int) -> dict:
@@ -122,8 +120,7 @@ def _outside(row: dict, curve: list, points: list, family: str, threads: int) ->
         side = "faster" if latency < points[0][0] else "slower"
         entry["verdict"] = (f"undecided: {side} than every {family} here "
                             f"({latency / nearest['latency_ms'][threads]:.2f}x {nearest['model']}'s latency, "
-                            f"{ap - nearest['int8_ap']:+.2f} AP); a {'faster' if side == 'faster' else 'slower'} "
-                            f"{family} point would decide it")
+                            f"{ap - nearest['int8_ap']:+.2f} AP); a {side} {family} point would decide it")
     return entry
 
 

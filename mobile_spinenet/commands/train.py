@@ -19,13 +19,12 @@ def _train_overrides(args) -> dict:
     for flag in ("mixed_precision", "deterministic", "jit_compile"):
         if getattr(args, flag):
             overrides[flag] = True
-    overrides["architecture"] = _architecture(args).to_dict() if getattr(args, "spec", None) else None
+    if getattr(args, "spec", None):
+        from mobile_spinenet.architecture import read_architecture
+        overrides["architecture"] = read_architecture(args.spec).to_dict()
+    else:
+        overrides["architecture"] = None
     return overrides
-
-
-def _architecture(args):
-    from mobile_spinenet.architecture import read_architecture
-    return read_architecture(args.spec)
 
 
 def check_out_dir(path: str, flag: str = "--out") -> None:
@@ -78,8 +77,9 @@ def _cmd_train(args) -> int:
             refuse_to_restart(args.out)
         if args.init_from and not os.path.isfile(os.path.join(args.init_from, "config.yaml")):
             raise ValueError(f"--init {args.init_from} is not a run directory (no config.yaml)")
-        model = args.model or (_architecture(args).base if args.spec else None)
-        config = load_config(model, args.config, _train_overrides(args))
+        overrides = _train_overrides(args)
+        model = args.model or (overrides["architecture"] or {}).get("base")  # --spec's base by default
+        config = load_config(model, args.config, overrides)
     from mobile_spinenet.training.runs import sources_record
     from mobile_spinenet.training.tasks import read_task_data
     from mobile_spinenet.training.trainer import Trainer

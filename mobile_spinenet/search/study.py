@@ -11,12 +11,11 @@ The study's storage is the record: a journal file (default ``OUT/study.journal``
 URL, which several worker processes, on one machine or several, share. Work is keyed by the
 architecture's digest (``OUT/archs/<digest>/``: the proxy run, the int8 file, ``result.json``), so
 an architecture is never trained or timed twice. While a worker runs a trial it holds a lock on
-``OUT/trials/<number>.lock``; a trial left running by a worker that died (its lock free) is marked
+``OUT/trials/<number>/run.lock``; a trial left running by a worker that died (its lock free) is marked
 failed and its architecture is queued again, so a killed search resumes with no trial lost, and
 the queued retry continues the dead worker's proxy run from its last checkpoint."""
 from __future__ import annotations
 
-import fcntl
 import json
 import math
 import os
@@ -125,34 +124,12 @@ def open_study(options: SearchOptions, settings: dict, sampler_seed: Optional[in
     return optuna.load_study(study_name=options.study_name, storage=storage, sampler=sampler)
 
 
-class TrialLock:
-    """``OUT/trials/<number>.lock``, held (flock) by the worker running trial ``number``; the kernel
-    drops it when that worker dies, which is how a dead worker's trial is told from a live one's."""
-
-    def __init__(self, out: str, number: int):
-        self.path = os.path.join(out, "trials", f"{number}.lock")
-        self.handle = None
-
-    def acquire(self, wait: bool = True) -> bool:
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        self.handle = open(self.path, "a+")
-        try:
-            fcntl.flock(self.handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            self.handle.close()
-            self.handle = None
-            return False
-        self.handle.seek(0)
-        self.handle.truncate()
-        self.handle.write(f"{socket.gethostname()}:{os.getpid()}\n")
-        self.handle.flush()
-        return True
-
-    def release(self) -> None:
-        if self.handle is not None:
-            fcntl.flock(self.handle, fcntl.LOCK_UN)
-            self.handle.close()
-            self.handle = None
+def trial_lock(out: str, number: int):
+    """The lock (``OUT/trials/<number>/run.lock``, the kit's one flock-with-owner lock) held by the
+    worker running trial ``number``; the kernel drops it when that worker dies, which is how a dead
+    worker's trial is told from a live one's."""
+    from mobile_spinenet.training.runs import RunLock
+    return RunLock(os.path.join(out, "trials", str(number)))
 
 
 def recover_stale_trials(study, out: str, progress: Callable[[str], None] = print) -> list:
@@ -160,14 +137,18 @@ def recover_stale_trials(study, out: str, progress: Callable[[str], None] = prin
     (``retry_of``); returns the numbers recovered."""
     from optuna.trial import TrialState
 
+    from mobile_spinenet.training.runs import RunDirectoryBusy
+
     recovered = []
     now = time.time()
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         started = trial.datetime_start.timestamp() if trial.datetime_start else now
         if now - started < STALE_AFTER_S:
             continue
-        lock = TrialLock(out, trial.number)
-        if not lock.acquire(wait=False):
+        lock = trial_lock(out, trial.number)
+        try:
+            lock.acquire()
+        except RunDirectoryBusy:
             continue  # its worker is alive
         try:
             fresh = next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number)
@@ -312,8 +293,7 @@ def run_search(options: SearchOptions, evaluate: Optional[Callable] = None,
             if done + running >= options.trials:
                 break
             trial = study.ask()
-            lock = TrialLock(options.out, trial.number)
-            lock.acquire()
+            lock = trial_lock(options.out, trial.number).acquire()  # a new trial: nobody else holds it
             try:
                 trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
                 values = _run_trial(trial, options, sample, evaluator, target_ms)
