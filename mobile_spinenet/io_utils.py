@@ -1,7 +1,10 @@
 """Atomic file writes: a temp file in the same folder, then a rename, so a crash never
-leaves a half-written checkpoint, export or report behind."""
+leaves a half-written checkpoint, export or report behind; and a lock for files that several
+processes rewrite."""
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import tempfile
@@ -31,3 +34,16 @@ def write_atomically(path: str, data) -> None:
 def write_json_atomically(path: str, obj, indent: int = 1) -> None:
     """``json.dumps`` then :func:`write_atomically`."""
     write_atomically(path, json.dumps(obj, indent=indent) + "\n")
+
+
+@contextlib.contextmanager
+def exclusively(lock_path: str):
+    """Hold an exclusive ``flock`` on ``lock_path`` (created if missing), waiting for any other
+    holder; the kernel drops it if the holder dies."""
+    os.makedirs(os.path.dirname(os.path.abspath(lock_path)), exist_ok=True)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the last descriptor releases the lock

@@ -3,7 +3,8 @@ by tests/test_search.py: ``python tests/search_worker.py OUT DATA TRIALS [KILL_A
 
 The stand-in scores an architecture from its widths (deterministic), appends ``start DIGEST`` and
 ``done DIGEST`` to OUT/calls.log around it, and with KILL_AT_CALL dies (os._exit) in that call,
-after ``start``: a worker killed mid-trial."""
+after ``start``: a worker killed mid-trial. With SAME_SEED ``1`` every worker samples with ``--seed``
+(as workers of one database on several machines could), so they draw the same architectures."""
 import os
 import sys
 import time
@@ -36,6 +37,10 @@ def main(argv):
     out, data, trials = argv[0], argv[1], int(argv[2])
     kill_at = int(argv[3]) if len(argv) > 3 else 0
     pause = float(argv[4]) if len(argv) > 4 else 0.0
+    if len(argv) > 5 and argv[5] == "1":
+        import mobile_spinenet.search.study as study_module
+        study_module.worker_seed = lambda options: options.seed
+        study_module.WAIT_POLL_S = 0.1
     options = SearchOptions(data=data, out=out, trials=trials, target_ms=10.0, show_progress=False)
     run_search(options, evaluate=fake_evaluate(kill_at, pause), progress=lambda message: print(message, flush=True))
 

@@ -108,14 +108,15 @@ def test_a_killed_search_resumes_with_no_trial_lost_or_run_twice(tmp_path, data,
     assert again.finished == 5 and len([c for c in _calls(out) if c[0] == "done"]) == 5  # nothing more to do
 
 
-def test_two_worker_processes_share_one_study(tmp_path, data):
-    out = str(tmp_path / "search")
+def _two_workers(out, data, same_seed):
     os.makedirs(out)
-    workers = [subprocess.Popen([sys.executable, WORKER, out, data, "8", "0", "0.5"], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    workers = [subprocess.Popen([sys.executable, WORKER, out, data, "8", "0", "0.5", "1" if same_seed else "0"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    printed = ""
     for worker in workers:
-        _, err = worker.communicate(timeout=600)
+        output, err = worker.communicate(timeout=600)
         assert worker.returncode == 0, err[-2000:]
+        printed += output
     import optuna
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
@@ -127,6 +128,19 @@ def test_two_worker_processes_share_one_study(tmp_path, data):
     assert len({t.user_attrs["worker"] for t in complete}) == 2  # both did some
     starts = [c[1] for c in _calls(out) if c[0] == "start"]
     assert len(starts) == len(set(starts))  # no architecture evaluated twice
+    return complete, printed
+
+
+def test_two_worker_processes_share_one_study_and_draw_different_architectures(tmp_path, data):
+    complete, _ = _two_workers(str(tmp_path / "search"), data, same_seed=False)
+    assert len({t.user_attrs["digest"] for t in complete}) == len(complete)  # each its own seed: no repeats
+    assert sorted(os.listdir(tmp_path / "search" / "workers")) == ["0", "1"]
+
+
+def test_two_workers_that_draw_the_same_architecture_evaluate_it_once(tmp_path, data):
+    complete, printed = _two_workers(str(tmp_path / "search"), data, same_seed=True)
+    assert any(t.user_attrs["reused"] for t in complete)  # one waited for the other's result and took it
+    assert "waiting for its result" in printed
 
 
 @pytest.mark.parametrize("flags, message", [
@@ -185,3 +199,18 @@ def test_the_pareto_objective_records_ap_and_latency_and_the_front_has_no_domina
         if row not in front:  # every trial off the front is beaten by a front trial in both
             assert any(f["latency_ms"] <= row["latency_ms"] and f["proxy_AP"] >= row["proxy_AP"] for f in front)
     assert [r["latency_ms"] for r in front] == sorted(r["latency_ms"] for r in front)
+
+
+def test_rewriting_best_removes_only_its_own_stale_rank_files(tmp_path):
+    """Two workers write the outputs in turn: one's in-flight temp file (``.tmp-...rankN_x.yaml``) and a
+    file the user put in best/ must survive the other's clean-up, a rank file no longer wanted not."""
+    from mobile_spinenet.search.report import write_outputs
+    from mobile_spinenet.search.study import SearchOptions
+
+    out = tmp_path / "search"
+    best = out / "best"
+    best.mkdir(parents=True)
+    for name in (".tmp-k3l9rank2_00ab.yaml", "notes.yaml", "rank1_00ff.yaml"):
+        (best / name).write_text("x\n")
+    write_outputs(str(out), [], 5.0, SearchOptions(data=str(tmp_path), out=str(out)), [], [])
+    assert sorted(os.listdir(best)) == [".tmp-k3l9rank2_00ab.yaml", "notes.yaml"]

@@ -7,12 +7,14 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 
 from mobile_spinenet.io_utils import write_atomically
 
 COLUMNS = ("trial", "state", "architecture", "proxy_AP", "proxy_AP50", "latency_ms", "latency_ratio", "multiply_adds_M",
            "objective", "minutes", "reused", "retry_of", "worker", "error")
 BEST_KEPT = 5
+RANK_FILE = re.compile(r"rank[0-9]+_[0-9a-f]+\.yaml")  # the files of best/ that write_outputs owns
 
 
 def trials_csv(rows: list) -> str:
@@ -85,7 +87,7 @@ def write_outputs(out: str, rows: list, target_ms: float, options, best: list, f
             with open(source, "rb") as f:
                 write_atomically(os.path.join(folder, name), f.read())
     for name in os.listdir(folder):
-        if name.endswith(".yaml") and name not in wanted:
+        if RANK_FILE.fullmatch(name) and name not in wanted:  # never another worker's temp file
             try:
                 os.remove(os.path.join(folder, name))
             except FileNotFoundError:  # another worker removed it first

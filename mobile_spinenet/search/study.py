@@ -10,7 +10,11 @@ objectives.
 The study's storage is the record: a journal file (default ``OUT/study.journal``) or a database
 URL, which several worker processes, on one machine or several, share. Work is keyed by the
 architecture's digest (``OUT/archs/<digest>/``: the proxy run, the int8 file, ``result.json``), so
-an architecture is never trained or timed twice. While a worker runs a trial it holds a lock on
+an architecture is never trained or timed twice: a worker evaluating one holds
+``OUT/archs/<digest>/run.lock``, and another that draws the same architecture meanwhile waits for its
+result. Each worker seeds its sampler with a number it claims (``OUT/workers/<k>``; the first gets
+``--seed``), so workers started together do not draw the same architectures. While a worker runs a
+trial it holds a lock on
 ``OUT/trials/<number>/run.lock``; a trial left running by a worker that died (its lock free) is marked
 failed and its architecture is queued again, so a killed search resumes with no trial lost, and
 the queued retry continues the dead worker's proxy run from its last checkpoint."""
@@ -21,6 +25,7 @@ import math
 import os
 import socket
 import time
+import zlib
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Optional
 
@@ -32,6 +37,7 @@ from mobile_spinenet.search.space import SearchSpace
 OBJECTIVES = ("mnas", "pareto")
 MNAS_WEIGHT = -0.07  # MnasNet's soft latency constraint (Tan et al., 2019)
 STALE_AFTER_S = 60.0  # a running trial younger than this is never taken for a dead worker's
+WAIT_POLL_S = 2.0  # how often a worker looks whether another one finished an architecture it drew too
 MAX_FAILURES_IN_A_ROW = 3
 SETTINGS_ATTR = "mobile_spinenet_search"
 
@@ -130,6 +136,48 @@ def trial_lock(out: str, number: int):
     worker's trial is told from a live one's."""
     from mobile_spinenet.training.runs import RunLock
     return RunLock(os.path.join(out, "trials", str(number)))
+
+
+def claim_worker_number(out: str) -> int:
+    """The lowest k for which this process creates ``OUT/workers/<k>`` (atomically, so two workers
+    starting together get different numbers); the file names the worker."""
+    folder = os.path.join(out, "workers")
+    os.makedirs(folder, exist_ok=True)
+    k = 0
+    while True:
+        try:
+            fd = os.open(os.path.join(folder, str(k)), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            k += 1
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(f"pid {os.getpid()} on {socket.gethostname()} at {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        return k
+
+
+def worker_seed(options: SearchOptions) -> int:
+    """The sampler seed of this worker: ``--seed`` for the first worker of OUT, else one derived from
+    its claimed number, host and pid (workers on other machines share a database, not OUT), so no
+    two workers replay each other's draws."""
+    k = claim_worker_number(options.out)
+    if k == 0:
+        return options.seed
+    return (options.seed + zlib.crc32(f"{k}:{socket.gethostname()}:{os.getpid()}".encode())) % (2 ** 31)
+
+
+def architecture_lock(folder: str, progress: Callable[[str], None]):
+    """The lock on an architecture's folder, acquired (waiting while another worker evaluates it)."""
+    from mobile_spinenet.training.runs import RunDirectoryBusy, RunLock
+
+    lock, told = RunLock(folder), False
+    while True:
+        try:
+            return lock.acquire()
+        except RunDirectoryBusy:
+            if not told:
+                progress(f"{os.path.basename(folder)} is being evaluated by {lock.owner()}; waiting for its result")
+                told = True
+            time.sleep(WAIT_POLL_S)
 
 
 def recover_stale_trials(study, out: str, progress: Callable[[str], None] = print) -> list:
@@ -262,7 +310,6 @@ def run_search(options: SearchOptions, evaluate: Optional[Callable] = None,
     from optuna.trial import TrialState
 
     from mobile_spinenet.eval.compare import data_folders
-    from mobile_spinenet.search.report import write_outputs
     from mobile_spinenet.search.space import sample
 
     options.validate()
@@ -270,10 +317,7 @@ def run_search(options: SearchOptions, evaluate: Optional[Callable] = None,
     _check_data(train_dir, val_dir)
     os.makedirs(options.out, exist_ok=True)
     settings = options.settings(train_dir, val_dir)
-    study = open_study(options, settings)
-    started_with = len(study.get_trials(deepcopy=False))
-    if started_with:  # a resumed or second worker: another seed, so it does not replay the first one's draws
-        study = open_study(options, settings, sampler_seed=options.seed + 1000 * started_with + os.getpid() % 1000)
+    study = open_study(options, settings, sampler_seed=worker_seed(options))
     evaluator = evaluate or Evaluator(options, train_dir, val_dir)
     target_ms = options.target_ms if evaluate is not None else evaluator.target_ms()
     if target_ms is None:
@@ -296,7 +340,7 @@ def run_search(options: SearchOptions, evaluate: Optional[Callable] = None,
             lock = trial_lock(options.out, trial.number).acquire()  # a new trial: nobody else holds it
             try:
                 trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
-                values = _run_trial(trial, options, sample, evaluator, target_ms)
+                values = _run_trial(trial, options, sample, evaluator, target_ms, progress)
                 study.tell(trial, values)
                 failures = 0
             except KeyboardInterrupt:
@@ -311,19 +355,30 @@ def run_search(options: SearchOptions, evaluate: Optional[Callable] = None,
                     raise ValueError(f"{failures} trials in a row failed (the last: {message}); stopped") from None
             finally:
                 lock.release()
-            rows = [_trial_row(t) for t in study.get_trials(deepcopy=False)]
-            best = _best(rows, options)
+            best = _write_outputs(study, options, target_ms)
             if best:
                 bar.set_postfix_str(f"best: trial {best[0]['trial']}, proxy AP {best[0]['proxy_AP']:.2f} at "
                                     f"{best[0]['latency_ms']:.2f} ms (target {target_ms:.2f})")
-            write_outputs(options.out, rows, target_ms, options, _best(rows, options), pareto_front(rows))
     finally:
         bar.close()
+    _write_outputs(study, options, target_ms)
     rows = [_trial_row(t) for t in study.get_trials(deepcopy=False)]
-    write_outputs(options.out, rows, target_ms, options, _best(rows, options), pareto_front(rows))
     return SearchSummary(finished=sum(r["state"] == "complete" for r in rows),
                          failed=sum(r["state"] == "fail" for r in rows), best=_best(rows, options),
                          pareto=pareto_front(rows), target_ms=target_ms, out=options.out)
+
+
+def _write_outputs(study, options: SearchOptions, target_ms: float) -> list:
+    """Write trials.csv, pareto.png, summary.md and best/ from the study as it is now, one worker at
+    a time (``OUT/outputs.lock``), so the files always show the latest rows; returns the ranking."""
+    from mobile_spinenet.io_utils import exclusively
+    from mobile_spinenet.search.report import write_outputs
+
+    with exclusively(os.path.join(options.out, "outputs.lock")):
+        rows = [_trial_row(t) for t in study.get_trials(deepcopy=False)]
+        best = _best(rows, options)
+        write_outputs(options.out, rows, target_ms, options, best, pareto_front(rows))
+    return best
 
 
 def _best(rows: list, options: SearchOptions) -> list:
@@ -331,7 +386,8 @@ def _best(rows: list, options: SearchOptions) -> list:
     return sorted(done, key=lambda r: -r["objective"])
 
 
-def _run_trial(trial, options: SearchOptions, sample, evaluate, target_ms: float) -> list:
+def _run_trial(trial, options: SearchOptions, sample, evaluate, target_ms: float,
+               progress: Callable[[str], None] = print) -> list:
     from mobile_spinenet.architecture import write_architecture
 
     started = time.perf_counter()
@@ -343,10 +399,16 @@ def _run_trial(trial, options: SearchOptions, sample, evaluate, target_ms: float
     result = _read_json(result_path)
     reused = result is not None
     if not reused:
-        os.makedirs(folder, exist_ok=True)
-        write_architecture(architecture, os.path.join(folder, "architecture.yaml"))
-        result = evaluate(architecture, folder)
-        write_json_atomically(result_path, result)
+        lock = architecture_lock(folder, progress)
+        try:
+            result = _read_json(result_path)  # another worker may have finished it while this one waited
+            reused = result is not None
+            if not reused:
+                write_architecture(architecture, os.path.join(folder, "architecture.yaml"))
+                result = evaluate(architecture, folder)
+                write_json_atomically(result_path, result)
+        finally:
+            lock.release()
     for key in ("AP", "AP50", "latency_ms", "latency_ratio", "multiply_adds", "median_ms", "reference_median_ms"):
         if result.get(key) is not None:
             trial.set_user_attr(key, result[key])

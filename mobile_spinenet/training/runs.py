@@ -81,7 +81,7 @@ class RunLock:
         self.path = os.path.join(run_dir, LOCK_FILE)
         self.fd = None
 
-    def _owner(self) -> str:
+    def owner(self) -> str:
         try:
             with open(self.path) as f:
                 return f.read().strip() or "an unknown process"
@@ -95,7 +95,7 @@ class RunLock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise RunDirectoryBusy(f"{os.path.dirname(self.path)} is in use by {self._owner()} "
+            raise RunDirectoryBusy(f"{os.path.dirname(self.path)} is in use by {self.owner()} "
                                    f"({self.path}); wait for it to finish or choose another --out") from None
         previous = os.read(fd, 200).decode(errors="replace").strip()
         if previous:
