@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 import os
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -33,10 +33,17 @@ def output_names(images: Sequence[str]) -> list:
     return names
 
 
-def check_inputs(images: Sequence[str], out_dir: str) -> list:
+DETECTIONS_FILE = "detections.json"
+
+
+def check_inputs(images: Sequence[str], out_dir: str, outputs: Callable[[list], list], record: str,
+                 force: bool = False) -> list:
     """Before any model loads: the image files ``images`` name (a folder: its images, sorted), each
-    existing, and ``out_dir`` can be a folder."""
+    existing; ``out_dir`` can be a folder; and the files written there (``outputs(files)`` names
+    them) replace neither an input nor a file that an earlier predict did not write (its
+    ``record`` and the drawings the record names), unless ``force``."""
     from mobile_spinenet.data.images import IMAGE_EXTENSIONS, image_names
+    from mobile_spinenet.ownership import drawings_owned, refuse_to_replace
 
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise ValueError(f"--out {out_dir} is an existing file, not a folder")
@@ -51,19 +58,23 @@ def check_inputs(images: Sequence[str], out_dir: str) -> list:
             files.append(path)
         else:
             raise ValueError(f"{path} does not exist")
+    refuse_to_replace(outputs(files), drawings_owned(out_dir, record, "drawn"), "an earlier predict", force=force,
+                      inputs=files)
     return files
 
 
 def predict_images(model: str, images: Sequence[str], out_dir: str, score_threshold: float = 0.3,
-                   labels: Optional[str] = None, resize: Optional[str] = None) -> list:
+                   labels: Optional[str] = None, resize: Optional[str] = None, force: bool = False) -> list:
     """Detect on each image, write ``out_dir/<name>.jpg`` with the boxes drawn and
-    ``out_dir/detections.json``; returns the detections (one dict per image)."""
+    ``out_dir/detections.json``; returns the detections (one dict per image). Files an earlier
+    predict did not write are replaced only with ``force``; the inputs never."""
     from PIL import Image, ImageDraw
 
     from mobile_spinenet.eval.detector_eval import to_original_pixels
     from mobile_spinenet.eval.evaluate import load_detector
 
-    images = check_inputs(images, out_dir)
+    images = check_inputs(images, out_dir, lambda files: [os.path.join(out_dir, name) for name in output_names(files)]
+                          + [os.path.join(out_dir, DETECTIONS_FILE)], DETECTIONS_FILE, force)
     detector = load_detector(model, labels, resize)
     names = detector.names
     results = []
@@ -102,7 +113,7 @@ def predict_images(model: str, images: Sequence[str], out_dir: str, score_thresh
         image.save(encoded, format="JPEG", quality=92)
         write_atomically(os.path.join(out_dir, drawn_name), encoded.getvalue())
         results.append({"image": path, "drawn": os.path.join(out_dir, drawn_name), "detections": detections})
-    write_json_atomically(os.path.join(out_dir, "detections.json"), results)
+    write_json_atomically(os.path.join(out_dir, DETECTIONS_FILE), results)
     return results
 
 
@@ -110,13 +121,14 @@ CLASS_PREDICTIONS_FILE = "predictions.json"
 
 
 def classify_images(model: str, images: Sequence[str], out_dir: str, labels: Optional[str] = None,
-                    resize: Optional[str] = None, top: int = 5) -> list:
+                    resize: Optional[str] = None, top: int = 5, force: bool = False) -> list:
     """The ``top`` classes of each image with their softmax probabilities, written to
     ``out_dir/predictions.json``; returns them (one dict per image)."""
     from mobile_spinenet.eval.classifier_eval import softmax
     from mobile_spinenet.eval.evaluate import load_classifier, read_labels
 
-    images = check_inputs(images, out_dir)
+    images = check_inputs(images, out_dir, lambda files: [os.path.join(out_dir, CLASS_PREDICTIONS_FILE)],
+                          CLASS_PREDICTIONS_FILE, force)
     classifier = load_classifier(model, resize)
     names = read_labels(labels) if labels else classifier.names
     results = []

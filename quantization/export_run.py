@@ -21,15 +21,22 @@ def _dataset(path: Optional[str], what: str, run_dir: str, label_map):
     return read_dataset(data_given(path, what, run_dir), label_map=label_map)
 
 
-def check_export_out(out: str) -> None:
-    """Checked before converting (which takes minutes): ``out`` must be a file path."""
+def check_export_out(out: str, force: bool = False, inputs=()) -> None:
+    """Checked before converting (which takes minutes): ``out`` must be a file path, and neither it
+    nor a sidecar (``X.json``, ``X.labels.txt``, the rejected pair) may replace a file that an
+    earlier export did not write (unless ``force``) or one of ``inputs``."""
+    from mobile_spinenet.ownership import export_files_owned, refuse_to_replace
+
     if os.path.isdir(out):
         raise ValueError(f"--out {out} is a directory; give the .tflite file to write (e.g. {os.path.join(out, 'model.tflite')})")
+    paths = {**sidecar_paths(out), "out": out}
+    refuse_to_replace([out, paths["labels"], paths["report"], paths["rejected"], paths["rejected_report"]],
+                      export_files_owned(paths), "an earlier export", force=force, inputs=inputs)
 
 
 def export_tflite(run_dir: str, out: str, export=None, calibration: Optional[CalibrationOptions] = None,
                   verification: Optional[VerifyOptions] = None, progress: Callable[[str], None] = print,
-                  resize: Optional[str] = None) -> dict:
+                  resize: Optional[str] = None, force: bool = False) -> dict:
     """Convert the run in ``run_dir`` and write ``out`` (atomically) once verification passes.
     The file carries TFLite metadata (labels, input normalisation, output names; see :mod:`metadata`).
 
@@ -42,7 +49,7 @@ def export_tflite(run_dir: str, out: str, export=None, calibration: Optional[Cal
     dataclasses' defaults. ``resize`` (letterbox or stretch; default: the run's) is how the app
     will fit images to the input square: it is recorded in the metadata and the report, and
     calibration and verification preprocess that way."""
-    check_export_out(out)  # before the imports and the minutes of conversion
+    check_export_out(out, force)  # before the imports and the minutes of conversion
     from mobile_spinenet.eval.detector_eval import keras_predictor, tflite_predictor
     from mobile_spinenet.quantization.export import (ExportOptions, convert, file_clip_size, format_op_report,
                                                      op_report)

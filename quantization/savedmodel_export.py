@@ -51,9 +51,10 @@ def export_savedmodel(run_dir: str, out: str, options: SavedModelOptions = Saved
                       progress: Callable[[str], None] = print) -> dict:
     """Write the float SavedModel of the run in ``run_dir`` to the folder ``out`` (built in a
     temp folder beside it, checked, then renamed into place; an existing ``out`` is replaced only
-    by a checked export). Returns the report written to ``out/mobile_spinenet.json``."""
-    if os.path.exists(out) and not is_savedmodel(out):
-        raise ValueError(f"--out {out} exists and is not a SavedModel; give a new folder")
+    when an earlier export-savedmodel wrote it, and only by a checked export). Returns the report written to ``out/mobile_spinenet.json``."""
+    if os.path.exists(out) and not (is_savedmodel(out) and os.path.isfile(os.path.join(out, REPORT_FILE))):
+        raise ValueError(f"--out {out} exists and was not written by an earlier export-savedmodel (no saved_model.pb "
+                         f"with {REPORT_FILE}); it would be replaced: give a new folder")
     from mobile_spinenet import __version__
     from mobile_spinenet.backend import tf
     from mobile_spinenet.data.images import PIXEL_MEAN, PIXEL_STD

@@ -133,6 +133,52 @@ def test_predict_and_export_check_their_out_path_before_any_work(tmp_path, capsy
     assert f"--out {tmp_path} is a directory" in capsys.readouterr().err
 
 
+def test_predict_never_writes_over_the_photos_or_files_it_did_not_draw(tmp_path, capsys):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("cat.jpg", "dog.jpg"):
+        Image.new("RGB", (32, 32), (10, 20, 30)).save(photos / name)
+    before = {p.name: p.read_bytes() for p in photos.iterdir()}
+    # the model path does not exist: the outputs are checked before any model loads
+    assert main(["predict", str(tmp_path / "no_run"), str(photos), "--out", str(photos)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"{photos / 'cat.jpg'} is one of the inputs" in err and len(err.splitlines()) == 1, err
+    assert main(["predict", str(tmp_path / "no_run"), str(photos), "--out", str(photos), "--force"]) == 2
+    assert "is one of the inputs" in capsys.readouterr().err  # not even with --force
+    assert {p.name: p.read_bytes() for p in photos.iterdir()} == before
+    drawn = tmp_path / "drawn"
+    drawn.mkdir()
+    (drawn / "dog.jpg").write_bytes(b"the user's own")
+    assert main(["predict", str(tmp_path / "no_run"), str(photos / "dog.jpg"), "--out", str(drawn)]) == 2
+    assert f"{drawn / 'dog.jpg'} exists and was not written by an earlier predict" in capsys.readouterr().err
+    (drawn / "detections.json").write_text(json.dumps([{"image": "x/dog.jpg", "drawn": "elsewhere/dog.jpg"}]))
+    assert main(["predict", str(tmp_path / "no_run"), str(photos / "dog.jpg"), "--out", str(drawn)]) == 2
+    assert f"{tmp_path / 'no_run'} does not exist" in capsys.readouterr().err  # an earlier predict's: past the check
+    (drawn / "detections.json").write_text("{}")  # not a predict record: none of the folder's files are its
+    assert main(["predict", str(tmp_path / "no_run"), str(photos / "cat.jpg"), "--out", str(drawn)]) == 2
+    assert f"{drawn / 'detections.json'} exists and was not written" in capsys.readouterr().err
+
+
+def test_export_never_replaces_files_beside_out_that_no_export_wrote(tmp_path, capsys):
+    val = tmp_path / "val"
+    val.mkdir()
+    (val / "annotations.json").write_text('{"images": []}')
+    assert main(["export", str(tmp_path / "no_run"), "--out", str(val / "annotations.tflite")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"{val / 'annotations.json'} exists and was not written by an earlier export" in err and "--force" in err
+    assert (val / "annotations.json").read_text() == '{"images": []}'
+    (tmp_path / "model.labels.txt").write_text("cat\n")
+    assert main(["export", str(tmp_path / "no_run"), "--out", str(tmp_path / "model.tflite")]) == 2
+    assert "model.labels.txt exists and was not written" in capsys.readouterr().err
+    (tmp_path / "model.json").write_text(json.dumps({"model": "spinenet49xs", "quant": "int8", "ops": {}}))
+    (tmp_path / "model.tflite").write_bytes(b"an earlier export")
+    for force in ([], ["--force"]):  # an earlier export's files, or --force: on to the run (which is missing)
+        assert main(["export", str(tmp_path / "no_run"), "--out", str(tmp_path / "model.tflite")] + force) == 2
+        assert "no_run" in capsys.readouterr().err
+    assert main(["export", str(tmp_path / "no_run"), "--out", str(val / "annotations.tflite"), "--force"]) == 2
+    assert "annotations.json exists" not in capsys.readouterr().err
+
+
 def test_eval_of_a_file_that_is_no_model_names_the_file(tmp_path, capsys):
     junk = tmp_path / "junk.tflite"
     junk.write_bytes(os.urandom(4096))

@@ -15,7 +15,7 @@ FOLDERS = {"mobile_spinenet": "mobile_spinenet", "quantization": "mobile_spinene
 # Bottom to top; a module may import only from its own layer and the ones below. Names drop the
 # "mobile_spinenet." prefix. Package __init__ files hold no code of their own and are not listed.
 LAYERS = [
-    ("core", ["io_utils", "progress", "specs", "architecture", "search.space", "registry", "paper", "anchors", "box_coder", "backend"]),
+    ("core", ["io_utils", "ownership", "progress", "specs", "architecture", "search.space", "registry", "paper", "anchors", "box_coder", "backend"]),
     ("data", ["data.records", "data.images", "data.glyphs", "data.demo", "data.class_folders", "data.readers",
               "data.labeler", "data.pipeline", "data.masks"]),
     ("models", ["layers", "blocks", "resample", "spinenet", "heads", "mobilenet_v3", "ssdlite", "resnet_fpn",

@@ -324,3 +324,27 @@ def test_pack_copies_a_finished_run_without_checkpoints_or_data_paths(interrupte
     with pytest.raises(ValueError, match="has not finished"):
         pack_run(str(unfinished), str(tmp_path / "nothing"))
     assert not (tmp_path / "nothing").exists()
+
+
+def test_train_over_a_packed_run_is_refused_and_leaves_its_files(tmp_path, data):
+    """A packed run (`pack`: weights, run.json, config, metrics, no checkpoints/) is a run too."""
+    packed = tmp_path / "packed"
+    packed.mkdir()
+    for name in ("model.weights.h5", "run.json", "config.yaml", "metrics.csv", "label_map.json"):
+        (packed / name).write_text(f"{name}\n")
+    before = {p.name: _digest(p) for p in packed.iterdir()}
+    refused = subprocess.run(CLI + ["train", "--model", MODEL, "--data", str(data / "train"), "--out", str(packed),
+                                    "--image-size", "128", "--epochs", "1", "--no-progress"],
+                             env=ENV, capture_output=True, text=True, timeout=600)
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    assert "already holds a run (model.weights.h5, run.json, config.yaml" in refused.stderr
+    assert {p.name: _digest(p) for p in packed.iterdir()} == before
+
+
+def test_resume_of_a_folder_without_a_run_is_refused(tmp_path, data):
+    for out in (tmp_path / "missing", tmp_path):
+        refused = subprocess.run(CLI + ["train", "--model", MODEL, "--data", str(data / "train"), "--out", str(out),
+                                        "--resume", "--no-progress"], env=ENV, capture_output=True, text=True,
+                                 timeout=600)
+        assert refused.returncode == 2 and f"--resume: {out} holds no run to continue" in refused.stderr
+    assert not (tmp_path / "missing").exists()

@@ -166,11 +166,12 @@ def _cmd_predict(args) -> int:
 
     setup_logging()
     if task_of(args.model) == "classification":
-        for result in classify_images(args.model, args.images, args.out, args.labels, args.resize):
+        for result in classify_images(args.model, args.images, args.out, args.labels, args.resize, force=args.force):
             print(summarize_classes(result))
         print(f"predictions: {os.path.join(args.out, CLASS_PREDICTIONS_FILE)}")
         return 0
-    results = predict_images(args.model, args.images, args.out, args.score_threshold, args.labels, args.resize)
+    results = predict_images(args.model, args.images, args.out, args.score_threshold, args.labels, args.resize,
+                             force=args.force)
     for result in results:
         print(summarize(result))
     print(f"detections: {os.path.join(args.out, 'detections.json')}")
@@ -187,7 +188,9 @@ def add_predict_parser(sub) -> None:
                     "predictions.json.")
     predict.add_argument("model", help="run directory or .tflite file")
     predict.add_argument("images", nargs="+", help="image files, or folders of them (their images, sorted)")
-    predict.add_argument("--out", required=True, help="output folder")
+    predict.add_argument("--out", required=True, help="output folder (never one of the images' own files)")
+    predict.add_argument("--force", action="store_true",
+                         help="replace files in --out that an earlier predict did not write (refused by default)")
     predict.add_argument("--score-threshold", type=non_negative_float, default=0.3,
                          help="boxes scoring below it are left out of the images and detections.json (default 0.3)")
     predict.add_argument("--labels", help=LABELS_HELP)

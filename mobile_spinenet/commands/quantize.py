@@ -54,7 +54,7 @@ def _cmd_export(args) -> int:
     from mobile_spinenet.quantization.export_run import CalibrationOptions, check_export_out, export_tflite
     from mobile_spinenet.quantization.verify import VerifyOptions
 
-    check_export_out(args.out)  # before TensorFlow loads for the options below
+    check_export_out(args.out, args.force)  # before TensorFlow loads for the options below
     from mobile_spinenet.postprocess import NMSConfig
     from mobile_spinenet.quantization.export import ExportOptions
 
@@ -67,7 +67,7 @@ def _cmd_export(args) -> int:
                                                  seed=args.calib_seed, float_layers=tuple(args.float_layers or ())),
                   verification=VerifyOptions(enabled=not args.no_verify, val=args.val, images=args.verify_images,
                                              max_ap_drop=args.max_ap_drop, require_agreement=args.require_agreement),
-                  resize=args.resize)
+                  resize=args.resize, force=args.force)
     return 0
 
 
@@ -80,6 +80,9 @@ def add_export_parser(sub) -> None:
                     "(a broken file is kept as OUT.rejected.tflite and the command fails).")
     export.add_argument("run", help="training run directory")
     export.add_argument("--out", required=True, help="the .tflite file to write (labels and a JSON report beside it)")
+    export.add_argument("--force", action="store_true",
+                        help="replace files at --out and beside it (X.json, X.labels.txt) that an earlier export did "
+                             "not write (refused by default)")
     export.add_argument("--quant", default="int8", choices=["fp32", "fp16", "dynamic", "int8"],
                         help="int8 (default: integer weights and activations, from a QAT run or calibrated from a "
                              "float run), dynamic (int8 weights, float activations), fp16 (half-size weights) or fp32")

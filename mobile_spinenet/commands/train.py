@@ -70,11 +70,13 @@ def _cmd_train(args) -> int:
 
     # Everything that can be checked without TensorFlow is checked before it loads.
     check_out_dir(args.out)
-    if args.resume and os.path.isfile(os.path.join(args.out, "config.yaml")):
+    if args.resume and not os.path.isfile(os.path.join(args.out, "config.yaml")):
+        raise ValueError(f"--resume: {args.out} holds no run to continue (no config.yaml); leave out --resume to "
+                         f"start a new run there")
+    if args.resume:
         config = _resume_config(args)
     else:
-        if not args.resume:
-            refuse_to_restart(args.out)
+        refuse_to_restart(args.out)
         if args.init_from and not os.path.isfile(os.path.join(args.init_from, "config.yaml")):
             raise ValueError(f"--init {args.init_from} is not a run directory (no config.yaml)")
         overrides = _train_overrides(args)

@@ -151,16 +151,31 @@ def has_checkpoints(run_dir: str) -> bool:
     return os.path.isfile(os.path.join(run_dir, CHECKPOINTS_DIR, LATEST))
 
 
+def run_files_in(run_dir: str) -> list:
+    """The files of ``RUN_MARKERS`` that ``run_dir`` holds: a run (unfinished, finished or packed) is
+    recognised by any of them, not by its checkpoints alone."""
+    from mobile_spinenet.training.checkpoints import LATEST
+    markers = RUN_MARKERS + (os.path.join(CHECKPOINTS_DIR, LATEST),)
+    return [name for name in markers if os.path.isfile(os.path.join(run_dir, name))]
+
+
 def refuse_to_restart(run_dir: str) -> None:
-    """A new (not ``--resume``) run may not start over an existing one's checkpoints."""
+    """A new (not ``--resume``) run may not start over an existing run's files: its checkpoints, or
+    the weights, records and logs of a finished or packed one."""
     if has_checkpoints(run_dir):
         raise ValueError(f"{run_dir} already holds checkpoints; pass --resume to continue it, or choose another --out")
+    found = run_files_in(run_dir)
+    if found:
+        raise ValueError(f"{run_dir} already holds a run ({', '.join(found)}); choose another --out (its files are "
+                         f"never replaced), or --resume to continue it if it is unfinished")
 
 
 CONFIG_FILE = "config.yaml"
 LABEL_MAP_FILE = "label_map.json"
 DATA_ISSUES_FILE = "data_issues.txt"
 CHECKPOINTS_DIR = "checkpoints"
+# the files by which a folder is recognised as a run directory (with checkpoints/latest)
+RUN_MARKERS = (WEIGHTS_FILE, RUN_FILE, CONFIG_FILE, "metrics.csv", LABEL_MAP_FILE)
 
 
 @dataclass
