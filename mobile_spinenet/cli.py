@@ -79,6 +79,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def kit_error_inside(error: BaseException):
+    """The message of a kit ``ValueError`` that TensorFlow re-raised as its own error (an image that
+    fails to decode inside a ``tf.data`` pipeline's ``numpy_function``), else None."""
+    if not type(error).__module__.startswith("tensorflow"):
+        return None
+    text = str(error)
+    marker = "ValueError: "
+    if marker not in text:
+        return None
+    return text[text.rindex(marker) + len(marker):].splitlines()[0].strip() or None
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -100,6 +112,12 @@ def main(argv=None) -> int:
     except OSError as error:  # disk full, no permission: the file and the reason, no traceback
         print(f"mobile-spinenet {args.command}: error: {error}", file=sys.stderr)
         return 1
+    except Exception as error:  # noqa: BLE001 (re-raised unless it carries one of the kit's errors)
+        message = kit_error_inside(error)
+        if message is None:
+            raise
+        print(f"mobile-spinenet {args.command}: error: {message}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

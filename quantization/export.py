@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import types
 from collections import Counter
 from dataclasses import dataclass, field
@@ -54,6 +55,28 @@ def sidecar_paths(out: str) -> dict:
     stem = out[:-len(".tflite")] if out.endswith(".tflite") else out
     return {"labels": stem + ".labels.txt", "report": stem + ".json", "rejected": stem + ".rejected.tflite",
             "rejected_report": stem + ".rejected.json"}
+
+
+def write_export(out: str, flatbuffer: bytes, labels: list, report: dict) -> dict:
+    """Write an export: ``out`` and its sidecars (labels, report), each atomically. When one of them
+    fails (a full disk), the files this call created are removed again, so no ``.tflite`` is left
+    without its report (files of an earlier export stay as they were or are complete). Returns
+    the sidecar paths."""
+    from mobile_spinenet.io_utils import write_atomically, write_json_atomically
+
+    paths = sidecar_paths(out)
+    targets = [out, paths["labels"], paths["report"]]
+    existed = {path: os.path.exists(path) for path in targets}
+    try:
+        write_atomically(paths["labels"], "".join(name + "\n" for name in labels))
+        write_json_atomically(paths["report"], report)
+        write_atomically(out, flatbuffer)  # last: a file is there only with its sidecars
+    except BaseException:
+        for path in targets:
+            if not existed[path] and os.path.exists(path):
+                os.remove(path)
+        raise
+    return paths
 
 
 def clipped_box_codes(codes, anchors, clip_size: int):

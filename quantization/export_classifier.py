@@ -89,7 +89,7 @@ def export_classifier(run, out: str, options, calibration, verification, resize:
     from mobile_spinenet.eval.classifier_eval import keras_classifier, tflite_classifier
     from mobile_spinenet.progress import elapsed
     from mobile_spinenet.quantization.calibration import calibrate_for_int8, class_folder_batches
-    from mobile_spinenet.quantization.export import convert, format_op_report, op_report, sidecar_paths
+    from mobile_spinenet.quantization.export import convert, format_op_report, op_report, sidecar_paths, write_export
     from mobile_spinenet.quantization.interpreter import load_interpreter
     from mobile_spinenet.quantization.verify import ExportVerificationError
 
@@ -139,8 +139,6 @@ def export_classifier(run, out: str, options, calibration, verification, resize:
             write_json_atomically(paths["rejected_report"], report)
             raise ExportVerificationError(f"export of {run_dir} is broken: {'; '.join(result['problems'])}. "
                                           f"{out} was not written; the file is kept as {paths['rejected']}")
-    write_atomically(out, flatbuffer)
-    write_atomically(paths["labels"], "".join(name + "\n" for name in names))
-    write_json_atomically(paths["report"], report)
+    write_export(out, flatbuffer, names, report)
     progress(f"written: {out} ({len(flatbuffer) / 1e6:.2f} MB), {paths['labels']}, {paths['report']}")
     return report

@@ -10,7 +10,7 @@ from mobile_spinenet.io_utils import write_atomically, write_json_atomically
 from mobile_spinenet.registry import INSTANCE_SEGMENTATION, get_model_info
 
 from mobile_spinenet.quantization.calibration import CalibrationOptions  # noqa: F401  (where the commands find it)
-from mobile_spinenet.quantization.export import sidecar_paths  # noqa: F401  (where every command finds it)
+from mobile_spinenet.quantization.export import sidecar_paths, write_export  # sidecar_paths: where every command finds it
 from mobile_spinenet.quantization.verify import VerifyOptions
 from mobile_spinenet.training.runs import SOURCES_FILE, data_given, open_run  # noqa: F401  (the run owns them)
 
@@ -36,7 +36,7 @@ def check_export_out(out: str, force: bool = False, inputs=()) -> None:
 
 def export_tflite(run_dir: str, out: str, export=None, calibration: Optional[CalibrationOptions] = None,
                   verification: Optional[VerifyOptions] = None, progress: Callable[[str], None] = print,
-                  resize: Optional[str] = None, force: bool = False) -> dict:
+                  resize: Optional[str] = None, force: bool = False, allow_unfinished: bool = False) -> dict:
     """Convert the run in ``run_dir`` and write ``out`` (atomically) once verification passes.
     The file carries TFLite metadata (labels, input normalisation, output names; see :mod:`metadata`).
 
@@ -50,6 +50,8 @@ def export_tflite(run_dir: str, out: str, export=None, calibration: Optional[Cal
     will fit images to the input square: it is recorded in the metadata and the report, and
     calibration and verification preprocess that way."""
     check_export_out(out, force)  # before the imports and the minutes of conversion
+    from mobile_spinenet.training.runs import refuse_unfinished
+    refuse_unfinished(run_dir, allow_unfinished, "export")
     from mobile_spinenet.eval.detector_eval import keras_predictor, tflite_predictor
     from mobile_spinenet.quantization.export import (ExportOptions, convert, file_clip_size, format_op_report,
                                                      op_report)
@@ -133,8 +135,6 @@ def export_tflite(run_dir: str, out: str, export=None, calibration: Optional[Cal
             write_json_atomically(paths["rejected_report"], report)
             raise ExportVerificationError(f"export of {run_dir} is broken: {'; '.join(result.problems)}. "
                                           f"{out} was not written; the file is kept as {paths['rejected']}")
-    write_atomically(out, flatbuffer)
-    write_atomically(paths["labels"], "".join(name + "\n" for name in run.label_map.names))
-    write_json_atomically(paths["report"], report)
+    write_export(out, flatbuffer, run.label_map.names, report)
     progress(f"written: {out} ({len(flatbuffer) / 1e6:.2f} MB), {paths['labels']}, {paths['report']}")
     return report

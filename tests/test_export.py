@@ -133,6 +133,7 @@ def test_rejected_export_keeps_the_previous_file_and_is_kept_aside(run_dir, tmp_
     (gray / "annotations.json").write_text(json.dumps(source))
     out = tmp_path / "model.tflite"
     out.write_bytes(b"the previous good export")
+    (tmp_path / "model.json").write_text(json.dumps({"model": "spinenet49xxs", "quant": "int8", "ops": {}}))
     assert main(["export", str(run_dir), "--quant", "int8", "--calib", str(gray), "--calib-steps", "12",
                  "--out", str(out)]) == 2
     error = capsys.readouterr().err

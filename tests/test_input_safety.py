@@ -179,6 +179,64 @@ def test_export_never_replaces_files_beside_out_that_no_export_wrote(tmp_path, c
     assert "annotations.json exists" not in capsys.readouterr().err
 
 
+def test_odd_annotation_values_are_skipped_by_name_not_crashed_on_or_misread(tmp_path):
+    images = [{"id": 1, "file_name": "a.jpg", "width": 64, "height": 48},
+              {"id": 2, "file_name": 12345, "width": 64, "height": 48}]
+    annotations = [_box(1, 1), {**_box(2, 1), "category_id": 1.7}, {**_box(3, 1), "image_id": [1]},
+                   {**_box(4, 1), "bbox": [1, float("nan"), 11, float("nan")]}, {**_box(5, 1), "category_id": 1.0}]
+    folder = _coco(tmp_path, images[:1], annotations)
+    coco = json.loads((folder / "annotations.json").read_text())
+    coco["images"] = images
+    (folder / "annotations.json").write_text(json.dumps(coco))
+    dataset = read_dataset(str(folder))
+    assert len(dataset) == 1 and len(dataset.records[0].boxes) == 2  # annotations 1 and 5 (1.0 is category 1)
+    text = "\n".join(dataset.issues.messages)
+    assert "images[1] has file_name 12345, not a file name" in text
+    assert "annotation 2 has category id 1.7" in text and "annotation 3 has image_id [1]" in text
+    assert "annotation 4 has bbox [1, nan, 11, nan]" in text
+
+
+def test_a_decompression_bomb_is_skipped_by_the_reader_and_refused_by_the_decoder(tmp_path):
+    import struct
+    import zlib
+
+    folder = _coco(tmp_path, [{"id": 1, "file_name": "a.jpg", "width": 64, "height": 48},
+                              {"id": 2, "file_name": "bomb.png", "width": 20000, "height": 20000}],
+                   [_box(1, 1)])
+    header = struct.pack(">IIBBBBB", 20000, 20000, 8, 2, 0, 0, 0)  # a PNG header claiming 20000x20000
+    chunk = lambda kind, data: (struct.pack(">I", len(data)) + kind + data  # noqa: E731
+                                + struct.pack(">I", zlib.crc32(kind + data)))
+    bomb = folder / "images" / "bomb.png"
+    bomb.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) +
+                     chunk(b"IEND", b""))
+    dataset = read_dataset(str(folder))
+    assert len(dataset) == 1 and dataset.issues.counts["too large"] == 1
+    with pytest.raises(ValueError, match="bomb.png is too large to decode"):  # predict's and the pipeline's decoder
+        decode_rgb(str(bomb))
+
+
+def test_a_truncated_image_is_found_by_data_check_dropped_in_training_and_named_in_eval(tmp_path, capsys):
+    from mobile_spinenet.cli import kit_error_inside
+    from mobile_spinenet.data.pipeline import InputConfig, eval_dataset, train_dataset
+
+    folder = _coco(tmp_path, [{"id": i, "file_name": f"{i}.jpg", "width": 64, "height": 48} for i in (1, 2, 3)],
+                   [_box(i, i) for i in (1, 2, 3)])
+    broken = folder / "images" / "2.jpg"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (48, 64, 3), np.uint8)).save(broken, quality=95)
+    content = broken.read_bytes()
+    broken.write_bytes(content[:len(content) * 2 // 3])  # the header whole, the scan cut short
+    assert main(["data", "check", str(folder)]) == 0  # decodes every image by default
+    assert "corrupt image" in capsys.readouterr().out
+    headers_only = read_dataset(str(folder), full_check=False)  # what a set above 5,000 images gets
+    assert len(headers_only) == 3
+    batches = list(train_dataset(headers_only, np.zeros([1, 4], np.float32), InputConfig(image_size=64, batch_size=1),
+                                 epoch=0))
+    assert len(batches) == 2  # the broken image is dropped, the others train
+    with pytest.raises(Exception) as error:
+        list(eval_dataset(headers_only, 64))
+    assert kit_error_inside(error.value).startswith(f"{broken} is not a readable image")
+
+
 def test_eval_of_a_file_that_is_no_model_names_the_file(tmp_path, capsys):
     junk = tmp_path / "junk.tflite"
     junk.write_bytes(os.urandom(4096))
@@ -272,3 +330,44 @@ def test_stretch_fills_the_square_and_scales_boxes_per_axis():
     assert float(undo[0]) == float(undo[3]) == pytest.approx(0.64)
     with pytest.raises(ValueError, match="--resize must be letterbox or stretch, got 'squash'"):
         resize_and_pad(image, boxes, 128, resize="squash")
+
+
+def test_data_demo_rewrites_its_own_folders_but_not_a_users_dataset(tmp_path, capsys):
+    _coco(tmp_path / "mine", [{"id": 1, "file_name": "a.jpg", "width": 64, "height": 48}], [_box(1, 1)])
+    target = tmp_path / "mine"
+    (target / "data").rename(target / "train")
+    before = (target / "train" / "annotations.json").read_text()
+    assert main(["data", "demo", "--out", str(target), "--train-images", "2", "--val-images", "1"]) == 2
+    assert f"{target / 'train'} exists and was not written by an earlier data demo" in capsys.readouterr().err
+    assert (target / "train" / "annotations.json").read_text() == before and not (target / "val").exists()
+    demo = tmp_path / "demo"
+    for _ in range(2):  # an earlier demo's folders: rewritten
+        assert main(["data", "demo", "--out", str(demo), "--train-images", "2", "--val-images", "1"]) == 0
+    assert (target / "train" / "annotations.json").read_text() == before
+
+
+def test_an_export_that_fails_to_write_leaves_no_file_without_its_report(tmp_path, monkeypatch):
+    import mobile_spinenet.io_utils as io_utils
+    from mobile_spinenet.quantization.export import write_export
+
+    written = io_utils.write_atomically
+
+    def full_disk_at(name):
+        def write(path, data):
+            if path.endswith(name):
+                raise OSError(errno.ENOSPC, "No space left on device", path)
+            return written(path, data)
+        return write
+
+    out = str(tmp_path / "m.tflite")
+    for failing in ("m.json", "m.tflite"):
+        monkeypatch.setattr(io_utils, "write_atomically", full_disk_at(failing))
+        with pytest.raises(OSError, match="No space left"):
+            write_export(out, b"flatbuffer", ["cat"], {"model": "x", "quant": "int8", "ops": {}})
+        assert sorted(os.listdir(tmp_path)) == []  # nothing half-written stays
+    monkeypatch.setattr(io_utils, "write_atomically", written)
+    write_export(out, b"first", ["cat"], {"model": "x", "quant": "int8", "ops": {}})
+    monkeypatch.setattr(io_utils, "write_atomically", full_disk_at("m.tflite"))
+    with pytest.raises(OSError):
+        write_export(out, b"second", ["dog"], {"model": "x", "quant": "int8", "ops": {}})
+    assert open(out, "rb").read() == b"first" and os.path.exists(tmp_path / "m.json")  # an earlier export stays

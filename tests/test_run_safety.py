@@ -196,7 +196,14 @@ def test_arguments_are_checked_before_tensorflow_loads(tmp_path):
                               timeout=300)
 
     for flag, value, message in (("--epochs", "-1", "argument --epochs: must be > 0, got -1"),
-                                 ("--batch", "0", "argument --batch: must be >= 1, got 0")):
+                                 ("--batch", "0", "argument --batch: must be >= 1, got 0"),
+                                 ("--lr", "nan", "argument --lr: must be a finite number, got nan"),
+                                 ("--lr", "inf", "argument --lr: must be a finite number, got inf"),
+                                 ("--epochs", "inf", "argument --epochs: must be a finite number, got inf"),
+                                 ("--epochs", "nan", "argument --epochs: must be a finite number, got nan"),
+                                 ("--mosaic", "nan", "argument --mosaic: must be a finite number, got nan"),
+                                 ("--jitter", "abc", "argument --jitter: expected MIN,MAX (two numbers), got 'abc'"),
+                                 ("--jitter", "0.5,x", "argument --jitter: expected a number, got 'x'")):
         result = cli("train", "--model", "spinenet49xxs", "--data", "d", "--out", str(tmp_path / "r"), flag, value)
         assert result.returncode == 2 and message in result.stderr
     afile = tmp_path / "a_file"
@@ -213,6 +220,27 @@ def test_recipe_files_name_the_bad_field_and_value():
         load_config("spinenet49xxs", overrides={"batch_size": 0})
     with pytest.raises(ValueError, match=r"--epochs must be > 0, got -1"):
         load_config("spinenet49xxs", overrides={"epochs": -1})
+    with pytest.raises(ValueError, match=r"--lr must be a finite number, got nan \(config field learning_rate\)"):
+        load_config("spinenet49xxs", overrides={"learning_rate": float("nan")})
+    with pytest.raises(ValueError, match=r"focal_gamma must be a finite number, got inf \(config field\)"):
+        load_config("spinenet49xxs", overrides={"focal_gamma": float("inf")})
+
+
+def test_a_run_whose_last_updates_blow_up_the_weights_never_ends_done(data, tmp_path):
+    """The loss sees an update only at the next step: a 2-step run at a huge lr used to end "done"
+    with weights of 1e7 (the last update is never followed by a loss). The weights are checked
+    before every checkpoint and the final weights, and a run's broken weights are never loaded."""
+    from mobile_spinenet.training.runs import Run
+
+    run_dir = tmp_path / "run"
+    trainer = _trainer(data, run_dir, learning_rate=1e4, warmup_epochs=0, epochs=0.5, batch_size=8)
+    assert trainer.total_steps == 1
+    with pytest.raises(TrainingDiverged, match="training diverged by step 1: .* (is not finite|reached)"):
+        trainer.fit()
+    assert not (run_dir / WEIGHTS_FILE).exists() and trainer.checkpoints.latest() is None
+    trainer.model.save_weights(str(run_dir / WEIGHTS_FILE))  # broken weights written anyway (an older kit)
+    with pytest.raises(ValueError, match="its weights are broken .* the run diverged"):
+        Run.open(str(run_dir)).model()  # what eval, export, predict and compare load: refused by name
 
 
 def test_divergence_rule_uses_the_running_minimum_which_an_explosion_cannot_raise():
@@ -348,3 +376,45 @@ def test_resume_of_a_folder_without_a_run_is_refused(tmp_path, data):
                                  timeout=600)
         assert refused.returncode == 2 and f"--resume: {out} holds no run to continue" in refused.stderr
     assert not (tmp_path / "missing").exists()
+
+
+def test_resume_falls_back_to_the_newest_intact_checkpoint_and_keeps_the_broken_one(tmp_path, caplog):
+    import tensorflow as tf
+
+    from mobile_spinenet.training.checkpoints import AtomicCheckpoints
+
+    weight = tf.Variable(0.0)
+    saver = AtomicCheckpoints(str(tmp_path / "checkpoints"), tf.train.Checkpoint(weight=weight))
+    for step in (1, 2, 3):
+        weight.assign(float(step))
+        saver.save(step)
+    broken = tmp_path / "checkpoints" / "step-00000003"
+    for data_file in broken.glob("ckpt.data-*"):
+        data_file.write_bytes(data_file.read_bytes()[:3])  # truncated, as by a full disk outside the kit
+    index = broken / "ckpt.index"
+    index.write_bytes(index.read_bytes()[:20])
+    weight.assign(-1.0)
+    with caplog.at_level("WARNING"):
+        prefix = saver.restore_latest()
+    assert prefix.endswith("step-00000002/ckpt") and float(weight.numpy()) == 2.0
+    assert "step-00000003 cannot be read" in caplog.text and (tmp_path / "checkpoints" / "broken-step-00000003").is_dir()
+    assert saver.latest() == prefix  # `latest` points at the one in use; the resumed run saves step 3 afresh
+    weight.assign(3.5)
+    assert saver.save(3).endswith("step-00000003/ckpt") and (tmp_path / "checkpoints" / "step-00000003").is_dir()
+    (tmp_path / "checkpoints" / ".tmp-step-00000004-999").mkdir()  # a write killed by a second Ctrl-C
+    assert saver.remove_leftovers() == [".tmp-step-00000004-999"]
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [
+        "broken-step-00000003", "latest", "step-00000001", "step-00000002", "step-00000003"]
+
+
+def test_export_of_an_unfinished_run_is_refused_unless_allowed(tmp_path, capsys):
+    from mobile_spinenet.cli import main
+
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.yaml").write_text("model: spinenet49xxs\n")
+    (run / "checkpoints" / "latest").write_text("step-00000011\n")
+    assert main(["export", str(run), "--out", str(tmp_path / "m.tflite")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"{run} is unfinished (no model.weights.h5; its latest checkpoint is step 11)" in err, err
+    assert "--allow-unfinished" in err and len(err.splitlines()) == 1

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 
 
 def setup_logging() -> None:
@@ -37,7 +38,9 @@ def _number(kind, minimum, strict: bool):
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {'a whole number' if kind is int else 'a number'}, "
                                              f"got {text!r}") from None
-        if value < minimum or (strict and value == minimum):
+        if kind is float and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+        if minimum is not None and (value < minimum or (strict and value == minimum)):
             raise argparse.ArgumentTypeError(f"must be {'>' if strict else '>='} {minimum}, got {text}")
         return value
     convert.__name__ = kind.__name__
@@ -46,8 +49,17 @@ def _number(kind, minimum, strict: bool):
 
 positive_int = _number(int, 1, False)
 non_negative_int = _number(int, 0, False)
+finite_float = _number(float, None, False)
 positive_float = _number(float, 0, True)
 non_negative_float = _number(float, 0, False)
+
+
+def number_pair(text: str) -> list:
+    """An argparse ``type`` for ``MIN,MAX``: two finite numbers."""
+    parts = [part.strip() for part in text.split(",")]
+    if len(parts) != 2:
+        raise argparse.ArgumentTypeError(f"expected MIN,MAX (two numbers), got {text!r}")
+    return [finite_float(part) for part in parts]
 
 
 def unit_interval(text: str) -> float:

@@ -1,12 +1,19 @@
 """`mobile-spinenet data demo|check`."""
 from __future__ import annotations
 
+import os
+
 from mobile_spinenet.commands.common import positive_int, setup_logging
 
 
 def _cmd_data_demo(args) -> int:
-    from mobile_spinenet.data.demo import make_demo_dataset
+    from mobile_spinenet.data.demo import LICENSE_FILE, make_demo_dataset
+    from mobile_spinenet.ownership import refuse_to_replace
 
+    # an earlier `data demo` leaves its license file beside train/ and val/: its folders may be rewritten
+    ours = os.path.isfile(os.path.join(args.out, LICENSE_FILE))
+    refuse_to_replace([os.path.join(args.out, split) for split in ("train", "val")], lambda path: ours,
+                      "an earlier data demo", force=args.force)
     folders = make_demo_dataset(args.out, args.seed, args.train_images, args.val_images, progress=print)
     print(f"train: {folders['train']}\nval:   {folders['val']}")
     return 0
@@ -25,7 +32,7 @@ def _cmd_data_check(args) -> int:
     from mobile_spinenet.data.readers import read_dataset
 
     setup_logging()
-    dataset = read_dataset(args.data, full_check=True if args.full else None)
+    dataset = read_dataset(args.data, full_check=not args.headers_only)
     boxes = sum(len(r.boxes) for r in dataset.records)
     print(f"{args.data}: {len(dataset)} usable images, {boxes} boxes, {dataset.label_map.num_classes} classes")
     print(dataset.issues.summary())
@@ -43,6 +50,8 @@ def add_data_parser(sub) -> None:
     demo.add_argument("--seed", type=int, default=0, help="which canvases are drawn (default 0)")
     demo.add_argument("--train-images", type=positive_int, default=800, help="training canvases (default 800)")
     demo.add_argument("--val-images", type=positive_int, default=200, help="val canvases (default 200)")
+    demo.add_argument("--force", action="store_true",
+                      help="write over OUT/train and OUT/val when an earlier `data demo` did not make them")
     demo.set_defaults(func=_cmd_data_demo)
     classes = data_sub.add_parser(
         "demo-classes", help="write the Fashion-MNIST photos as class folders (classification)",
@@ -63,6 +72,8 @@ def add_data_parser(sub) -> None:
                                 description="Read a COCO or VOC dataset as training would and list "
                                             "what is skipped or fixed.")
     check.add_argument("data")
-    check.add_argument("--full", action="store_true", help="decode every image (default: up to 5000)")
+    check.add_argument("--headers-only", action="store_true",
+                       help="read only each image's header (fast on huge sets, but misses truncated files); "
+                            "default: decode every image, in parallel")
     check.set_defaults(func=_cmd_data_check)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import os
 
-from mobile_spinenet.commands.common import (non_negative_float, non_negative_int, parse_ints,
+from mobile_spinenet.commands.common import (finite_float, non_negative_float, non_negative_int, parse_ints,
                                              positive_int, setup_logging)
 from mobile_spinenet.eval.benchmark import INTERLEAVED_ROUNDS
 
@@ -234,14 +234,14 @@ def add_compare_parser(sub) -> None:
     compare.add_argument("--models", default=",".join(DEFAULT_MODELS),
                          help="comma-separated entries: a model id, ID@SIZE (the id at that input size: one more "
                               "point of its family's AP-latency curve), or a finished run folder in --runs-from")
-    compare.add_argument("--budget", type=float, default=5.0, help="minutes of float training per model (default 5)")
+    compare.add_argument("--budget", type=finite_float, default=5.0, help="minutes of float training per model (default 5)")
     compare.add_argument("--out", required=True, help="report folder (runs/, exports/, results/, report.md)")
     compare.add_argument("--image-size", type=positive_int,
                          help="input size of the models it trains (default 256); runs reused with --runs-from keep "
                               "the size they were trained at, and a different --image-size is refused")
     compare.add_argument("--recipe", default="cpu_demo", help="training recipe (bundled name or YAML file)")
     compare.add_argument("--qat-share", type=non_negative_float, default=0.125, help="QAT epochs as a share of the float epochs")
-    compare.add_argument("--qat-epochs", type=float,
+    compare.add_argument("--qat-epochs", type=finite_float,
                          help="QAT epochs for every model (default: --qat-share of its float epochs); for reused runs")
     compare.add_argument("--threads", default="1,2", help="benchmark thread counts (default 1,2)")
     compare.add_argument("--runs", type=int, default=50, help="timed benchmark runs (default 50)")

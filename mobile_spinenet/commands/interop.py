@@ -2,7 +2,7 @@
 checkpoints in, kit runs out, and back."""
 from __future__ import annotations
 
-from mobile_spinenet.commands.common import positive_int
+from mobile_spinenet.commands.common import finite_float, positive_int
 
 
 def _cmd_import_model_garden(args) -> int:
@@ -67,7 +67,7 @@ def add_import_parser(sub) -> None:
                         help="the kit id of the checkpoint's backbone: " + ", ".join(sorted(MODEL_GARDEN_IDS)))
     garden.add_argument("--image-size", type=positive_int, default=None,
                         help="input side in pixels (default: the kit id's; Model Garden's configs: 384 or 640)")
-    garden.add_argument("--anchor-size", type=float, default=3.0,
+    garden.add_argument("--anchor-size", type=finite_float, default=3.0,
                         help="the checkpoint's anchor size in strides (Model Garden's SpineNet configs: 3)")
     garden.add_argument("--activation", default="swish", help="the checkpoint's activation (Model Garden: swish)")
     garden.add_argument("--out", required=True, help="the new run directory")

@@ -67,7 +67,7 @@ def _cmd_export(args) -> int:
                                                  seed=args.calib_seed, float_layers=tuple(args.float_layers or ())),
                   verification=VerifyOptions(enabled=not args.no_verify, val=args.val, images=args.verify_images,
                                              max_ap_drop=args.max_ap_drop, require_agreement=args.require_agreement),
-                  resize=args.resize, force=args.force)
+                  resize=args.resize, force=args.force, allow_unfinished=args.allow_unfinished)
     return 0
 
 
@@ -80,6 +80,8 @@ def add_export_parser(sub) -> None:
                     "(a broken file is kept as OUT.rejected.tflite and the command fails).")
     export.add_argument("run", help="training run directory")
     export.add_argument("--out", required=True, help="the .tflite file to write (labels and a JSON report beside it)")
+    export.add_argument("--allow-unfinished", action="store_true",
+                        help="export the latest checkpoint of a run that has not finished (refused by default)")
     export.add_argument("--force", action="store_true",
                         help="replace files at --out and beside it (X.json, X.labels.txt) that an earlier export did "
                              "not write (refused by default)")

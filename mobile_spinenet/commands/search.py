@@ -1,7 +1,7 @@
 """`mobile-spinenet search`: a latency-aware SpineNet-Mobile architecture search (docs/search.md)."""
 from __future__ import annotations
 
-from mobile_spinenet.commands.common import positive_float, positive_int, setup_logging
+from mobile_spinenet.commands.common import finite_float, positive_float, positive_int, setup_logging
 
 
 def _space(args):
@@ -77,10 +77,10 @@ def add_search_parser(sub) -> None:
     search.add_argument("--target", default="mnv3_large_ssdlite",
                         help="the model whose int8 network latency is the target, ID or ID@SIZE (default "
                              "mnv3_large_ssdlite at --image-size)")
-    search.add_argument("--target-ms", type=float, help="a fixed latency target in ms instead of the --target's own")
+    search.add_argument("--target-ms", type=finite_float, help="a fixed latency target in ms instead of the --target's own")
     search.add_argument("--objective", default="mnas", choices=["mnas", "pareto"],
                         help="mnas: AP x (latency / target)^w, one objective (default); pareto: AP and latency")
-    search.add_argument("--latency-weight", type=float, default=-0.07, help="w of the mnas objective (default -0.07)")
+    search.add_argument("--latency-weight", type=finite_float, default=-0.07, help="w of the mnas objective (default -0.07)")
     search.add_argument("--image-size", type=positive_int, default=256, help="input size of the proxy training and "
                         "of the latency (default 256)")
     search.add_argument("--threads", type=positive_int, default=1, help="benchmark threads (default 1)")

@@ -5,8 +5,8 @@ import json
 import os
 import sys
 
-from mobile_spinenet.commands.common import (comma_list, non_negative_float, non_negative_int, parse_ints,
-                                             positive_float, positive_int, setup_logging)
+from mobile_spinenet.commands.common import (comma_list, finite_float, non_negative_float, non_negative_int,
+                                             number_pair, parse_ints, positive_float, positive_int, setup_logging)
 
 
 def _train_overrides(args) -> dict:
@@ -15,7 +15,7 @@ def _train_overrides(args) -> dict:
              "optimizer", "ema_decay", "init_from", "mosaic", "anchor_scale", "ssd_min_scale")
     overrides = {name: getattr(args, name) for name in names}
     if args.jitter:
-        overrides["jitter"] = [float(v) for v in args.jitter.split(",")]
+        overrides["jitter"] = args.jitter
     for flag in ("mixed_precision", "deterministic", "jit_compile"):
         if getattr(args, flag):
             overrides[flag] = True
@@ -134,8 +134,8 @@ def add_train_parser(sub) -> None:
                        help="sgd (the paper's; L2 weight decay) or adamw (decoupled weight decay on kernels)")
     train.add_argument("--ema-decay", type=positive_float,
                        help="keep a moving average of the weights (e.g. 0.999) for validation and the final weights")
-    train.add_argument("--jitter", help="scale jitter range as MIN,MAX (paper: 0.4,1.6)")
-    train.add_argument("--mosaic", type=float, metavar="SHARE",
+    train.add_argument("--jitter", type=number_pair, help="scale jitter range as MIN,MAX (paper: 0.4,1.6)")
+    train.add_argument("--mosaic", type=finite_float, metavar="SHARE",
                        help="detection: make this share (0-1) of the training examples a 2x2 mosaic of four "
                             "images at half scale (default 0)")
     train.add_argument("--anchor-scale", type=positive_float, metavar="STRIDES",

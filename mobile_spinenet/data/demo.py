@@ -119,6 +119,9 @@ def make_split(out_dir: str, split: str, num_images: int, seed: int, first_image
     return path
 
 
+LICENSE_FILE = "LICENSE-fashion-mnist.txt"  # written beside train/ and val/: marks a demo dataset
+
+
 def make_demo_dataset(out_dir: str, seed: int = 0, train_images: int = 800, val_images: int = 200,
                       progress: Optional[callable] = None) -> dict:
     """Write ``out_dir/train`` and ``out_dir/val`` (COCO format); returns their folders."""
@@ -129,6 +132,6 @@ def make_demo_dataset(out_dir: str, seed: int = 0, train_images: int = 800, val_
         folders[split] = folder
         if progress:
             progress(f"wrote {count} {split} images to {folder}")
-    write_atomically(os.path.join(out_dir, "LICENSE-fashion-mnist.txt"),
+    write_atomically(os.path.join(out_dir, LICENSE_FILE),
                      open(os.path.join(os.path.dirname(__file__), "FASHION_MNIST_LICENSE.txt")).read())
     return folders

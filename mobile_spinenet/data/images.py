@@ -92,6 +92,8 @@ def decode_rgb(path) -> np.ndarray:
     try:
         with Image.open(path) as image:
             return to_rgb(image)
+    except Image.DecompressionBombError as error:
+        raise ValueError(f"{path} is too large to decode ({error})") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as error:
         raise ValueError(f"{path} is not a readable image ({error})") from None
 

@@ -18,7 +18,12 @@ image without boxes       kept as a background-only image
 no box in any image       fatal ``DataError`` (nothing to train on or score)
 duplicate ids             fatal ``DataError`` naming them (images, annotations,
                           categories)
-non-integer image id      fatal ``DataError`` (COCO ids are integers)
+non-integer image id      fatal ``DataError`` (COCO ids are integers); in an
+                          annotation, the box is skipped
+file_name not a string    the image entry is skipped
+category id not integral  the box is skipped (``2.9`` is no category)
+bbox with NaN / inf       the box is skipped
+header of > 178M pixels   the image is skipped ("too large"), never decoded
 EXIF orientation          applied: boxes are for the image as displayed
 16-bit image              scaled to 8 bits by the one decoder (data/images.py)
 ========================  =====================================================
@@ -26,6 +31,7 @@ EXIF orientation          applied: boxes are for the image as displayed
 from __future__ import annotations
 
 import json
+import math
 import os
 import xml.etree.ElementTree as ET
 from collections import Counter
@@ -52,6 +58,9 @@ def _image_size(path: str, issues: DataIssues, full_check: bool) -> Optional[tup
             size, mode, orientation = displayed_size(image), image.mode, exif_orientation(image)
             if full_check:
                 image.load()
+    except Image.DecompressionBombError as error:  # a header claiming more pixels than any photo has
+        issues.add("too large", f"{path} is too large to decode ({error}); image skipped")
+        return None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         issues.add("corrupt image", f"{path} cannot be decoded ({error}); image skipped")
         return None
@@ -61,6 +70,33 @@ def _image_size(path: str, issues: DataIssues, full_check: bool) -> Optional[tup
         issues.add("EXIF orientation", f"{path} has EXIF orientation {orientation}: it is decoded as displayed "
                    f"({size[0]}x{size[1]}) and its boxes are read for that image")
     return size[0], size[1], mode
+
+
+def _image_sizes(paths: list, issues: DataIssues, full_check: bool) -> list:
+    """:func:`_image_size` of each path, in order; with ``full_check`` decoded in parallel threads
+    (Pillow decodes outside the GIL) with a progress bar."""
+    if not full_check or len(paths) < 2:
+        return [_image_size(path, issues, full_check) for path in paths]
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mobile_spinenet.progress import counted
+
+    class Collected(list):  # a thread's issues, added to ``issues`` in the images' order afterwards
+        def add(self, kind: str, message: str) -> None:
+            self.append((kind, message))
+
+    def one(path):
+        collected = Collected()
+        return _image_size(path, collected, True), collected
+
+    sizes = []
+    with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
+        for found, collected in counted(pool.map(one, paths), "decoding images", total=len(paths),
+                                        enabled=len(paths) >= 200):
+            for kind, message in collected:
+                issues.add(kind, message)
+            sizes.append(found)
+    return sizes
 
 
 def _clip_box(x, y, w, h, width, height, what: str, issues: DataIssues):
@@ -135,12 +171,18 @@ def read_coco(annotation_file: str, images_dir: str, label_map: Optional[LabelMa
     full_check = len(data["images"]) <= FULL_CHECK_LIMIT if full_check is None else full_check
     images = {}
     known_ids = {e.get("id") for e in data["images"] if isinstance(e, dict)}
+    entries = []
     for i, entry in enumerate(data["images"]):
         if not isinstance(entry, dict) or "id" not in entry or "file_name" not in entry:
             issues.add("bad image entry", f"{annotation_file}: images[{i}] lacks 'id' or 'file_name'; skipped")
-            continue
+        elif not isinstance(entry["file_name"], str) or not entry["file_name"]:
+            issues.add("bad image entry", f"{annotation_file}: images[{i}] has file_name {entry['file_name']!r}, "
+                       f"not a file name; skipped")
+        else:
+            entries.append(entry)
+    sizes = _image_sizes([os.path.join(images_dir, e["file_name"]) for e in entries], issues, full_check)
+    for entry, found in zip(entries, sizes):
         path = os.path.join(images_dir, entry["file_name"])
-        found = _image_size(path, issues, full_check)
         if found is None:
             continue
         width, height, _ = found
@@ -157,6 +199,10 @@ def read_coco(annotation_file: str, images_dir: str, label_map: Optional[LabelMa
         if ann.get("iscrowd", 0):
             issues.add("crowd box", f"{what} is a crowd region; not trained on")
             continue
+        if not _is_integer(ann.get("image_id")):
+            issues.add("unknown image id", f"{what} has image_id {ann.get('image_id')!r}, not an integer image "
+                       f"id; skipped")
+            continue
         image = images.get(ann.get("image_id"))
         if image is None:
             if ann.get("image_id") not in known_ids:
@@ -169,7 +215,7 @@ def read_coco(annotation_file: str, images_dir: str, label_map: Optional[LabelMa
             continue
         bbox = ann.get("bbox")
         if not (isinstance(bbox, (list, tuple)) and len(bbox) == 4
-                and all(isinstance(v, (int, float)) for v in bbox)):
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in bbox)):
             issues.add("bad box", f"{what} has bbox {bbox!r}, expected [x, y, width, height]; skipped")
             continue
         path, width, height, boxes, classes, segmentations = image

@@ -49,9 +49,15 @@ class LabelMap:
         return len(self.category_ids)
 
     def index_of(self, category_id) -> Optional[int]:
+        """The class index of a category id; None for an unknown id or one that is no whole number
+        (``2.9`` is not category 2, ``True`` not category 1)."""
+        if isinstance(category_id, bool) or not isinstance(category_id, (int, float, np.integer, np.floating)):
+            return None
+        if isinstance(category_id, (float, np.floating)) and not float(category_id).is_integer():
+            return None
         try:
             return self.category_ids.index(int(category_id))
-        except (ValueError, TypeError):
+        except ValueError:
             return None
 
     def to_dict(self) -> dict:

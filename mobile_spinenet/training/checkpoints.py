@@ -3,6 +3,7 @@ the ``latest`` pointer is replaced atomically, so a kill at any moment leaves th
 checkpoint intact."""
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from typing import Optional
@@ -10,6 +11,7 @@ from typing import Optional
 from mobile_spinenet.io_utils import TEMP_PREFIX, write_atomically
 
 LATEST = "latest"
+log = logging.getLogger("mobile_spinenet.checkpoints")
 
 
 class CheckpointWriteError(ValueError):
@@ -64,8 +66,46 @@ class AtomicCheckpoints:
         prefix = os.path.join(self.directory, name, "ckpt")
         return prefix if os.path.isfile(prefix + ".index") else None
 
-    def restore_latest(self) -> Optional[str]:
-        prefix = self.latest()
-        if prefix:
-            self.checkpoint.read(prefix).assert_existing_objects_matched()
-        return prefix
+    def restore_latest(self, partial: bool = False) -> Optional[str]:
+        """Restore the newest intact checkpoint and return its prefix (None when there is none). A
+        checkpoint that cannot be read (truncated, or ``latest`` naming a missing one) is renamed
+        ``broken-step-...`` (kept for inspection, never overwritten by the resumed run) with a
+        warning naming it, and the one before it is tried. ``partial``: the checkpoint may hold
+        more than the object restores (e.g. the model alone of a training checkpoint)."""
+        names = self._saved()
+        pointed = self._pointed()
+        if pointed and pointed not in names:
+            log.warning("%s names checkpoint %s, which is missing; using the newest one there is",
+                        os.path.join(self.directory, LATEST), pointed)
+        candidates = sorted(names, reverse=True)
+        for name in candidates:
+            prefix = os.path.join(self.directory, name, "ckpt")
+            try:
+                status = self.checkpoint.read(prefix)
+                status.expect_partial() if partial else status.assert_existing_objects_matched()
+            except Exception as error:  # noqa: BLE001 (TF raises IndexError, DataLossError, NotFoundError ...)
+                aside = os.path.join(self.directory, "broken-" + name)
+                os.replace(os.path.join(self.directory, name), aside)
+                log.warning("checkpoint %s cannot be read (%s); moved to %s, trying the one before it",
+                            os.path.join(self.directory, name), _reason(error), aside)
+                continue
+            if name != pointed:
+                write_atomically(os.path.join(self.directory, LATEST), name + "\n")
+            return prefix
+        return None
+
+    def remove_leftovers(self) -> list:
+        """Remove the temp folders of checkpoints whose writer was killed (``.tmp-step-...``); call it
+        holding the run's lock, when no other process can be writing one. Returns their names."""
+        left = [n for n in os.listdir(self.directory) if n.startswith(TEMP_PREFIX)]
+        for name in left:
+            path = os.path.join(self.directory, name)
+            shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.remove(path)
+        return left
+
+    def _pointed(self) -> Optional[str]:
+        path = os.path.join(self.directory, LATEST)
+        if not os.path.isfile(path):
+            return None
+        with open(path) as f:
+            return f.read().strip() or None

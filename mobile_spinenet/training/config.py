@@ -6,6 +6,7 @@ The resolved config is saved as ``config.yaml`` in the run directory."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Optional
@@ -119,6 +120,13 @@ class TrainConfig:
         if not 0 < self.negative_iou <= self.positive_iou <= 1:
             raise ValueError(f"config fields need 0 < negative_iou <= positive_iou <= 1, got negative_iou "
                              f"{self.negative_iou} and positive_iou {self.positive_iou}")
+        for item in dataclasses.fields(self):  # every number finite, named where it entered
+            value = getattr(self, item.name)
+            numbers = value if isinstance(value, list) else [value]
+            if any(isinstance(v, float) and not math.isfinite(v) for v in numbers):
+                flag = FLAGS.get(item.name, item.name)
+                raise ValueError(f"{flag} must be a finite number, got {value!r}"
+                                 + (f" (config field {item.name})" if flag != item.name else " (config field)"))
         for name, minimum, strict in POSITIVE_FIELDS:
             value = getattr(self, name)
             if value is not None and (value <= minimum if strict else value < minimum):

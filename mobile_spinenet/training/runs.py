@@ -146,6 +146,28 @@ def weights_digest(run_dir: str) -> str:
     return digest.hexdigest()[:16]
 
 
+# Trained weights beyond this magnitude mean a blown-up run (kernels, BN scales and biases of healthy
+# detectors stay within ~1e2; a 2-step run at lr 1000 reached 4e7).
+MAX_WEIGHT_MAGNITUDE = 1e4
+
+
+def unhealthy_weights(variables) -> Optional[str]:
+    """None when every variable is finite and at most ``MAX_WEIGHT_MAGNITUDE`` in magnitude (the
+    trainable ones; statistics such as BN variances may be larger), else what is wrong, naming the
+    first variable."""
+    import numpy as np
+
+    for variable in variables:
+        values = np.asarray(variable.numpy() if hasattr(variable, "numpy") else variable)
+        if values.dtype.kind != "f":
+            continue
+        if not np.isfinite(values).all():
+            return f"{variable.name} is not finite"
+        if getattr(variable, "trainable", True) and values.size and np.abs(values).max() > MAX_WEIGHT_MAGNITUDE:
+            return f"{variable.name} reached {np.abs(values).max():.3g} (more than {MAX_WEIGHT_MAGNITUDE:g})"
+    return None
+
+
 def has_checkpoints(run_dir: str) -> bool:
     from mobile_spinenet.training.checkpoints import LATEST
     return os.path.isfile(os.path.join(run_dir, CHECKPOINTS_DIR, LATEST))
@@ -266,12 +288,18 @@ class Run:
         if form == FLOAT_FORM:
             if self.is_qat:
                 raise ValueError(f"{self.run_dir} is a QAT run: its weights exist only in the \"qat\" form")
-            return load_run_model(self)
-        if form not in _MODEL_FORMS:
+            model = load_run_model(self)
+        elif form not in _MODEL_FORMS:
             known = ", ".join([FLOAT_FORM, *sorted(_MODEL_FORMS)])
             raise ValueError(f"model form {form!r} is unknown (known: {known}; the quantized forms need "
                              f"`import mobile_spinenet.quantization.qat_run`)")
-        return _MODEL_FORMS[form](self)
+        else:
+            model = _MODEL_FORMS[form](self)
+        problem = unhealthy_weights(model.trainable_weights)
+        if problem:
+            raise ValueError(f"{self.run_dir}: its weights are broken ({problem}): the run diverged; retrain it with a "
+                             f"lower --lr into a new --out")
+        return model
 
     @classmethod
     def open(cls, run_dir: str) -> "Run":
@@ -391,5 +419,43 @@ def load_run_model(run: Run, model_fn=None, **build_overrides):
     prefix = AtomicCheckpoints(run.checkpoints_dir, checkpoint).latest()
     if prefix is None:
         raise ValueError(f"{run.run_dir} has neither {WEIGHTS_FILE} nor a checkpoint")
+    log.warning("%s is unfinished (no %s): using its checkpoint of step %d", run.run_dir, WEIGHTS_FILE,
+                checkpoint_step(prefix))
     checkpoint.read(prefix).expect_partial()
     return model
+
+
+def checkpoint_step(prefix: str) -> int:
+    """The step of a checkpoint ``.../step-00000011/ckpt``."""
+    return int(os.path.basename(os.path.dirname(prefix)).split("-")[-1])
+
+
+def unfinished_step(run_dir: str) -> Optional[int]:
+    """None for a finished run (its final weights written), else the step of its latest checkpoint
+    (0 when it has none)."""
+    from mobile_spinenet.training.checkpoints import LATEST
+
+    if os.path.isfile(os.path.join(run_dir, WEIGHTS_FILE)):
+        return None
+    pointer = os.path.join(run_dir, CHECKPOINTS_DIR, LATEST)
+    if not os.path.isfile(pointer):
+        return 0
+    with open(pointer) as f:
+        name = f.read().strip()
+    try:
+        return int(name.split("-")[-1])
+    except ValueError:
+        return 0
+
+
+def refuse_unfinished(run_dir: str, allow: bool, action: str) -> None:
+    """``action`` (e.g. "export") of an unfinished run: refused in one line naming its step, or, with
+    ``allow``, a warning."""
+    step = unfinished_step(run_dir)
+    if step is None or not os.path.isfile(os.path.join(run_dir, CONFIG_FILE)):  # finished, or no run at all
+        return
+    what = f"{run_dir} is unfinished (no {WEIGHTS_FILE}; its latest checkpoint is step {step})"
+    if not allow:
+        raise ValueError(f"{what}: finish it with `train --resume`, or pass --allow-unfinished to {action} that "
+                         f"checkpoint")
+    log.warning("%s: %s uses that checkpoint (--allow-unfinished)", what, action)

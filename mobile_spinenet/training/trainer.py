@@ -162,13 +162,15 @@ class Trainer:
 
     # -- the loop -------------------------------------------------------------------------
     def _prepare_run_dir(self, resume: bool) -> int:
-        prefix = self.checkpoints.latest()
         summary, report = self.task.data_report()
         self.run = Run.create(self.run_dir, self.config, self.task.label_map, self.image_size, resume,
                               self.records, report)
         log.info("training data: %d images; %s", len(self.train_data), summary)
-        if resume and prefix:
-            self.checkpoints.restore_latest()
+        left = self.checkpoints.remove_leftovers()  # a writer killed mid-checkpoint (a second Ctrl-C)
+        if left:
+            log.info("removed %s, left by a checkpoint write that was interrupted", ", ".join(left))
+        prefix = self.checkpoints.restore_latest() if resume else None  # the newest intact one
+        if prefix:
             log.info("resumed from %s at step %d", prefix, self.step)
         elif self.config.init_from:
             from mobile_spinenet.training.init_weights import initialise_from_run
@@ -212,6 +214,20 @@ class Trainer:
             f"Last good checkpoint: "
             f"{os.path.dirname(latest) if latest else 'none yet'}. Lower --lr or raise --batch, and train into a "
             f"new --out")
+
+    def _check_weights(self, step: int) -> None:
+        """Raises :class:`TrainingDiverged` when the weights after ``step``'s update are not finite or
+        blew up: checked before every checkpoint and the final weights, so neither ever holds them
+        (the loss check sees an update's effect only at the next step, and never the last one's)."""
+        from mobile_spinenet.training.runs import unhealthy_weights
+
+        problem = unhealthy_weights(self.model.trainable_weights)
+        if problem:
+            latest = self.checkpoints.latest()
+            raise TrainingDiverged(
+                f"training diverged by step {step}: {problem}, at learning rate {float(self.schedule(step - 1)):.3g}; "
+                f"stopped. Last good checkpoint: {os.path.dirname(latest) if latest else 'none yet'}. Lower --lr or "
+                f"raise --batch, and train into a new --out")
 
     def _fit(self, resume: bool) -> dict:
         step = self._prepare_run_dir(resume)
@@ -265,14 +281,17 @@ class Trainer:
                 # validation, metrics row), so that a checkpoint there always means a closed epoch.
                 if step % every == 0 and step < epoch_end:
                     run_log.flush_steps()
+                    self._check_weights(step)
                     self.checkpoints.save(step)
                 if stop.requested and step < epoch_end:  # at the epoch's end, stop once it is closed
                     bar.close()
                     run_log.flush_steps()
+                    self._check_weights(step)
                     raise stop.stopped(step, self.total_steps, os.path.dirname(self.checkpoints.save(step)))
             bar.close()
             seconds = time.perf_counter() - started
             run_log.flush_steps()
+            self._check_weights(step)
             # Loss means over the whole epoch's logged steps, not only those since a resume.
             row = {"epoch": epoch + 1, "step": step, "lr": float(self.schedule(step - 1)), "seconds": round(seconds, 2),
                    "images_per_s": count * self.config.batch_size / max(seconds, 1e-9),
