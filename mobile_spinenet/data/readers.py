@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import xml.etree.ElementTree as ET
 from collections import Counter
 from typing import Optional
@@ -74,7 +75,7 @@ def _image_size(path: str, issues: DataIssues, full_check: bool) -> Optional[tup
 
 def _image_sizes(paths: list, issues: DataIssues, full_check: bool) -> list:
     """:func:`_image_size` of each path, in order; with ``full_check`` decoded in parallel threads
-    (Pillow decodes outside the GIL) with a progress bar."""
+    (Pillow decodes outside the GIL), with a progress bar on a terminal (not in logs)."""
     if not full_check or len(paths) < 2:
         return [_image_size(path, issues, full_check) for path in paths]
     from concurrent.futures import ThreadPoolExecutor
@@ -92,7 +93,7 @@ def _image_sizes(paths: list, issues: DataIssues, full_check: bool) -> list:
     sizes = []
     with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
         for found, collected in counted(pool.map(one, paths), "decoding images", total=len(paths),
-                                        enabled=len(paths) >= 200):
+                                        enabled=len(paths) >= 200 and sys.stderr.isatty()):
             for kind, message in collected:
                 issues.add(kind, message)
             sizes.append(found)
