@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Callable, Iterable, Optional
+from typing import Callable, Iterable
 
 KIT_REPORT_KEYS = ("model", "quant", "ops")  # what every export report of the kit holds
 
@@ -37,8 +37,7 @@ def refuse_to_replace(paths: Iterable[str], is_ours: Callable[[str], bool], made
     command whose files may be replaced (e.g. "an earlier export")."""
     inputs = list(inputs)
     for path in paths:
-        source = next((i for i in inputs if same_file(i, path)), None)
-        if source is not None:
+        if any(same_file(source, path) for source in inputs):
             raise ValueError(f"{path} is one of the inputs; writing there would replace it: choose another --out")
         if not force and os.path.lexists(path) and not is_ours(path):
             raise ValueError(f"{path} exists and was not written by {made_by}; it would be replaced: choose another "
@@ -65,7 +64,7 @@ def drawings_owned(out_dir: str, record_name: str, key: str) -> Callable[[str], 
         return lambda path: False
     named: set = {os.path.realpath(record_path)}
     for row in record:
-        value: Optional[str] = row.get(key) if key else None
+        value = row.get(key)
         if isinstance(value, str):  # recorded relative to the folder the earlier predict ran in
             named.add(os.path.realpath(os.path.join(out_dir, os.path.basename(value))))
     return lambda path: os.path.realpath(path) in named

@@ -21,17 +21,17 @@ def _dataset(path: Optional[str], what: str, run_dir: str, label_map):
     return read_dataset(data_given(path, what, run_dir), label_map=label_map)
 
 
-def check_export_out(out: str, force: bool = False, inputs=()) -> None:
+def check_export_out(out: str, force: bool = False) -> None:
     """Checked before converting (which takes minutes): ``out`` must be a file path, and neither it
     nor a sidecar (``X.json``, ``X.labels.txt``, the rejected pair) may replace a file that an
-    earlier export did not write (unless ``force``) or one of ``inputs``."""
+    earlier export did not write (unless ``force``)."""
     from mobile_spinenet.ownership import export_files_owned, refuse_to_replace
 
     if os.path.isdir(out):
         raise ValueError(f"--out {out} is a directory; give the .tflite file to write (e.g. {os.path.join(out, 'model.tflite')})")
     paths = {**sidecar_paths(out), "out": out}
     refuse_to_replace([out, paths["labels"], paths["report"], paths["rejected"], paths["rejected_report"]],
-                      export_files_owned(paths), "an earlier export", force=force, inputs=inputs)
+                      export_files_owned(paths), "an earlier export", force=force)
 
 
 def export_tflite(run_dir: str, out: str, export=None, calibration: Optional[CalibrationOptions] = None,

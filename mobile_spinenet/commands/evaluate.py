@@ -161,8 +161,8 @@ def add_eval_parser(sub) -> None:
 
 def _cmd_predict(args) -> int:
     from mobile_spinenet.eval.evaluate import task_of
-    from mobile_spinenet.eval.predict import (CLASS_PREDICTIONS_FILE, classify_images, predict_images, summarize,
-                                              summarize_classes)
+    from mobile_spinenet.eval.predict import (CLASS_PREDICTIONS_FILE, DETECTIONS_FILE, classify_images,
+                                              predict_images, summarize, summarize_classes)
 
     setup_logging()
     if task_of(args.model) == "classification":
@@ -174,7 +174,7 @@ def _cmd_predict(args) -> int:
                              force=args.force)
     for result in results:
         print(summarize(result))
-    print(f"detections: {os.path.join(args.out, 'detections.json')}")
+    print(f"detections: {os.path.join(args.out, DETECTIONS_FILE)}")
     return 0
 
 

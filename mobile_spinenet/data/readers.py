@@ -181,9 +181,8 @@ def read_coco(annotation_file: str, images_dir: str, label_map: Optional[LabelMa
                        f"not a file name; skipped")
         else:
             entries.append(entry)
-    sizes = _image_sizes([os.path.join(images_dir, e["file_name"]) for e in entries], issues, full_check)
-    for entry, found in zip(entries, sizes):
-        path = os.path.join(images_dir, entry["file_name"])
+    paths = [os.path.join(images_dir, e["file_name"]) for e in entries]
+    for entry, path, found in zip(entries, paths, _image_sizes(paths, issues, full_check)):
         if found is None:
             continue
         width, height, _ = found

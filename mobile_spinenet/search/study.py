@@ -355,14 +355,13 @@ def run_search(options: SearchOptions, evaluate: Optional[Callable] = None,
                     raise ValueError(f"{failures} trials in a row failed (the last: {message}); stopped") from None
             finally:
                 lock.release()
-            best = _write_outputs(study, options, target_ms)
+            best = _best(_write_outputs(study, options, target_ms), options)
             if best:
                 bar.set_postfix_str(f"best: trial {best[0]['trial']}, proxy AP {best[0]['proxy_AP']:.2f} at "
                                     f"{best[0]['latency_ms']:.2f} ms (target {target_ms:.2f})")
     finally:
         bar.close()
-    _write_outputs(study, options, target_ms)
-    rows = [_trial_row(t) for t in study.get_trials(deepcopy=False)]
+    rows = _write_outputs(study, options, target_ms)
     return SearchSummary(finished=sum(r["state"] == "complete" for r in rows),
                          failed=sum(r["state"] == "fail" for r in rows), best=_best(rows, options),
                          pareto=pareto_front(rows), target_ms=target_ms, out=options.out)
@@ -370,15 +369,14 @@ def run_search(options: SearchOptions, evaluate: Optional[Callable] = None,
 
 def _write_outputs(study, options: SearchOptions, target_ms: float) -> list:
     """Write trials.csv, pareto.png, summary.md and best/ from the study as it is now, one worker at
-    a time (``OUT/outputs.lock``), so the files always show the latest rows; returns the ranking."""
+    a time (``OUT/outputs.lock``), so the files always show the latest rows; returns those rows."""
     from mobile_spinenet.io_utils import exclusively
     from mobile_spinenet.search.report import write_outputs
 
     with exclusively(os.path.join(options.out, "outputs.lock")):
         rows = [_trial_row(t) for t in study.get_trials(deepcopy=False)]
-        best = _best(rows, options)
-        write_outputs(options.out, rows, target_ms, options, best, pareto_front(rows))
-    return best
+        write_outputs(options.out, rows, target_ms, options, _best(rows, options), pareto_front(rows))
+    return rows
 
 
 def _best(rows: list, options: SearchOptions) -> list:

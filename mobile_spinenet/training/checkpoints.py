@@ -14,6 +14,20 @@ LATEST = "latest"
 log = logging.getLogger("mobile_spinenet.checkpoints")
 
 
+def pointed_name(directory: str) -> Optional[str]:
+    """The checkpoint name (``step-XXXXXXXX``) that ``directory/latest`` points at, or None."""
+    path = os.path.join(directory, LATEST)
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        return f.read().strip() or None
+
+
+def step_of(name: str) -> int:
+    """The step of a checkpoint name ``step-00000011`` (11)."""
+    return int(name.split("-")[-1])
+
+
 class CheckpointWriteError(ValueError):
     """A checkpoint could not be written (disk full, no permission, ...); the previous ones stand."""
 
@@ -58,22 +72,19 @@ class AtomicCheckpoints:
         return os.path.join(final, "ckpt")
 
     def latest(self) -> Optional[str]:
-        path = os.path.join(self.directory, LATEST)
-        if not os.path.isfile(path):
+        name = pointed_name(self.directory)
+        if name is None:
             return None
-        with open(path) as f:
-            name = f.read().strip()
         prefix = os.path.join(self.directory, name, "ckpt")
         return prefix if os.path.isfile(prefix + ".index") else None
 
-    def restore_latest(self, partial: bool = False) -> Optional[str]:
+    def restore_latest(self) -> Optional[str]:
         """Restore the newest intact checkpoint and return its prefix (None when there is none). A
         checkpoint that cannot be read (truncated, or ``latest`` naming a missing one) is renamed
         ``broken-step-...`` (kept for inspection, never overwritten by the resumed run) with a
-        warning naming it, and the one before it is tried. ``partial``: the checkpoint may hold
-        more than the object restores (e.g. the model alone of a training checkpoint)."""
+        warning naming it, and the one before it is tried."""
         names = self._saved()
-        pointed = self._pointed()
+        pointed = pointed_name(self.directory)
         if pointed and pointed not in names:
             log.warning("%s names checkpoint %s, which is missing; using the newest one there is",
                         os.path.join(self.directory, LATEST), pointed)
@@ -81,8 +92,7 @@ class AtomicCheckpoints:
         for name in candidates:
             prefix = os.path.join(self.directory, name, "ckpt")
             try:
-                status = self.checkpoint.read(prefix)
-                status.expect_partial() if partial else status.assert_existing_objects_matched()
+                self.checkpoint.read(prefix).assert_existing_objects_matched()
             except Exception as error:  # noqa: BLE001 (TF raises IndexError, DataLossError, NotFoundError ...)
                 aside = os.path.join(self.directory, "broken-" + name)
                 os.replace(os.path.join(self.directory, name), aside)
@@ -102,10 +112,3 @@ class AtomicCheckpoints:
             path = os.path.join(self.directory, name)
             shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.remove(path)
         return left
-
-    def _pointed(self) -> Optional[str]:
-        path = os.path.join(self.directory, LATEST)
-        if not os.path.isfile(path):
-            return None
-        with open(path) as f:
-            return f.read().strip() or None

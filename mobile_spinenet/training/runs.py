@@ -174,11 +174,9 @@ def has_checkpoints(run_dir: str) -> bool:
 
 
 def run_files_in(run_dir: str) -> list:
-    """The files of ``RUN_MARKERS`` that ``run_dir`` holds: a run (unfinished, finished or packed) is
-    recognised by any of them, not by its checkpoints alone."""
-    from mobile_spinenet.training.checkpoints import LATEST
-    markers = RUN_MARKERS + (os.path.join(CHECKPOINTS_DIR, LATEST),)
-    return [name for name in markers if os.path.isfile(os.path.join(run_dir, name))]
+    """The files of ``RUN_MARKERS`` that ``run_dir`` holds: a run (finished, packed, or stopped before
+    its first checkpoint) is recognised by any of them, not by its checkpoints alone."""
+    return [name for name in RUN_MARKERS if os.path.isfile(os.path.join(run_dir, name))]
 
 
 def refuse_to_restart(run_dir: str) -> None:
@@ -196,7 +194,7 @@ CONFIG_FILE = "config.yaml"
 LABEL_MAP_FILE = "label_map.json"
 DATA_ISSUES_FILE = "data_issues.txt"
 CHECKPOINTS_DIR = "checkpoints"
-# the files by which a folder is recognised as a run directory (with checkpoints/latest)
+# the files by which a folder is recognised as a run directory (besides checkpoints/latest)
 RUN_MARKERS = (WEIGHTS_FILE, RUN_FILE, CONFIG_FILE, "metrics.csv", LABEL_MAP_FILE)
 
 
@@ -405,7 +403,7 @@ def load_run_model(run: Run, model_fn=None, **build_overrides):
     """The run's Keras model with its trained weights: the zoo's float model, or ``model_fn()``
     (e.g. the quantization-aware model of a QAT run)."""
     from mobile_spinenet.backend import tf
-    from mobile_spinenet.training.checkpoints import AtomicCheckpoints
+    from mobile_spinenet.training.checkpoints import AtomicCheckpoints, step_of
     from mobile_spinenet.zoo import build_model
 
     config = run.config
@@ -420,42 +418,30 @@ def load_run_model(run: Run, model_fn=None, **build_overrides):
     if prefix is None:
         raise ValueError(f"{run.run_dir} has neither {WEIGHTS_FILE} nor a checkpoint")
     log.warning("%s is unfinished (no %s): using its checkpoint of step %d", run.run_dir, WEIGHTS_FILE,
-                checkpoint_step(prefix))
+                step_of(os.path.basename(os.path.dirname(prefix))))
     checkpoint.read(prefix).expect_partial()
     return model
-
-
-def checkpoint_step(prefix: str) -> int:
-    """The step of a checkpoint ``.../step-00000011/ckpt``."""
-    return int(os.path.basename(os.path.dirname(prefix)).split("-")[-1])
 
 
 def unfinished_step(run_dir: str) -> Optional[int]:
     """None for a finished run (its final weights written), else the step of its latest checkpoint
     (0 when it has none)."""
-    from mobile_spinenet.training.checkpoints import LATEST
+    from mobile_spinenet.training.checkpoints import pointed_name, step_of
 
     if os.path.isfile(os.path.join(run_dir, WEIGHTS_FILE)):
         return None
-    pointer = os.path.join(run_dir, CHECKPOINTS_DIR, LATEST)
-    if not os.path.isfile(pointer):
-        return 0
-    with open(pointer) as f:
-        name = f.read().strip()
+    name = pointed_name(os.path.join(run_dir, CHECKPOINTS_DIR))
     try:
-        return int(name.split("-")[-1])
+        return step_of(name) if name else 0
     except ValueError:
         return 0
 
 
 def refuse_unfinished(run_dir: str, allow: bool, action: str) -> None:
-    """``action`` (e.g. "export") of an unfinished run: refused in one line naming its step, or, with
-    ``allow``, a warning."""
+    """``action`` (e.g. "export") of an unfinished run is refused in one line naming its step, unless
+    ``allow`` (then loading its model warns, naming the step: :func:`load_run_model`)."""
     step = unfinished_step(run_dir)
-    if step is None or not os.path.isfile(os.path.join(run_dir, CONFIG_FILE)):  # finished, or no run at all
+    if allow or step is None or not os.path.isfile(os.path.join(run_dir, CONFIG_FILE)):  # finished, or no run
         return
-    what = f"{run_dir} is unfinished (no {WEIGHTS_FILE}; its latest checkpoint is step {step})"
-    if not allow:
-        raise ValueError(f"{what}: finish it with `train --resume`, or pass --allow-unfinished to {action} that "
-                         f"checkpoint")
-    log.warning("%s: %s uses that checkpoint (--allow-unfinished)", what, action)
+    raise ValueError(f"{run_dir} is unfinished (no {WEIGHTS_FILE}; its latest checkpoint is step {step}): finish it "
+                     f"with `train --resume`, or pass --allow-unfinished to {action} that checkpoint")

@@ -43,6 +43,15 @@ class TrainingDiverged(ValueError):
     """The loss became non-finite or exploded; the checkpoints before it are kept."""
 
 
+def diverged(checkpoints, what: str, lr: float) -> TrainingDiverged:
+    """The one message of a diverged run: what went wrong, the learning rate, the last good checkpoint."""
+    latest = checkpoints.latest()
+    return TrainingDiverged(
+        f"training diverged {what}, at learning rate {lr:.3g}; stopped. Last good checkpoint: "
+        f"{os.path.dirname(latest) if latest else 'none yet'}. Lower --lr or raise --batch, and train into a "
+        f"new --out")
+
+
 def _set_precision(config: TrainConfig) -> Optional[str]:
     if not config.mixed_precision:
         return None
@@ -206,14 +215,9 @@ class Trainer:
         """The new lowest loss; raises :class:`TrainingDiverged` on a non-finite or exploded one."""
         if np.isfinite(loss) and not loss > DIVERGENCE_FACTOR * lowest:
             return min(lowest, loss)
-        latest = self.checkpoints.latest()
         why = (f"more than {DIVERGENCE_FACTOR:g}x the lowest so far ({lowest:.4g})" if np.isfinite(loss)
                else "not a finite number")
-        raise TrainingDiverged(
-            f"training diverged at step {step}: loss {loss:.4g}, {why}, at learning rate {lr:.3g}; stopped. "
-            f"Last good checkpoint: "
-            f"{os.path.dirname(latest) if latest else 'none yet'}. Lower --lr or raise --batch, and train into a "
-            f"new --out")
+        raise diverged(self.checkpoints, f"at step {step}: loss {loss:.4g}, {why}", lr)
 
     def _check_weights(self, step: int) -> None:
         """Raises :class:`TrainingDiverged` when the weights after ``step``'s update are not finite or
@@ -223,11 +227,7 @@ class Trainer:
 
         problem = unhealthy_weights(self.model.trainable_weights)
         if problem:
-            latest = self.checkpoints.latest()
-            raise TrainingDiverged(
-                f"training diverged by step {step}: {problem}, at learning rate {float(self.schedule(step - 1)):.3g}; "
-                f"stopped. Last good checkpoint: {os.path.dirname(latest) if latest else 'none yet'}. Lower --lr or "
-                f"raise --batch, and train into a new --out")
+            raise diverged(self.checkpoints, f"by step {step}: {problem}", float(self.schedule(step - 1)))
 
     def _fit(self, resume: bool) -> dict:
         step = self._prepare_run_dir(resume)
