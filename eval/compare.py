@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Optional
 
+from mobile_spinenet.data.readers import split_folders
 from mobile_spinenet.eval.benchmark import INTERLEAVED_ROUNDS
 from mobile_spinenet.io_utils import write_json_atomically
 
@@ -84,17 +85,6 @@ class CompareOptions:
                 raise ValueError(f"--image-size {self.image_size}, but {run_dir} (reused from --runs-from) was "
                                  f"trained at {trained_at} px and is compared at that size; drop "
                                  f"--image-size, or train at {self.image_size} without --runs-from")
-
-
-def data_folders(data: str, val: Optional[str]) -> tuple[str, str]:
-    """``(train, val)``: ``data`` and ``val``, or ``data/train`` and ``data/val``."""
-    if val:
-        return data, val
-    train, val = os.path.join(data, "train"), os.path.join(data, "val")
-    if not (os.path.isdir(train) and os.path.isdir(val)):
-        raise ValueError(f"--data {data} has no train/ and val/ folders; pass the training set as --data "
-                         f"and the validation set as --val")
-    return train, val
 
 
 def plan_epochs(budget_s: float, images_per_s: float, train_images: int, per_epoch_overhead_s: float) -> float:
@@ -313,7 +303,7 @@ def compare(options: CompareOptions, progress: Callable[[str], None] = print) ->
 
     options.validate()
     options.check_reused_sizes()
-    train_dir, val_dir = data_folders(options.data, options.val)
+    train_dir, val_dir = split_folders(options.data, options.val)
     seeds = None
     if options.seed_spread:
         from mobile_spinenet.eval.significance import read_seeds

@@ -107,12 +107,13 @@ def seed_spread(options: SeedSpreadOptions, progress: Callable[[str], None] = pr
     """Run what ``OUT/seeds.json`` lacks; returns the record (also written as ``OUT/seeds.md``)."""
     from mobile_spinenet.backend import keras
     from mobile_spinenet.data.readers import read_dataset
-    from mobile_spinenet.eval.compare import data_folders, export_verified
+    from mobile_spinenet.data.readers import split_folders
+    from mobile_spinenet.eval.compare import export_verified
     from mobile_spinenet.quantization.qat_run import QatOptions, qat
     from mobile_spinenet.training.runs import weights_digest
 
     options.validate()
-    train_dir, val_dir = data_folders(options.data, options.val)
+    train_dir, val_dir = split_folders(options.data, options.val)
     path = os.path.join(options.out, SEEDS_FILE)
     record = read_seeds(path) if os.path.isfile(path) else {"runs": {}}
     verify_images = options.verify_images or len(read_dataset(val_dir))

@@ -6,7 +6,8 @@ import os
 
 import pytest
 
-from mobile_spinenet.eval.compare import CompareOptions, ModelResult, data_folders, plan_epochs
+from mobile_spinenet.data.readers import split_folders
+from mobile_spinenet.eval.compare import CompareOptions, ModelResult, plan_epochs
 from mobile_spinenet.eval.compare_report import pair_ratios, table_rows, write_report
 
 
@@ -101,7 +102,7 @@ def test_model_result_resumes_from_its_file(tmp_path):
 
 def test_bad_options_name_the_flag(tmp_path):
     with pytest.raises(ValueError, match="no train/ and val/"):
-        data_folders(str(tmp_path), None)
+        split_folders(str(tmp_path), None)
     with pytest.raises(ValueError, match="twice"):
         CompareOptions("d", "o", ("spinenet49xs", "spinenet49xs")).validate()
     with pytest.raises(ValueError, match="unknown|model"):

@@ -17,7 +17,7 @@ FOLDERS = {"mobile_spinenet": "mobile_spinenet", "quantization": "mobile_spinene
 LAYERS = [
     ("core", ["io_utils", "ownership", "progress", "specs", "architecture", "search.space", "registry", "paper", "anchors", "box_coder", "backend"]),
     ("data", ["data.records", "data.images", "data.glyphs", "data.demo", "data.class_folders", "data.readers",
-              "data.labeler", "data.pipeline", "data.masks"]),
+              "data.labeler", "data.pipeline", "data.masks", "data.yolo", "data.convert"]),
     ("models", ["layers", "blocks", "resample", "spinenet", "heads", "mobilenet_v3", "ssdlite", "resnet_fpn",
                 "pyramids", "zoo", "counting", "summary", "postprocess", "rcnn.config", "rcnn.roi_align", "rcnn.rpn",
                 "rcnn.sampling", "rcnn.heads", "rcnn.losses", "rcnn.model"]),

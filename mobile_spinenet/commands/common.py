@@ -68,3 +68,13 @@ def unit_interval(text: str) -> float:
     if value >= 1:
         raise argparse.ArgumentTypeError(f"must be < 1, got {text}")
     return value
+
+
+def yolo_splits(data: str, val):
+    """``(train, val)`` for a training command: a YOLO data.yaml's train: and (unless --val is
+    given) its val: split when it has one; other datasets as given."""
+    from mobile_spinenet.data.readers import split_of, yolo
+    if not yolo.is_yolo_data_file(data):
+        return data, val
+    return split_of(data, "train"), val or (split_of(data, "val") if "val" in yolo.read_data_file(data).splits
+                                             else None)

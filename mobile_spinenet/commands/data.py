@@ -1,4 +1,4 @@
-"""`mobile-spinenet data demo|check`."""
+"""`mobile-spinenet data demo|demo-classes|check|convert`."""
 from __future__ import annotations
 
 import os
@@ -39,6 +39,14 @@ def _cmd_data_check(args) -> int:
     return 0
 
 
+def _cmd_data_convert(args) -> int:
+    from mobile_spinenet.data.convert import convert
+
+    setup_logging()
+    convert(args.source, args.to, args.out, args.split)
+    return 0
+
+
 def add_data_parser(sub) -> None:
     data = sub.add_parser("data", help="demo data and dataset checks",
                           description="Make the bundled demo dataset or check a dataset.")
@@ -69,11 +77,24 @@ def add_data_parser(sub) -> None:
     classes.add_argument("--seed", type=int, default=0, help="with --fashion-mnist: which photos are picked")
     classes.set_defaults(func=_cmd_data_demo_classes)
     check = data_sub.add_parser("check", help="read a dataset and report bad input",
-                                description="Read a COCO or VOC dataset as training would and list "
+                                description="Read a COCO, VOC or YOLO dataset as training would and list "
                                             "what is skipped or fixed.")
     check.add_argument("data")
     check.add_argument("--headers-only", action="store_true",
                        help="read only each image's header (fast on huge sets, but misses truncated files); "
                             "default: decode every image, in parallel")
     check.set_defaults(func=_cmd_data_check)
-
+    convert = data_sub.add_parser(
+        "convert", help="write a dataset as COCO or as YOLO (images/ + labels/ + data.yaml)",
+        description="Read SOURCE as training would (COCO, VOC or YOLO; one split, a folder of split folders such "
+                    "as `data demo` writes, or a YOLO data.yaml) and write it as COCO (annotations.json + images/; "
+                    "OUT/<split>/ for several splits) or as a YOLO dataset OUT (images/<split>/, labels/<split>/, "
+                    "data.yaml; a later split joins an existing data.yaml with the same classes). Images are "
+                    "hard-linked where possible, else copied; crowd regions and VOC's difficult objects, which "
+                    "the kit does not train on, are left out. Never writes over an existing split.")
+    convert.add_argument("source", help="dataset to read")
+    convert.add_argument("--to", required=True, choices=["coco", "yolo"], help="format to write")
+    convert.add_argument("--out", required=True, help="output folder (COCO split, or the YOLO dataset folder)")
+    convert.add_argument("--split", help="the split's name: which split of a several-split SOURCE to convert, or "
+                                          "the name a one-split SOURCE gets in a YOLO dataset (default train)")
+    convert.set_defaults(func=_cmd_data_convert)

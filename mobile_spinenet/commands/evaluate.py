@@ -138,9 +138,12 @@ def add_eval_parser(sub) -> None:
     evaluate = sub.add_parser(
         "eval", help="COCO AP of a run directory or a .tflite file (pycocotools); top-1/top-5 of a classifier",
         description="Score a training run (Keras, float or QAT) or an exported .tflite file on a COCO or VOC "
+    from mobile_spinenet.data.readers import split_of
                     "dataset with pycocotools: AP, AP50, AP75, APs/m/l, AR1/10/100 and per-class AP. Boxes are "
                     "mapped back to original image pixels (resize and padding undone). A Mask R-CNN run is scored "
                     "for boxes and masks (pycocotools bbox and segm) on a COCO dataset with segmentations. A "
+    args.data = split_of(args.data, "val")  # a YOLO data.yaml: its val: split
+
                     "classification run, or a file exported from one, is scored by top-1 and top-5 accuracy on "
                     "class folders.")
     evaluate.add_argument("model", help="run directory or .tflite file")

@@ -4,15 +4,16 @@ from __future__ import annotations
 from mobile_spinenet.quantization.verify import DEFAULT_MAX_AP_DROP, DEFAULT_VERIFY_IMAGES
 from mobile_spinenet.quantization.calibration import DEFAULT_IMAGES, METHODS as CALIBRATION_METHODS
 from mobile_spinenet.commands.common import (comma_list, non_negative_float, positive_float, positive_int, setup_logging,
-                                             unit_interval)
+                                             unit_interval, yolo_splits)
 
 
 def _cmd_qat(args) -> int:
     from mobile_spinenet.quantization.qat_run import QatOptions, qat
 
     setup_logging()
-    row = qat(args.from_run, args.data, args.out, QatOptions(epochs=args.epochs, learning_rate=args.lr,
-                                                             batch_size=args.batch, val=args.val, resume=args.resume,
+    data, val = yolo_splits(args.data, args.val)
+    row = qat(args.from_run, data, args.out, QatOptions(epochs=args.epochs, learning_rate=args.lr,
+                                                             batch_size=args.batch, val=val, resume=args.resume,
                                                              freeze_bn=args.freeze_bn, seed=args.seed,
                                                              float_layers=tuple(args.float_layers or ()),
                                                              show_progress=not args.no_progress))

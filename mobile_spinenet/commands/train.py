@@ -6,7 +6,8 @@ import os
 import sys
 
 from mobile_spinenet.commands.common import (comma_list, finite_float, non_negative_float, non_negative_int,
-                                             number_pair, parse_ints, positive_float, positive_int, setup_logging)
+                                             number_pair, parse_ints, positive_float, positive_int, setup_logging,
+                                             yolo_splits)
 
 
 def _train_overrides(args) -> dict:
@@ -87,6 +88,7 @@ def _cmd_train(args) -> int:
     from mobile_spinenet.training.trainer import Trainer
 
     setup_logging()
+    args.data, args.val = yolo_splits(args.data, args.val)
     train, val = read_task_data(config.task, args.data, args.val)
     trainer = Trainer(config, train, args.out, val, show_progress=not args.no_progress,
                       records=sources_record(args.data, args.val))

@@ -1,4 +1,5 @@
-"""COCO (instances JSON + image folder) and Pascal VOC (XML folder) readers.
+"""COCO (instances JSON + image folder), Pascal VOC (XML folder) and YOLO-layout
+(``images/`` + ``labels/``, :mod:`mobile_spinenet.data.yolo`) readers.
 
 Rules for bad input (each case is counted in :class:`DataIssues`, and logged with the file
 or annotation id):
@@ -43,6 +44,7 @@ import numpy as np
 from mobile_spinenet.data.images import displayed_size, exif_orientation, image_names
 from mobile_spinenet.data.masks import MaskError, decode_segmentation
 from mobile_spinenet.data.records import DataError, DataIssues, DetectionDataset, ImageRecord, LabelMap
+from mobile_spinenet.data import yolo
 
 FULL_CHECK_LIMIT = 5000  # decode every image fully when a dataset has at most this many
 
@@ -309,6 +311,92 @@ def read_voc(folder: str, label_map: Optional[LabelMap] = None, split: Optional[
     return DetectionDataset(records, label_map, issues)
 
 
+def read_yolo(source: str, label_map: Optional[LabelMap] = None, full_check: Optional[bool] = None,
+              images: Optional[list] = None, names: Optional[list] = None) -> DetectionDataset:
+    """Read a YOLO split (:mod:`mobile_spinenet.data.yolo`): ``source`` is its image folder (or a
+    folder with ``images/`` + ``labels/``, or a ``.txt`` list); ``names`` default to the dataset's
+    data.yaml or classes.txt. Class ``k`` is category id ``k + 1``; a given ``label_map`` is
+    matched by class name."""
+    images = yolo.split_images(source) if images is None else images
+    if images is None:
+        raise DataError(f"{source} is no YOLO split (an images/ folder with a parallel labels/ folder)")
+    if not images:
+        raise DataError(f"{source}: no images")
+    names = names or yolo.find_names(source if os.path.isdir(source) else os.path.dirname(source))[0]
+    issues = DataIssues(source=source)
+    label_map = label_map or LabelMap(list(range(1, len(names) + 1)), list(names))
+    image_stems = {os.path.splitext(yolo.label_path(p))[0] for p in images}
+    for folder in sorted({os.path.dirname(yolo.label_path(p)) for p in images}):
+        for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+            if name.endswith(".txt") and os.path.splitext(os.path.join(folder, name))[0] not in image_stems:
+                issues.add("label without image", f"{os.path.join(folder, name)} has no image in the split; "
+                           f"nothing to train on")
+    full_check = len(images) <= FULL_CHECK_LIMIT if full_check is None else full_check
+    records = []
+    for image_id, (path, found) in enumerate(zip(images, _image_sizes(images, issues, full_check)), start=1):
+        if found is None:
+            continue
+        width, height, _ = found
+        labels = yolo.label_path(path)
+        boxes, classes = [], []
+        if not os.path.isfile(labels):
+            issues.add("no label file", f"{path} has no {labels}; kept as an image without objects")
+            lines = []
+        else:
+            with open(labels) as f:
+                lines = f.read().splitlines()
+        for number, line in enumerate(lines, start=1):
+            what = f"{labels} line {number}"
+            parsed = yolo.parse_label_line(line, what, names, issues) if line.strip() else None
+            if parsed is None:
+                continue
+            cls, (cx, cy, w, h) = parsed
+            if names[cls] not in label_map.names:
+                issues.add("unknown category", f"{what} has class {names[cls]!r}, not in the label map; skipped")
+                continue
+            box = _clip_box((cx - w / 2) * width, (cy - h / 2) * height, w * width, h * height, width, height,
+                            what, issues)
+            if box is not None:
+                boxes.append(box)
+                classes.append(label_map.names.index(names[cls]))
+        if not boxes and lines:
+            issues.add("no boxes", f"{path} has no usable boxes; kept as background")
+        records.append(ImageRecord(image_id, path, width, height, np.asarray(boxes, np.float32).reshape(-1, 4),
+                                   np.asarray(classes, np.int32)))
+    if not records:
+        raise DataError(f"{source}: no usable images (see the warnings above)")
+    _require_boxes(records, source)
+    return DetectionDataset(records, label_map, issues)
+
+
+def yolo_split(data_file: str, split: str) -> str:
+    """The image source of ``split`` in a YOLO data.yaml, or a one-line error naming the splits it has."""
+    parsed = yolo.read_data_file(data_file)
+    if split not in parsed.splits:
+        raise DataError(f"{data_file} has no {split}: split (it has: {', '.join(parsed.splits) or 'none'})")
+    return parsed.splits[split]
+
+
+def split_of(data: str, split: str) -> str:
+    """``data`` itself, or for a YOLO data.yaml its ``split`` (``train`` for training, ``val`` for
+    scoring): what a command's ``--data`` names."""
+    return yolo_split(data, split) if yolo.is_yolo_data_file(data) else data
+
+
+def split_folders(data: str, val: Optional[str]) -> tuple:
+    """``(train, val)`` of a command that takes both: ``data`` and ``val``; a YOLO data.yaml's
+    train: and val: (``val`` wins); or ``data/train`` and ``data/val``."""
+    if yolo.is_yolo_data_file(data):
+        return yolo_split(data, "train"), val or yolo_split(data, "val")
+    if val:
+        return data, val
+    train, val = os.path.join(data, "train"), os.path.join(data, "val")
+    if not (os.path.isdir(train) and os.path.isdir(val)):
+        raise ValueError(f"--data {data} has no train/ and val/ folders; pass the training set as --data "
+                         f"and the validation set as --val (or a YOLO data.yaml)")
+    return train, val
+
+
 def find_coco_images_dir(annotation_file: str) -> str:
     """Guess the image folder of a COCO file: ``images/`` next to it, or COCO's own layout
     (``annotations/instances_val2017.json`` -> ``val2017/``)."""
@@ -325,11 +413,13 @@ def find_coco_images_dir(annotation_file: str) -> str:
 
 def detection_layout(folder: str) -> Optional[str]:
     """The detection dataset :func:`read_dataset` finds in ``folder``: ``"coco"`` (``annotations.json``),
-    ``"voc"`` (``Annotations/``), or None."""
+    ``"voc"`` (``Annotations/``), ``"yolo"`` (an ``images`` folder with a parallel ``labels/``), or None."""
     if os.path.isfile(os.path.join(folder, "annotations.json")):
         return "coco"
     if os.path.isdir(os.path.join(folder, "Annotations")):
         return "voc"
+    if yolo.split_images(folder) is not None:
+        return "yolo"
     return None
 
 
@@ -344,8 +434,18 @@ DATASET_PARTS = ("images", "JPEGImages", "Annotations")  # the folders inside a 
 def read_dataset(path: str, label_map: Optional[LabelMap] = None, images_dir: Optional[str] = None,
                  full_check: Optional[bool] = None, masks: bool = False) -> DetectionDataset:
     """Read what ``path`` is: a COCO JSON file, a folder with ``annotations.json`` (+ ``images/``),
-    or a Pascal VOC folder (``Annotations/`` + ``JPEGImages/``). ``masks``: with instance masks
-    (COCO only, see :func:`read_coco`)."""
+    a Pascal VOC folder (``Annotations/`` + ``JPEGImages/``), or a YOLO split (its image folder, a
+    folder with ``images/`` + ``labels/``, or a ``.txt`` list of images). ``masks``: with instance
+    masks (COCO only, see :func:`read_coco`). A YOLO ``data.yaml`` names several splits: pass one
+    (``read_dataset(yolo_split(file, "train"))``); the commands do that for ``--data data.yaml``."""
+    if yolo.is_yolo_data_file(path):
+        parsed = yolo.read_data_file(path)
+        raise DataError(f"{path} is a YOLO data file with the splits {', '.join(parsed.splits) or '(none)'}; "
+                        f"pass one split's image folder, e.g. {next(iter(parsed.splits.values()), 'images/train')}")
+    if os.path.isfile(path) and path.endswith(".txt"):
+        if masks:
+            raise DataError(f"{path} is a YOLO image list, which the kit reads without instance masks")
+        return read_yolo(path, label_map, full_check)
     if os.path.isfile(path):
         return read_coco(path, images_dir or find_coco_images_dir(path), label_map, full_check, masks)
     if not os.path.isdir(path):
@@ -359,6 +459,16 @@ def read_dataset(path: str, label_map: Optional[LabelMap] = None, images_dir: Op
             raise DataError(f"{path} is a Pascal VOC folder, which the kit reads without instance masks; "
                             f"instance segmentation needs COCO annotations with segmentations")
         return read_voc(path, label_map, full_check=full_check)
+    if layout == "yolo":
+        if masks:
+            raise DataError(f"{path} is a YOLO split, which the kit reads without instance masks; instance "
+                            f"segmentation needs COCO annotations with segmentations")
+        return read_yolo(path, label_map, full_check)
+    yolo_splits = yolo.splits_below(path)
+    if yolo_splits:
+        raise DataError(f"{path} is a YOLO dataset with the splits "
+                        f"{', '.join(os.path.relpath(s, path) + '/' for s in yolo_splits)}; pass one of them, "
+                        f"e.g. {yolo_splits[-1]}")
     splits = [name for name in sorted(os.listdir(path)) if detection_layout(os.path.join(path, name))]
     if splits:  # the folder above the datasets (train/, val/)
         raise DataError(f"{path} holds the datasets {', '.join(s + '/' for s in splits)}; pass one of them, "
@@ -368,10 +478,10 @@ def read_dataset(path: str, label_map: Optional[LabelMap] = None, images_dir: Op
         raise DataError(f"{path} is part of the dataset {parent}; pass that folder")
     if _holds_class_folders(path):
         raise DataError(f"{path} holds class folders (<class name>/<images>), which is classification data; "
-                        f"a detector reads a COCO dataset (annotations.json + images/) or a Pascal VOC folder "
-                        f"(Annotations/ + JPEGImages/)")
-    raise DataError(f"{path} is neither a COCO dataset (annotations.json + images/) nor a Pascal VOC "
-                    f"folder (Annotations/ + JPEGImages/)")
+                        f"a detector reads a COCO dataset (annotations.json + images/), a Pascal VOC folder "
+                        f"(Annotations/ + JPEGImages/) or a YOLO split (images/ + labels/)")
+    raise DataError(f"{path} is neither a COCO dataset (annotations.json + images/), a Pascal VOC "
+                    f"folder (Annotations/ + JPEGImages/) nor a YOLO split (images/<split> + labels/<split>)")
 
 
 def _holds_class_folders(path: str) -> bool:

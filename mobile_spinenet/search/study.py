@@ -309,11 +309,11 @@ def run_search(options: SearchOptions, evaluate: Optional[Callable] = None,
     {"AP", "latency_ms", ...}`` replaces the real work (tests); ``target_ms`` must then be given."""
     from optuna.trial import TrialState
 
-    from mobile_spinenet.eval.compare import data_folders
+    from mobile_spinenet.data.readers import split_folders
     from mobile_spinenet.search.space import sample
 
     options.validate()
-    train_dir, val_dir = data_folders(options.data, options.val)
+    train_dir, val_dir = split_folders(options.data, options.val)
     _check_data(train_dir, val_dir)
     os.makedirs(options.out, exist_ok=True)
     settings = options.settings(train_dir, val_dir)
