@@ -32,14 +32,20 @@ def _percentile(values, q: float) -> float:
 
 def measure(model_path: str, threads: int, runs: int, warmup: int, delegate: str, image_path: str) -> dict:
     """Benchmark one configuration in this process (no TensorFlow import)."""
-    from mobile_spinenet.quantization.interpreter import delegation, feed_of, load_interpreter, run
+    from mobile_spinenet.quantization.interpreter import (InputFeed, delegation, feed_of, input_layout, load_interpreter,
+                                                         run)
 
     started = time.perf_counter()
     interpreter = load_interpreter(model_path, num_threads=threads, builtin_kernels=delegate == "none")
     init_ms = (time.perf_counter() - started) * 1e3
-    feed_of(interpreter)  # how the input is fed (reads metadata for integer inputs): not part of the timings
     detail = interpreter.get_input_details()[0]
-    size = int(detail["shape"][1])
+    layout, size = input_layout(detail, model_path)
+    note = {}
+    try:
+        feed_of(interpreter)  # how the input is fed (reads metadata for integer inputs): not part of the timings
+    except ValueError as error:  # latency does not depend on the values: time it with raw pixels, and say so
+        interpreter.kit_feed = InputFeed(np.dtype(detail["dtype"]).type, raw_pixels=True, layout=layout)
+        note = {"input_note": f"{error}; timed with raw pixel values (latency does not depend on them)"}
     image = letterbox(image_path, size)
 
     def timed(fn):
@@ -56,8 +62,8 @@ def measure(model_path: str, threads: int, runs: int, warmup: int, delegate: str
             "median_ms": statistics.median(latencies), "p90_ms": _percentile(latencies, 90),
             "min_ms": min(latencies), "end_to_end_median_ms": statistics.median(end_to_end),
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-            "model_mb": os.path.getsize(model_path) / 1e6, "runs": runs, "warmup": warmup,
-            **({"delegation": delegation(interpreter)} if delegate == "xnnpack" else {})}
+            "model_mb": os.path.getsize(model_path) / 1e6, "runs": runs, "warmup": warmup, "input_layout": layout,
+            **note, **({"delegation": delegation(interpreter)} if delegate == "xnnpack" else {})}
 
 
 def _end_to_end(interpreter, image_path: str, size: int):
@@ -155,6 +161,11 @@ def format_results(model_path: str, results: list) -> str:
     delegated = next((r["delegation"] for r in results if "delegation" in r), None)
     if delegated:
         lines.append(describe_delegation(delegated))
+    if results and results[0].get("input_layout") == "NCHW":
+        lines.append("input: NCHW (channels first), fed transposed")
+    note = next((r["input_note"] for r in results if "input_note" in r), None)
+    if note:
+        lines.append(f"note: {note}")
     return "\n".join(lines)
 
 

@@ -3,6 +3,7 @@ a COCO/VOC dataset, through the same preprocessing, box mapping and pycocotools 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -114,27 +115,29 @@ def load_detector(path: str, labels: Optional[str] = None, resize: Optional[str]
         raise ValueError(f"{path} does not exist (expected a run directory or a .tflite file)")
     _refuse_input_size(image_size, path, "a .tflite file, whose input size is fixed")
     from mobile_spinenet.quantization.export_run import sidecar_paths
-    from mobile_spinenet.quantization.interpreter import load_interpreter, postprocess_names
+    from mobile_spinenet.quantization.interpreter import input_layout, load_interpreter, postprocess_names
 
     interpreter = load_interpreter(path)
-    shape = [int(v) for v in interpreter.get_input_details()[0]["shape"]]
-    if len(shape) != 4 or shape[1] != shape[2] or shape[3] != 3:
-        raise ValueError(f"{path} takes input of shape {shape}; the kit feeds square RGB images [1, S, S, 3]")
-    size = shape[1]
+    size = input_layout(interpreter.get_input_details()[0], path)[1]
     report_path = sidecar_paths(path)["report"]
     report = json.load(open(report_path)) if os.path.isfile(report_path) else {}
     label_map = LabelMap.from_dict(report["label_map"]) if "label_map" in report else None
     metadata = _metadata(path)
     names = read_labels(labels) if labels else (label_map.names if label_map else metadata.get("labels") or None)
     from mobile_spinenet.quantization.metadata import resize_of
+    asked_resize = resize
     resize = resize or report.get("input", {}).get("resize") or resize_of(metadata) or (
         "letterbox" if report else "stretch")
     in_graph = bool(postprocess_names(interpreter))
     anchors = None
+    if not in_graph and "model" not in report:
+        external = _load_external(path, interpreter, size, labels, asked_resize)
+        if external is not None:
+            return external
+        shapes = [[int(v) for v in d["shape"]] for d in interpreter.get_output_details()]
+        raise ValueError(f"{path} has raw outputs {shapes} (no TFLite_Detection_PostProcess), no {report_path} naming "
+                         f"its model, and is no Ultralytics export ([1, 4+K, N] or [1, N, 6]): cannot decode its boxes")
     if not in_graph:
-        if "model" not in report:
-            raise ValueError(f"{path} has raw outputs (no TFLite_Detection_PostProcess) and no {report_path} "
-                             f"naming its model: cannot decode its boxes")
         from mobile_spinenet.zoo import anchor_settings, model_anchors
         get_model_info(report["model"])
         anchors = model_anchors(report["model"], size, **anchor_settings(report))
@@ -142,6 +145,29 @@ def load_detector(path: str, labels: Optional[str] = None, resize: Optional[str]
     nms = NMSConfig(**report["postprocess"]) if not in_graph and "postprocess" in report else NMSConfig()
     return LoadedDetector(tflite_predictor(interpreter, anchors, size, nms), size, label_map, f"{path} (TFLite)", names,
                           resize)
+
+
+def _load_external(path: str, interpreter, size: int, labels: Optional[str], resize: Optional[str]):
+    """A detector file another toolkit made (eval/external_detectors.py), or None."""
+    from mobile_spinenet.eval.external_detectors import (ULTRALYTICS_NORMALIZATION, describe, external_predictor,
+                                                         metadata_names, output_format, ultralytics_metadata)
+    from mobile_spinenet.postprocess import NMSConfig
+    from mobile_spinenet.quantization.interpreter import file_normalization, input_feed
+
+    fmt = output_format([[int(v) for v in d["shape"]] for d in interpreter.get_output_details()])
+    if fmt is None:
+        return None
+    metadata = ultralytics_metadata(path)
+    names = read_labels(labels) if labels else metadata_names(metadata)
+    # the input's values: the file's TFLite metadata when it has some, else Ultralytics' convention
+    normalization = file_normalization(path) or ULTRALYTICS_NORMALIZATION
+    interpreter.kit_feed = input_feed(interpreter.get_input_details()[0], normalization, path)
+    nms = NMSConfig()
+    log = logging.getLogger("mobile_spinenet.eval")
+    log.info("%s: %s; input pixels / %g%s", path, describe(fmt, nms), normalization[1],
+             "" if metadata else " (no Ultralytics metadata: class k is the dataset's k-th category unless --labels)")
+    return LoadedDetector(external_predictor(interpreter, fmt, size, nms), size, None,
+                          f"{path} (TFLite, {describe(fmt, nms).split(',')[0]})", names, resize or "letterbox")
 
 
 def _load_savedmodel(path: str, resize: Optional[str]) -> LoadedDetector:

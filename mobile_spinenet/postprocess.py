@@ -33,7 +33,17 @@ def detect(class_logits, box_codes, anchors: np.ndarray, nms: NMSConfig = NMSCon
     boxes = box_coder.decode(tf.convert_to_tensor(box_codes, tf.float32), anchors)  # [B, N, 4]
     if nms.clip_size is not None:
         boxes = tf.clip_by_value(boxes, 0.0, float(nms.clip_size))
-    scores = tf.sigmoid(tf.convert_to_tensor(class_logits, tf.float32))  # [B, N, K]
+    return class_nms(boxes, tf.sigmoid(tf.convert_to_tensor(class_logits, tf.float32)), nms)
+
+
+def class_nms(boxes, scores, nms: NMSConfig = NMSConfig()):
+    """Per-class NMS of decoded ``boxes [B, N, 4]`` (ymin, xmin, ymax, xmax) with class
+    ``scores [B, N, K]`` in [0, 1]: ``(boxes [B, D, 4], scores [B, D], classes [B, D], count [B])``
+    as NumPy. Each class's NMS sees only its ``pre_nms_top_k`` best-scoring boxes and keeps up to
+    ``max_detections``; the best ``max_detections`` over all classes are returned. The one NMS of
+    every detector the kit decodes on the host (its own raw outputs, Ultralytics' raw outputs)."""
+    boxes = tf.convert_to_tensor(boxes, tf.float32)
+    scores = tf.convert_to_tensor(scores, tf.float32)
     top_k = min(nms.pre_nms_top_k, int(scores.shape[1]))
     # per class, its top_k anchors: candidate j of class c is (boxes[anchor], score) at [B, j, c]
     top_scores, top_anchors = tf.math.top_k(tf.transpose(scores, [0, 2, 1]), k=top_k)  # [B, K, top_k]

@@ -32,8 +32,13 @@ class InputFeed:
     raw_pixels: bool = False
     scale: float = 0.0
     zero_point: int = 0
+    layout: str = "NHWC"  # or "NCHW" (channels first: PyTorch-born files, Ultralytics' exports)
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
+        fed = self._values(image)
+        return np.ascontiguousarray(fed.transpose(0, 3, 1, 2)) if self.layout == "NCHW" else fed
+
+    def _values(self, image: np.ndarray) -> np.ndarray:
         if (self.mean, self.std) == KIT_NORMALIZATION and not np.issubdtype(self.dtype, np.integer):
             return image.astype(self.dtype)  # the kit's own range: no round trip through pixels
         pixels = image.astype(np.float64) * PIXEL_STD + PIXEL_MEAN
@@ -47,26 +52,39 @@ class InputFeed:
         return np.clip(values, info.min, info.max).astype(self.dtype)
 
 
+def input_layout(detail: dict, what: str = "the file") -> tuple:
+    """``(layout, side)`` of an image input: ``[1, S, S, 3]`` is ``"NHWC"``, ``[1, 3, S, S]``
+    ``"NCHW"``; anything else is a one-line error naming the shape."""
+    shape = [int(v) for v in detail["shape"]]
+    if len(shape) == 4 and shape[0] == 1 and shape[3] == 3 and shape[1] == shape[2] > 3:
+        return "NHWC", shape[1]
+    if len(shape) == 4 and shape[0] == 1 and shape[1] == 3 and shape[2] == shape[3] > 3:
+        return "NCHW", shape[2]
+    raise ValueError(f"{what} takes input of shape {shape}; the kit feeds one square RGB image, [1, S, S, 3] "
+                     f"(NHWC) or [1, 3, S, S] (NCHW)")
+
+
 def input_feed(detail: dict, normalization: Optional[tuple], what: str = "the file") -> InputFeed:
     """The :class:`InputFeed` of an input tensor ``detail`` given the metadata's (mean, std), or
     a clear error when the file does not say enough to feed it correctly."""
     dtype = np.dtype(detail["dtype"]).type
+    layout = input_layout(detail, what)[0] if "shape" in detail else "NHWC"
     if not np.issubdtype(dtype, np.integer):
         if np.issubdtype(dtype, np.floating):
-            return InputFeed(dtype, *(normalization or KIT_NORMALIZATION))
+            return InputFeed(dtype, *(normalization or KIT_NORMALIZATION), layout=layout)
         raise ValueError(f"{what} takes {np.dtype(dtype).name} input, which the kit cannot feed images to")
     scale, zero_point = detail.get("quantization", (0.0, 0))
     if normalization is None:
         if dtype == np.uint8:  # the convention of every uint8 detector without metadata: raw pixels
-            return InputFeed(dtype, raw_pixels=True, scale=scale, zero_point=zero_point)
+            return InputFeed(dtype, raw_pixels=True, scale=scale, zero_point=zero_point, layout=layout)
         raise ValueError(f"{what} takes {np.dtype(dtype).name} input and has no normalisation metadata: "
                          f"cannot tell which values its pixels should have")
     mean, std = normalization
     if scale and abs(scale * std - 1.0) < 1e-3 and abs(zero_point - mean) <= 1.0:
-        return InputFeed(dtype, mean, std, raw_pixels=True, scale=scale, zero_point=zero_point)
+        return InputFeed(dtype, mean, std, raw_pixels=True, scale=scale, zero_point=zero_point, layout=layout)
     if not scale:
         raise ValueError(f"{what} takes {np.dtype(dtype).name} input without quantization parameters")
-    return InputFeed(dtype, mean, std, scale=scale, zero_point=zero_point)
+    return InputFeed(dtype, mean, std, scale=scale, zero_point=zero_point, layout=layout)
 
 
 def file_normalization(source) -> Optional[tuple]:

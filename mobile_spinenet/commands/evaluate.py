@@ -4,8 +4,8 @@ from __future__ import annotations
 import json
 import os
 
-from mobile_spinenet.commands.common import (finite_float, non_negative_float, non_negative_int, parse_ints,
-                                             positive_int, setup_logging)
+from mobile_spinenet.commands.common import (comma_list, finite_float, non_negative_float, non_negative_int,
+                                             parse_ints, positive_int, setup_logging)
 from mobile_spinenet.eval.benchmark import INTERLEAVED_ROUNDS
 
 
@@ -22,6 +22,16 @@ def _cmd_benchmark(args) -> int:
     from mobile_spinenet.eval.benchmark import benchmark, format_results
 
     threads = parse_ints(args.threads, "--threads")
+    if args.adb is not None:
+        return _benchmark_on_device(args, threads)
+    for flag, value in (("--benchmark-binary", args.benchmark_binary), ("--cpu-mask", args.cpu_mask)):
+        if value is not None:
+            raise ValueError(f"{flag} is for benchmark --adb (a phone); the host benchmark runs ai-edge-litert")
+    delegates = args.delegate
+    if delegates not in (("xnnpack",), ("none",)):
+        raise ValueError(f"--delegate {','.join(args.delegate)}: the host benchmark takes xnnpack or none (gpu and "
+                         f"nnapi are for benchmark --adb, on a phone)")
+    args.delegate = delegates[0]
     if len(args.model) > 1:
         return _compare_files(args, threads)
     if args.rounds is not None:
@@ -31,6 +41,23 @@ def _cmd_benchmark(args) -> int:
         return _profile(args, threads)
     results = benchmark(args.model, threads, args.runs, args.warmup, args.delegate, args.image)
     print(json.dumps(results, indent=1) if args.json else format_results(args.model, results))
+    return 0
+
+
+def _benchmark_on_device(args, threads) -> int:
+    import sys
+
+    from mobile_spinenet.eval.device_benchmark import DeviceOptions, benchmark_on_device, format_device_results
+
+    if args.profile or args.image:
+        raise ValueError(f"{'--profile' if args.profile else '--image'} is for the host benchmark; benchmark --adb "
+                         f"times the files with LiteRT's benchmark_model on the phone")
+    measured = benchmark_on_device(
+        args.model, threads, args.delegate, args.runs, args.warmup,
+        args.rounds or INTERLEAVED_ROUNDS,
+        DeviceOptions(serial=args.adb or None, binary=args.benchmark_binary, cpu_mask=args.cpu_mask),
+        progress=lambda message: print(f"  .. {message}", file=sys.stderr, flush=True))
+    print(json.dumps(measured, indent=1) if args.json else format_device_results(measured))
     return 0
 
 
@@ -86,8 +113,17 @@ def add_benchmark_parser(sub) -> None:
     bench.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
     bench.add_argument("--runs", type=positive_int, default=100, help="timed invocations per measurement (default 100)")
     bench.add_argument("--warmup", type=non_negative_int, default=10, help="untimed invocations first (default 10)")
-    bench.add_argument("--delegate", default="xnnpack", choices=["xnnpack", "none"],
-                       help="xnnpack (the CPU default) or none (TFLite's built-in kernels)")
+    bench.add_argument("--adb", nargs="?", const="", metavar="SERIAL",
+                       help="time on a connected Android device with LiteRT's benchmark_model (SERIAL: which device, "
+                            "when several are connected), pinned to its fastest cores (docs/benchmarks.md)")
+    bench.add_argument("--benchmark-binary", metavar="PATH",
+                       help="with --adb: benchmark_model built for the phone's ABI (default: "
+                            "$MOBILE_SPINENET_BENCHMARK_MODEL)")
+    bench.add_argument("--cpu-mask", metavar="HEX", help="with --adb: taskset core mask (default: the cores with the "
+                                                          "highest maximum frequency)")
+    bench.add_argument("--delegate", default="xnnpack", type=comma_list,
+                       help="xnnpack (the CPU default) or none (TFLite's built-in kernels); with --adb also gpu and "
+                            "nnapi, and several comma-separated (each timed)")
     bench.add_argument("--image", help="image for the end-to-end figure (default: a demo canvas)")
     bench.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
     bench.add_argument("--profile", action="store_true",
@@ -102,8 +138,11 @@ def _cmd_eval(args) -> int:
     from mobile_spinenet.io_utils import write_json_atomically
 
     setup_logging()
+    from mobile_spinenet.data.readers import split_of
     from mobile_spinenet.eval.evaluate import evaluate_classifier_path, evaluate_instances_path, task_of
     from mobile_spinenet.registry import INSTANCE_SEGMENTATION
+
+    args.data = split_of(args.data, "val")  # a YOLO data.yaml: its val: split
 
     task = task_of(args.model)
     if task == INSTANCE_SEGMENTATION:
@@ -138,12 +177,9 @@ def add_eval_parser(sub) -> None:
     evaluate = sub.add_parser(
         "eval", help="COCO AP of a run directory or a .tflite file (pycocotools); top-1/top-5 of a classifier",
         description="Score a training run (Keras, float or QAT) or an exported .tflite file on a COCO or VOC "
-    from mobile_spinenet.data.readers import split_of
                     "dataset with pycocotools: AP, AP50, AP75, APs/m/l, AR1/10/100 and per-class AP. Boxes are "
                     "mapped back to original image pixels (resize and padding undone). A Mask R-CNN run is scored "
                     "for boxes and masks (pycocotools bbox and segm) on a COCO dataset with segmentations. A "
-    args.data = split_of(args.data, "val")  # a YOLO data.yaml: its val: split
-
                     "classification run, or a file exported from one, is scored by top-1 and top-5 accuracy on "
                     "class folders.")
     evaluate.add_argument("model", help="run directory or .tflite file")
