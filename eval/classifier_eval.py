@@ -27,7 +27,7 @@ def softmax(scores: np.ndarray) -> np.ndarray:
 def keras_classifier(model) -> ClassifierPredictor:
     from mobile_spinenet.backend import tf
 
-    forward = tf.function(lambda images: model(images, training=False), reduce_retracing=True)
+    forward = tf.function(lambda images: tf.cast(model(images, training=False), tf.float32), reduce_retracing=True)
     return lambda images: np.asarray(forward(images))
 
 

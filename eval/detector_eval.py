@@ -21,8 +21,8 @@ def keras_predictor(model, anchors: np.ndarray, nms: NMSConfig = NMSConfig()) ->
 
     @tf.function(reduce_retracing=True)
     def forward(images):
-        outputs = model(images, training=False)
-        return outputs["classes"], outputs["boxes"]
+        outputs = model(images, training=False)  # float32 also from a model trained in 16 bits
+        return tf.cast(outputs["classes"], tf.float32), tf.cast(outputs["boxes"], tf.float32)
 
     def predict(images):
         logits, codes = forward(images)

@@ -50,8 +50,9 @@ def mask_rcnn_predictor(model):
     from mobile_spinenet.backend import tf
 
     @tf.function(reduce_retracing=True)
-    def forward(images):
-        return model(images, training=False)
+    def forward(images):  # float32 also from a model trained in 16 bits
+        return {k: tf.cast(v, tf.float32) if v.dtype in (tf.bfloat16, tf.float16) else v
+                for k, v in model(images, training=False).items()}
 
     return lambda images: {k: v.numpy() for k, v in forward(images).items()}
 

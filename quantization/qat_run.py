@@ -133,8 +133,10 @@ def qat(from_run: str, data: str, out: str, options: Optional[QatOptions] = None
     val_data = read_dataset(val, label_map=run.label_map) if val else None
     base = run.config
     # No weight average (the quantizer ranges follow the live weights, not an average of them) and
-    # no XLA (fake-quant training under XLA is untested here) in the short QAT fine-tune.
+    # no XLA (fake-quant training under XLA is untested here) and no 16-bit compute (fake quantization
+    # in bfloat16 is untested too; the quantizer ranges are float32) in the short QAT fine-tune.
     config = replace(base, epochs=epochs, warmup_epochs=0.0, schedule="cosine", ema_decay=None, jit_compile=False,
+                     precision="float32",
                      precise_bn_images=0 if options.freeze_bn else base.precise_bn_images,
                      learning_rate=learning_rate if learning_rate is not None else qat_learning_rate(base),
                      batch_size=batch_size or base.batch_size, image_size=run.image_size,

@@ -371,3 +371,46 @@ def test_an_export_that_fails_to_write_leaves_no_file_without_its_report(tmp_pat
     with pytest.raises(OSError):
         write_export(out, b"second", ["dog"], {"model": "x", "quant": "int8", "ops": {}})
     assert open(out, "rb").read() == b"first" and os.path.exists(tmp_path / "m.json")  # an earlier export stays
+
+
+SHORT_EPOCH_RUN = r"""
+import sys
+from mobile_spinenet.data.readers import read_dataset
+from mobile_spinenet.training.config import load_config
+from mobile_spinenet.training.trainer import Trainer
+data = read_dataset(sys.argv[1], full_check=False)
+config = load_config("mnv3_small_ssdlite", overrides=dict(image_size=128, batch_size=2, epochs=3, learning_rate=0.01,
+                     warmup_epochs=0, precise_bn_images=int(sys.argv[3]), seed=0, checkpoint_every_steps=100))
+row = Trainer(config, data, sys.argv[2], show_progress=False).fit()
+print("finished", row["step"], row["epoch"])
+"""
+
+
+def test_an_image_that_fails_to_decode_in_training_leaves_every_epoch_its_steps(tmp_path):
+    """A truncated image in a set read header-only (as sets above 5,000 images are) is dropped from
+    its batch; its epoch is then a batch short. The loop used to restart such an epoch at the step
+    it reached, and when the image sat in the epoch's last batch the restart had no full batch
+    left and the run repeated that epoch forever. Now the epoch takes the batch from its start.
+    The batch-norm re-estimate over training images stopped the run at that image; it now drops
+    it with a warning, as training does."""
+    import subprocess
+    import sys
+
+    from mobile_spinenet.data.pipeline import epoch_order
+
+    folder = _coco(tmp_path, [{"id": i, "file_name": f"{i}.jpg", "width": 64, "height": 48} for i in range(1, 9)],
+                   [_box(i, i) for i in range(1, 9)])
+    records = read_dataset(str(folder)).records
+    broken = records[epoch_order(len(records), 0, 0)[7]].path  # in epoch 1's last batch (batch 2, 4 steps)
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (48, 64, 3), np.uint8)).save(broken, quality=95)
+    content = open(broken, "rb").read()
+    open(broken, "wb").write(content[:len(content) * 2 // 3])  # the header whole, the scan cut short
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "TF_USE_LEGACY_KERAS": "1"}
+    for bn_images in (0, 8):  # the loop alone, then with batch norm re-estimated over every image, the broken one too
+        run = tmp_path / f"run-{bn_images}"
+        done = subprocess.run([sys.executable, "-c", SHORT_EPOCH_RUN, str(folder), str(run), str(bn_images)], env=env,
+                              capture_output=True, text=True, timeout=400)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert done.stdout.strip().splitlines()[-1] == "finished 12 3"  # 3 epochs of 4 steps, each epoch once
+        rows = (run / "metrics.csv").read_text().strip().splitlines()
+        assert [row.split(",")[:2] for row in rows[1:]] == [["1", "4"], ["2", "8"], ["3", "12"]]

@@ -15,7 +15,7 @@ FOLDERS = {"mobile_spinenet": "mobile_spinenet", "quantization": "mobile_spinene
 # Bottom to top; a module may import only from its own layer and the ones below. Names drop the
 # "mobile_spinenet." prefix. Package __init__ files hold no code of their own and are not listed.
 LAYERS = [
-    ("core", ["io_utils", "ownership", "progress", "specs", "architecture", "search.space", "registry", "paper", "anchors", "box_coder", "backend"]),
+    ("core", ["io_utils", "ownership", "host", "progress", "specs", "architecture", "search.space", "registry", "paper", "anchors", "box_coder", "backend"]),
     ("data", ["data.records", "data.images", "data.glyphs", "data.demo", "data.class_folders", "data.readers",
               "data.labeler", "data.pipeline", "data.masks", "data.yolo", "data.convert"]),
     ("models", ["layers", "blocks", "resample", "spinenet", "heads", "mobilenet_v3", "ssdlite", "resnet_fpn",
@@ -26,7 +26,8 @@ LAYERS = [
                  "eval.external_detectors"]),
     ("training", ["training.config", "training.checkpoints", "training.logs", "training.runs", "training.schedule",
                   "training.stop", "training.distribute", "training.ema", "training.optimizers", "training.losses",
-                  "training.precise_bn", "training.xla", "training.init_weights", "training.tasks", "training.trainer", "training.bench"]),
+                  "training.precise_bn", "training.xla", "training.init_weights", "training.tasks", "training.precision", "training.cadence", "training.loop_time",
+                  "training.trainer", "training.bench"]),
     ("interop", ["interop.coco_classes", "interop.model_garden", "interop.model_garden_export"]),
     ("quantization", ["quantization.qat", "quantization.postprocess_op", "quantization.export", "quantization.verify",
                       "quantization.qat_run", "quantization.calibration", "quantization.export_classifier", "quantization.export_run",

@@ -54,14 +54,14 @@ def _trainer(data, run_dir, **overrides):
 
 @pytest.fixture(scope="module")
 def interrupted_run(data, tmp_path_factory):
-    """A run killed at step 3, resumed, killed again while closing epoch 1 (precise BN), then
-    resumed to the end past a live lock holder. One trainer object plays the three processes
-    (one graph trace instead of three): a resume restores weights, BN statistics, optimizer
-    slots and step from the checkpoint, and test_training.py's SIGKILL test shows that real
-    processes resume to the same bits."""
+    """A run killed at step 3, resumed, killed again while closing epoch 1 (writing its
+    checkpoint, after its metrics row), then resumed to the end past a live lock holder. One
+    trainer object plays the three processes (one graph trace instead of three): a resume
+    restores weights, BN statistics, optimizer slots and step from the checkpoint, and
+    test_training.py's SIGKILL test shows that real processes resume to the same bits."""
     run_dir = tmp_path_factory.mktemp("interrupted") / "run"
     trainer = _trainer(data, run_dir)
-    step, precise_bn = trainer.train_step, trainer.precise_bn
+    step, save = trainer.train_step, trainer.checkpoints.save
     calls = []
 
     def failing_step(images, targets):
@@ -76,14 +76,16 @@ def interrupted_run(data, tmp_path_factory):
     after_first = trainer.checkpoints.latest()
     trainer.train_step = step
 
-    def failing_precise_bn():
-        raise Interrupted("killed during epoch 1's precise BN")
+    def failing_save(at_step):
+        if at_step == 4:
+            raise Interrupted("killed while writing epoch 1's closing checkpoint")
+        return save(at_step)
 
-    trainer.precise_bn = failing_precise_bn
+    trainer.checkpoints.save = failing_save
     with pytest.raises(Interrupted):
         trainer.fit(resume=True)
     after_second = trainer.checkpoints.latest()
-    trainer.precise_bn = precise_bn
+    trainer.checkpoints.save = save
 
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from mobile_spinenet.training.runs import "
                                "RunLock; RunLock(sys.argv[1]).acquire(); print('locked', flush=True); time.sleep(600)",
@@ -418,3 +420,19 @@ def test_export_of_an_unfinished_run_is_refused_unless_allowed(tmp_path, capsys)
     err = capsys.readouterr().err.strip()
     assert f"{run} is unfinished (no model.weights.h5; its latest checkpoint is step 11)" in err, err
     assert "--allow-unfinished" in err and len(err.splitlines()) == 1
+
+
+def test_epoch_ends_are_checkpointed_only_when_validated_every_n_steps_or_last(data, tmp_path):
+    """A checkpoint costs ~2 s; on small data an epoch is a few steps. Between validations an
+    epoch's end is saved only once --checkpoint-every steps have passed; the last always is."""
+    trainer = _trainer(data, tmp_path / "run", epochs=3, checkpoint_every_steps=6)  # 4 steps an epoch
+    saved, save = [], trainer.checkpoints.save
+
+    def recording_save(step):
+        saved.append(step)
+        return save(step)
+
+    trainer.checkpoints.save = recording_save
+    trainer.fit()
+    assert trainer.validate_every > 3  # no val set, 8 BN images: nothing to validate before the end
+    assert saved == [6, 12]  # mid-epoch at step 6; the ends of epochs 1 (step 4) and 2 (step 8) skipped

@@ -107,6 +107,29 @@ def test_sigterm_saves_the_step_it_reached_and_resume_matches_uninterrupted_run(
     _assert_same_weights(uninterrupted, stopped)
 
 
+def test_validation_cadence_leaves_the_weights_alone_and_the_run_records_its_loop_time(tiny, uninterrupted, tmp_path):
+    """Validating (with its batch-norm re-estimate) every second epoch and after the last gives the
+    weights of the run that validated nothing until its end; the run records where its time went."""
+    import csv
+    import json
+
+    if not (tiny / "val").exists():
+        make_split(str(tiny / "val"), "val", 4, seed=6)
+    run = tmp_path / "validated"
+    subprocess.run(_train_args(tiny / "train", run, "--val", str(tiny / "val"), "--validate-every", "2"),
+                   env=ENV, check=True, capture_output=True, timeout=600)
+    _assert_same_weights(uninterrupted, run)
+    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    assert [row["val_AP"] != "" for row in rows] == [False, True, True]  # epochs 2 and 3 (the last)
+    record = json.loads((run / "run.json").read_text())
+    assert record["validate_every"] == 2
+    time = record["loop_time"]
+    assert time["steps"] == 18 and time["images"] == 72
+    assert 0 < time["step_seconds"] < time["wall_seconds"]
+    assert time["validation_share"] > 0 and time["checkpoints_share"] > 0
+    assert time["outside_share"] == pytest.approx(1 - time["step_seconds"] / time["wall_seconds"], abs=1e-3)
+
+
 def test_training_refuses_to_overwrite_a_run_and_names_bad_data(tiny, tmp_path):
     bad = subprocess.run(CLI + ["train", "--model", "spinenet49xxs", "--data", str(tmp_path / "nope"),
                                 "--out", str(tmp_path / "run")], env=ENV, capture_output=True, text=True)

@@ -12,12 +12,12 @@ from mobile_spinenet.commands.common import (comma_list, finite_float, non_negat
 
 def _train_overrides(args) -> dict:
     names = ("task", "image_size", "epochs", "batch_size", "learning_rate", "warmup_epochs", "schedule", "strategy",
-             "tpu", "seed", "checkpoint_every_steps", "val_max_images", "activation", "weight_decay", "resize",
-             "optimizer", "ema_decay", "init_from", "mosaic", "anchor_scale", "ssd_min_scale")
+             "tpu", "seed", "checkpoint_every_steps", "val_max_images", "validate_every", "activation", "weight_decay", "resize",
+             "optimizer", "ema_decay", "init_from", "mosaic", "anchor_scale", "ssd_min_scale", "precision")
     overrides = {name: getattr(args, name) for name in names}
     if args.jitter:
         overrides["jitter"] = args.jitter
-    for flag in ("mixed_precision", "deterministic", "jit_compile"):
+    for flag in ("deterministic", "jit_compile"):
         if getattr(args, flag):
             overrides[flag] = True
     if getattr(args, "spec", None):
@@ -158,8 +158,11 @@ def add_train_parser(sub) -> None:
                        help="tf.distribute strategy: default (one device), mirrored (all local GPUs, or CPUs), "
                             "multiworker (needs TF_CONFIG), tpu (with --tpu)")
     train.add_argument("--tpu", help="TPU name or address for --strategy tpu")
-    train.add_argument("--mixed-precision", action="store_true",
-                       help="float16 compute with float32 weights (for GPUs and TPUs)")
+    train.add_argument("--precision", choices=["float32", "mixed_bfloat16", "mixed_float16", "auto"],
+                       help="number format of the training step (default float32): mixed_bfloat16 / mixed_float16 "
+                            "compute layers in 16 bits with float32 weights, losses and optimizer (float16 with loss "
+                            "scaling; needs a GPU); auto: float16 on a GPU, bfloat16 on a TPU or a CPU with AVX-512 "
+                            "BF16 or AMX, float32 elsewhere. Weights and exports stay float32")
     train.add_argument("--xla", dest="jit_compile", action="store_true",
                        help="compile the forward and backward pass with XLA (for GPUs/TPUs: 3.4x slower on this kit's test CPU, "
                             "docs/training.md)")
@@ -169,6 +172,10 @@ def add_train_parser(sub) -> None:
                        "sample (default 0); runs with other seeds measure the spread of a result")
     train.add_argument("--checkpoint-every", dest="checkpoint_every_steps", type=positive_int, help="steps")
     train.add_argument("--val-max-images", type=positive_int, help="score only the first N val images")
+    train.add_argument("--validate-every", type=positive_int, metavar="EPOCHS",
+                       help="validate (after re-estimating batch norm) and redraw curves.png every N epochs and "
+                            "after the last (default: as often as costs about 2%% of the training's work, from the "
+                            "image counts; the cadence never changes the trained weights)")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     train.add_argument("--init", dest="init_from", help="start from this finished run's weights wherever a layer "
                        "matches by name and shape (e.g. a RetinaNet run's backbone for Mask R-CNN on the same id); "
@@ -198,9 +205,24 @@ def add_pack_parser(sub) -> None:
 
 
 def _cmd_bench_train(args) -> int:
-    from mobile_spinenet.training.bench import bench_train, check_variants, format_bench
+    from mobile_spinenet.training.bench import bench_loop, bench_train, check_variants, format_bench, format_loop
 
     variants = check_variants([v for v in args.variants.split(",") if v])
+    if args.epochs is not None:
+        given = [flag for flag, value in (("--steps", args.steps), ("--warmup", args.warmup),
+                                          ("--rounds", args.rounds)) if value is not None]
+        if given or len(variants) > 1 or args.strategy != "default" or not args.data:
+            raise ValueError("bench train --epochs times the whole loop of one variant on --data (and --val): "
+                             + ("drop " + ", ".join(given) if given else "give --data" if not args.data
+                                else "one --variants" if len(variants) > 1 else "--strategy default"))
+        setup_logging()
+        result = bench_loop(args.model, args.data, args.epochs, args.image_size, args.batch, args.val,
+                            args.validate_every, args.config, variants[0], show_progress=sys.stderr.isatty())
+        print(json.dumps(result, indent=1) if args.json else format_loop(result))
+        return 0
+    if args.val or args.validate_every:
+        raise ValueError("--val and --validate-every belong to bench train --epochs (the whole loop)")
+    args.steps, args.warmup, args.rounds = args.steps or 20, 3 if args.warmup is None else args.warmup, args.rounds or 4
     results = bench_train(args.model, args.image_size, args.batch, args.steps, args.warmup, args.data, args.strategy,
                           variants=variants, rounds=args.rounds, recipe=args.config,
                           progress=lambda message: print(message, file=sys.stderr, flush=True))
@@ -263,15 +285,22 @@ def add_bench_parser(sub) -> None:
     bench = sub.add_parser("bench", help="training-speed and activation-latency benchmarks",
                            description="Benchmarks that print numbers.")
     bench_sub = bench.add_subparsers(dest="bench_command", metavar="BENCH_COMMAND", required=True)
-    train = bench_sub.add_parser("train", help="images/s of a training step and input-wait share",
+    train = bench_sub.add_parser("train", help="images/s of a training step and input-wait share, or of the whole loop",
                                  description="Time training steps on demo data (or --data) and report the "
-                                             "share of time spent waiting on the input pipeline.")
+                                             "share of time spent waiting on the input pipeline. With --epochs, "
+                                             "train that many epochs on --data through the whole training loop "
+                                             "(validation on --val, checkpoints, plots) and report its images/s "
+                                             "and the share of wall time outside the steps, by phase.")
     train.add_argument("--model", required=True, help="model id (see `mobile-spinenet models`)")
     train.add_argument("--image-size", type=positive_int, help="input side in pixels (default: the model id's)")
     train.add_argument("--batch", type=positive_int, default=8, help="global batch size (default 8)")
-    train.add_argument("--steps", type=positive_int, default=20, help="timed steps per variant (default 20)")
-    train.add_argument("--warmup", type=non_negative_int, default=3,
-                       help="untimed steps first, which include tracing (default 3)")
+    train.add_argument("--steps", type=positive_int, help="timed steps per variant (default 20)")
+    train.add_argument("--warmup", type=non_negative_int, help="untimed steps first, which include tracing (default 3)")
+    train.add_argument("--epochs", type=positive_float,
+                       help="time the whole training loop for this many epochs of --data instead of single steps")
+    train.add_argument("--val", help="with --epochs: validation set, validated at the run's cadence")
+    train.add_argument("--validate-every", type=positive_int, metavar="EPOCHS",
+                       help="with --epochs: as train --validate-every (default: the run's own cadence)")
     train.add_argument("--data", help="training set to read (default: demo canvases written to a temporary folder)")
     train.add_argument("--strategy", default="default", choices=["default", "mirrored"],
                        help="default (one device) or mirrored (all local devices)")
@@ -279,11 +308,12 @@ def add_bench_parser(sub) -> None:
     train.add_argument("--variants", default="recipe",
                        help="comma-separated variants timed against each other in one interleaved run: recipe "
                             "(as the recipe says), plain (no XLA), xla (jit_compile: XLA forward and backward pass), "
-                            "unfused (Keras's per-variable optimizer ops instead of fused ones), no-onednn "
+                            "unfused (Keras's per-variable optimizer ops instead of fused ones), bfloat16 (--precision "
+                            "mixed_bfloat16), no-onednn "
                             "(TensorFlow's own CPU kernels, its default on CPUs without AVX-512), before (no-onednn "
                             "and unfused: the step before the speed work); with no-onednn or before every variant "
                             "runs a new process per round")
-    train.add_argument("--rounds", type=positive_int, default=4,
+    train.add_argument("--rounds", type=positive_int,
                        help="interleaved rounds over the variants (default 4; each round times steps/rounds steps)")
     train.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
     train.set_defaults(func=_cmd_bench_train)

@@ -301,7 +301,8 @@ def spread_indices(size: int, count: Optional[int] = None) -> np.ndarray:
 
 
 def classification_eval_dataset(dataset, image_size: int, batch_size: int = 32, resize: str = "letterbox",
-                                max_images: Optional[int] = None, indices=None) -> tf.data.Dataset:
+                                max_images: Optional[int] = None, indices=None,
+                                skip_unreadable: bool = False) -> tf.data.Dataset:
     """Batches ``(images, labels)`` of a class-folder dataset, without augmentation; ``max_images``
     takes that many spread evenly over the set (its files are sorted by class); ``indices``
     chooses the images (and their order) instead."""
@@ -313,13 +314,16 @@ def classification_eval_dataset(dataset, image_size: int, batch_size: int = 32, 
 
     data = tf.data.Dataset.from_tensor_slices(([dataset.paths[i] for i in chosen],
                                                np.asarray([dataset.labels[i] for i in chosen], np.int32)))
-    return data.map(load, num_parallel_calls=AUTOTUNE).batch(batch_size).prefetch(AUTOTUNE)
+    return _loaded(data, load, skip_unreadable).batch(batch_size).prefetch(AUTOTUNE)
 
 
 def eval_dataset(dataset: DetectionDataset, image_size: int, batch_size: int = 8,
-                 records: Optional[list] = None, resize: str = "letterbox") -> tf.data.Dataset:
+                 records: Optional[list] = None, resize: str = "letterbox",
+                 skip_unreadable: bool = False) -> tf.data.Dataset:
     """Batches ``(images, image_ids, scales)`` without augmentation; ``scales [B, 2]`` (y, x) map
-    model pixels back to the original image (``original = model / scale``)."""
+    model pixels back to the original image (``original = model / scale``). An image that fails
+    to decode stops the iteration naming it (scoring without it would change the AP), unless
+    ``skip_unreadable`` (statistics over training images: dropped with a warning, as in training)."""
     records = records if records is not None else dataset.records
 
     def load(path, image_id):
@@ -328,4 +332,9 @@ def eval_dataset(dataset: DetectionDataset, image_size: int, batch_size: int = 8
 
     data = tf.data.Dataset.from_tensor_slices(([r.path for r in records],
                                                np.asarray([r.image_id for r in records], np.int64)))
-    return data.map(load, num_parallel_calls=AUTOTUNE).batch(batch_size).prefetch(AUTOTUNE)
+    return _loaded(data, load, skip_unreadable).batch(batch_size).prefetch(AUTOTUNE)
+
+
+def _loaded(data: tf.data.Dataset, load, skip_unreadable: bool) -> tf.data.Dataset:
+    loaded = data.map(load, num_parallel_calls=AUTOTUNE)
+    return loaded.ignore_errors(log_warning=True) if skip_unreadable else loaded

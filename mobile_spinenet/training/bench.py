@@ -1,5 +1,6 @@
 """``mobile-spinenet bench train``: images/s of a training step and the share of time the step
-loop waits for the input pipeline (target: < 5%).
+loop waits for the input pipeline (target: < 5%); with ``epochs``, images/s of the whole
+training loop (:func:`bench_loop`: steps and everything between them) and each phase's share.
 
 With several ``variants`` (e.g. ``plain,xla``) one trainer per variant is built on the same
 data and their timed steps are interleaved in ``rounds`` (each round gives every variant an
@@ -21,7 +22,9 @@ from typing import Callable, Optional, Sequence
 # Named speed-ups: TrainConfig overrides that must not change what a step computes
 # (tests/test_training_speed.py and tests/test_optimizers.py check each against the baseline).
 VARIANTS = {"recipe": {}, "plain": {"jit_compile": False}, "xla": {"jit_compile": True},
-            "unfused": {"fused_updates": False}}
+            "unfused": {"fused_updates": False},
+            # the step to bfloat16 rounding (tests/test_training_speed.py), not bit for bit
+            "bfloat16": {"precision": "mixed_bfloat16"}}
 # Variants set in the environment before TensorFlow is imported, each run in its own process with
 # one of the VARIANTS' configs. no-onednn: TensorFlow's own kernels, its default on CPUs without
 # AVX-512 VNNI/BF16/AMX (the kit turns oneDNN on, mobile_spinenet/backend.py); before: those
@@ -69,6 +72,45 @@ def bench_train(model_id: str, image_size: Optional[int] = None, batch_size: int
                         "median_wait_ms": 1000 * statistics.median(waits), "input_wait_share": sum(waits) / total,
                         "onednn": timings[name]["onednn"], "fused_updates": timings[name]["fused_updates"]})
     return results
+
+
+def bench_loop(model_id: str, data: str, epochs: float, image_size: Optional[int] = None, batch_size: int = 8,
+               val: Optional[str] = None, validate_every: Optional[int] = None, recipe: Optional[str] = None,
+               variant: str = "recipe", show_progress: bool = False) -> dict:
+    """Train ``epochs`` on ``data`` through the real loop (validation on ``val`` at the run's
+    cadence, checkpoints, plots) in a temporary run and return its :class:`LoopClock` summary
+    with the setup and the CPU it ran on."""
+    from mobile_spinenet.data.readers import read_dataset
+    from mobile_spinenet.host import cpu_description
+    from mobile_spinenet.training.config import load_config
+    from mobile_spinenet.training.runs import sources_record
+    from mobile_spinenet.training.trainer import Trainer
+
+    if variant not in VARIANTS:
+        raise ValueError(f"--epochs times the whole loop of one in-process variant ({', '.join(VARIANTS)}), "
+                         f"not {variant!r}")
+    config = load_config(model_id, recipe, overrides={"image_size": image_size, "batch_size": batch_size,
+                                                      "epochs": epochs, "validate_every": validate_every,
+                                                      **VARIANTS[variant]})
+    train_data = read_dataset(data)
+    val_data = read_dataset(val) if val else None
+    with tempfile.TemporaryDirectory(prefix="bench-loop-") as temp:
+        trainer = Trainer(config, train_data, f"{temp}/run", val_data=val_data, show_progress=show_progress,
+                          records=sources_record(data, val))
+        trainer.fit()
+    return {"model": model_id, "image_size": trainer.image_size, "batch_size": batch_size, "epochs": epochs,
+            "train_images": len(train_data), "val_images": len(val_data) if val_data is not None else 0,
+            "validate_every": trainer.validate_every, "variant": variant, "cpu": cpu_description(),
+            "onednn": onednn_enabled(), **trainer.loop_time}
+
+
+def format_loop(result: dict) -> str:
+    from mobile_spinenet.training.loop_time import format_loop_time
+
+    return (f"{result['cpu']}\nmodel {result['model']} at {result['image_size']} px, batch {result['batch_size']}, "
+            f"{result['epochs']:g} epochs of {result['train_images']} images, validating "
+            f"{result['val_images']} images every {result['validate_every']} epoch(s) and after the last\n  "
+            + format_loop_time(result))
 
 
 def _round_shares(steps: int, rounds: int) -> list:
@@ -157,8 +199,10 @@ def _timed_step(timing: dict, record: bool) -> None:
 
 
 def format_bench(results: list) -> str:
+    from mobile_spinenet.host import cpu_description
+
     first = results[0]
-    lines = [f"model {first['model']} at {first['image_size']} px, batch {first['batch_size']}, "
+    lines = [cpu_description(), f"model {first['model']} at {first['image_size']} px, batch {first['batch_size']}, "
              f"{first['steps']} timed steps per variant"
              + (f", interleaved in {first['rounds']} rounds" if len(results) > 1 else "")]
     lines.append(f"  {'variant':10s} {'images/s':>9s} {'vs first':>9s} {'median step':>12s} "

@@ -63,7 +63,8 @@ class TrainConfig:
     sync_bn: Optional[bool] = None  # None: on whenever there is more than one replica
     bn_momentum: float = 0.99
     precise_bn_images: int = 256  # re-estimate BN statistics on this many train images (0: off)
-    mixed_precision: bool = False
+    # float32, mixed_bfloat16, mixed_float16 or auto (training/precision.py); weights and exports stay float32
+    precision: str = "float32"
     clip_grad_norm: Optional[float] = None
     init_from: Optional[str] = None  # a run directory whose weights start this run where layers match
     ema_decay: Optional[float] = None  # moving average of the weights (e.g. 0.999); None: off
@@ -77,6 +78,9 @@ class TrainConfig:
     checkpoint_every_steps: int = 500
     keep_checkpoints: int = 3
     val_max_images: Optional[int] = None
+    # validate (with its batch-norm re-estimate) and plot every N epochs and after the last; None:
+    # as often as costs about 2% of the training's work (training/cadence.py)
+    validate_every: Optional[int] = None
     # a searched SpineNet-Mobile backbone (`train --spec FILE`; mobile_spinenet.architecture's dict
     # form), kept in the run's config so that every command rebuilds it; None: the model id's own
     architecture: Optional[dict] = None
@@ -97,6 +101,8 @@ class TrainConfig:
             raise ValueError(f"--mosaic must be in [0, 1], got {self.mosaic!r} (config field mosaic)")
         if self.mosaic and self.task != "detection":
             raise ValueError(f"--mosaic is for detection training, not --task {self.task}")
+        from mobile_spinenet.training.precision import check_precision
+        check_precision(self.precision)
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"config field optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         from mobile_spinenet.registry import TASKS
@@ -150,12 +156,15 @@ FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 POSITIVE_FIELDS = (("epochs", 0, True), ("batch_size", 1, False), ("learning_rate", 0, True),
                    ("lr_per_64_images", 0, True), ("warmup_epochs", 0, False), ("weight_decay", 0, False),
                    ("image_size", 1, False), ("checkpoint_every_steps", 1, False), ("keep_checkpoints", 1, False),
-                   ("precise_bn_images", 0, False), ("val_max_images", 1, False), ("momentum", 0, False),
+                   ("precise_bn_images", 0, False), ("val_max_images", 1, False),
+                   ("validate_every", 1, False), ("momentum", 0, False),
                    ("anchor_scale", 0, True), ("head_filters", 1, False))
 # The command-line flag of a field, where its name differs (errors name what the user typed).
 FLAGS = {"epochs": "--epochs", "batch_size": "--batch", "learning_rate": "--lr", "warmup_epochs": "--warmup-epochs",
          "weight_decay": "--weight-decay", "image_size": "--image-size", "checkpoint_every_steps": "--checkpoint-every",
-         "val_max_images": "--val-max-images", "ema_decay": "--ema-decay", "jit_compile": "--xla", "task": "--task",
+         "val_max_images": "--val-max-images",
+         "validate_every": "--validate-every", "ema_decay": "--ema-decay", "jit_compile": "--xla", "task": "--task",
+         "precision": "--precision",
          "init_from": "--init", "mosaic": "--mosaic", "anchor_scale": "--anchor-scale",
          "ssd_min_scale": "--ssd-min-scale", "architecture": "--spec"}
 
@@ -178,6 +187,11 @@ def _read_yaml(path: str) -> dict:
         raise ValueError(f"config file {path} is not valid YAML: {error}") from None
     if not isinstance(data, dict):
         raise ValueError(f"config file {path} must hold a mapping of field: value")
+    if "mixed_precision" in data:  # the field before --precision (runs written then hold it)
+        legacy = data.pop("mixed_precision")
+        if legacy not in (True, False):
+            raise ValueError(f"config file {path}: mixed_precision must be true or false, got {legacy!r}")
+        data.setdefault("precision", "auto" if legacy else "float32")
     unknown = sorted(set(data) - FIELDS)
     if unknown:
         raise ValueError(f"config file {path}: unknown field(s) {', '.join(unknown)}; "

@@ -17,15 +17,18 @@ import numpy as np
 from mobile_spinenet.backend import keras, tf
 from mobile_spinenet.data.pipeline import steps_per_epoch
 from mobile_spinenet.data.records import DetectionDataset
+from mobile_spinenet.training.cadence import closes_with_validation, validation_interval
 from mobile_spinenet.training.checkpoints import AtomicCheckpoints
 from mobile_spinenet.training.config import TrainConfig
 from mobile_spinenet.training.distribute import make_strategy
 from mobile_spinenet.training.ema import WeightAverage
 from mobile_spinenet.training.logs import RunLog, plot_curves
+from mobile_spinenet.training.loop_time import LoopClock, format_loop_time
 from mobile_spinenet.training.runs import (CHECKPOINTS_DIR, RUN_FILE, WEIGHTS_FILE, Run, RunLock,  # noqa: F401
                                            build_kwargs_of, finished_record)
 from mobile_spinenet.training.losses import weight_decay_loss
 from mobile_spinenet.training.optimizers import l2_loss_coefficient, make_optimizer
+from mobile_spinenet.training.precision import compute_policy, machine_precision
 from mobile_spinenet.training.schedule import WarmupDecay
 from mobile_spinenet.training.stop import SignalStop
 from mobile_spinenet.training.tasks import make_task
@@ -37,6 +40,9 @@ log = logging.getLogger("mobile_spinenet.train")
 # running minimum cannot be raised by the explosion itself; healthy detection losses stay within
 # ~10x of it (they fall from ~2 to ~0.2 and single batches spike a few times).
 DIVERGENCE_FACTOR = 100.0
+# Examples and epochs one input pipeline spans at most (Trainer.span_batches).
+PIPELINE_EXAMPLES = 200_000
+PIPELINE_EPOCHS = 100
 
 
 class TrainingDiverged(ValueError):
@@ -50,14 +56,6 @@ def diverged(checkpoints, what: str, lr: float) -> TrainingDiverged:
         f"training diverged {what}, at learning rate {lr:.3g}; stopped. Last good checkpoint: "
         f"{os.path.dirname(latest) if latest else 'none yet'}. Lower --lr or raise --batch, and train into a "
         f"new --out")
-
-
-def _set_precision(config: TrainConfig) -> Optional[str]:
-    if not config.mixed_precision:
-        return None
-    policy = "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
-    keras.mixed_precision.set_global_policy(policy)
-    return policy
 
 
 class Trainer:
@@ -89,9 +87,17 @@ class Trainer:
         self.num_classes = self.task.label_map.num_classes
         self.steps_per_epoch = steps_per_epoch(train_data, config.batch_size)
         self.total_steps = max(1, int(round(config.epochs * self.steps_per_epoch)))
-        self.policy = _set_precision(config)
+        self.epochs = -(-self.total_steps // self.steps_per_epoch)  # the last may be partial
+        val_images = 0 if val_data is None else min(len(val_data), config.val_max_images or len(val_data))
+        self.validate_every = validation_interval(config.validate_every, self.steps_per_epoch * config.batch_size,
+                                                  min(config.precise_bn_images, len(train_data)), val_images)
+        self.loop_time = None  # the last fit's LoopClock summary
+        self.policy = machine_precision(config.precision, config.strategy)
+        if self.policy != "float32":
+            log.info("training in %s (--precision %s): layers compute in %s, weights stay float32", self.policy,
+                     config.precision, self.policy.split("_")[1])
         sync_bn = self.replicas > 1 if config.sync_bn is None else config.sync_bn
-        with self.strategy.scope():
+        with self.strategy.scope(), compute_policy(self.policy):
             keras.utils.set_random_seed(config.seed)
             if model_fn is None:
                 self.model = build_model(config.model, **build_kwargs_of(config, self.image_size, self.num_classes),
@@ -128,6 +134,9 @@ class Trainer:
         variables = self.model.trainable_variables
         with tf.GradientTape() as tape:
             outputs = self.task.forward(self.model, images, targets)
+            if self.policy != "float32":  # the losses and their sums in float32
+                outputs = tf.nest.map_structure(
+                    lambda t: tf.cast(t, tf.float32) if t.dtype in (tf.bfloat16, tf.float16) else t, outputs)
             parts = self.task.losses(outputs, targets, global_share)
             l2_loss = weight_decay_loss(self.model, self.l2_coefficient) / self.replicas
             loss = tf.add_n(list(parts.values())) + l2_loss
@@ -164,6 +173,28 @@ class Trainer:
     # -- data -----------------------------------------------------------------------------
     def epoch_batches(self, epoch: int, start_step: int = 0):
         return self.strategy.experimental_distribute_dataset(self.task.epoch_batches(epoch, start_step))
+
+    def span_batches(self, epoch: int, start_step: int = 0) -> tuple:
+        """``(batches, end)``: the batches of epochs ``epoch`` (from ``start_step``) to ``end``
+        (exclusive) as one input pipeline, the per-epoch pipelines concatenated, so that the
+        prefetch runs on across epoch ends and no epoch pays a pipeline's start and stop (2-3 s
+        each, which on a 100-image set is a tenth of an epoch). A span holds up to
+        ``PIPELINE_EXAMPLES`` examples and ``PIPELINE_EPOCHS`` epochs: a large set's epochs stay
+        one pipeline each.
+
+        Each epoch gives exactly its planned number of batches, so that step and epoch stay in
+        step: an epoch that an image failing to decode (dropped with a warning) left a batch short
+        takes the missing batches from its own start again."""
+        span = max(1, min(PIPELINE_EPOCHS, PIPELINE_EXAMPLES // max(1, self.steps_per_epoch * self.config.batch_size)))
+        end = min(self.epochs, epoch + span)
+        data = None
+        for current in range(epoch, end):
+            first = start_step if current == epoch else 0
+            planned = min(self.steps_per_epoch, self.total_steps - current * self.steps_per_epoch) - first
+            batches = self.task.epoch_batches(current, first).repeat().take(planned)
+            data = batches if data is None else data.concatenate(batches)
+        # the next epoch's first batches are made while this epoch's last ones train
+        return self.strategy.experimental_distribute_dataset(data.prefetch(2)), end
 
     @property
     def step(self) -> int:
@@ -243,28 +274,50 @@ class Trainer:
     def _steps(self, step: int, run_log: RunLog, stop: SignalStop) -> dict:
         """Train from ``step`` to the end, closing each epoch; returns the last epoch's row. On a
         signal (``stop``) it checkpoints the step it reached and raises :class:`StopRequested`."""
+        clock = LoopClock()
+        if step < self.total_steps:
+            log.info("validating every %d epoch(s) of %d and after the last (--validate-every)",
+                     self.validate_every, self.epochs)
+        try:
+            return self._epochs(step, run_log, stop, clock)
+        finally:
+            self.loop_time = clock.summary()
+            if clock.steps:
+                log.info("time: %s", format_loop_time(self.loop_time))
+
+    def _epochs(self, step: int, run_log: RunLog, stop: SignalStop, clock: LoopClock) -> dict:
         from tqdm import tqdm
 
         lowest = min((float(r["loss"]) for r in run_log.step_rows()), default=float("inf"))
         last_row = run_log.last_epoch_row()
         every = max(1, self.config.checkpoint_every_steps)
+        batches, span_end = None, 0
+        saved_at = step  # the step of the last checkpoint (or where this process started)
         while step < self.total_steps:
             epoch, start = divmod(step, self.steps_per_epoch)
             steps_this_epoch = min(self.steps_per_epoch, self.total_steps - epoch * self.steps_per_epoch)
             epoch_end = epoch * self.steps_per_epoch + steps_this_epoch
             bar = tqdm(total=steps_this_epoch, initial=start, disable=not self.show_progress, unit="step",
-                       desc=f"epoch {epoch + 1}/{-(-self.total_steps // self.steps_per_epoch)}", dynamic_ncols=True)
+                       desc=f"epoch {epoch + 1}/{self.epochs}", dynamic_ncols=True)
             count, started = 0, time.perf_counter()
-            tick = started
-            for images, targets in self.epoch_batches(epoch, start):
-                if step >= epoch_end:
+            if batches is None or epoch >= span_end:
+                with clock.timing("input"):
+                    batches = None  # ends the previous span's pipeline
+                    data, span_end = self.span_batches(epoch, start)
+                    batches = iter(data)
+            while step < epoch_end:
+                with clock.timing("input"):
+                    batch = next(batches, None)
+                if batch is None:  # fewer batches than planned (an image failed to decode late)
+                    batches = None  # the next epoch starts a new pipeline at its first step
                     break
                 lr = float(self.schedule(step))
-                parts = {k: float(v) for k, v in self.train_step(images, targets).items()}
+                began = time.perf_counter()
+                with clock.timing("steps"):
+                    parts = {k: float(v) for k, v in self.train_step(*batch).items()}
+                clock.count_step(self.config.batch_size)
                 step += 1
-                now = time.perf_counter()
-                speed = self.config.batch_size / max(now - tick, 1e-9)
-                tick = now
+                speed = self.config.batch_size / max(time.perf_counter() - began, 1e-9)
                 count += 1
                 run_log.step({"step": step, "epoch": epoch + 1, **parts, "lr": lr, "images_per_s": speed})
                 try:
@@ -280,9 +333,11 @@ class Trainer:
                 # The epoch's last step is checkpointed once the epoch is closed (precise BN,
                 # validation, metrics row), so that a checkpoint there always means a closed epoch.
                 if step % every == 0 and step < epoch_end:
-                    run_log.flush_steps()
-                    self._check_weights(step)
-                    self.checkpoints.save(step)
+                    with clock.timing("checkpoints"):
+                        run_log.flush_steps()
+                        self._check_weights(step)
+                        self.checkpoints.save(step)
+                    saved_at = step
                 if stop.requested and step < epoch_end:  # at the epoch's end, stop once it is closed
                     bar.close()
                     run_log.flush_steps()
@@ -291,20 +346,32 @@ class Trainer:
             bar.close()
             seconds = time.perf_counter() - started
             run_log.flush_steps()
-            self._check_weights(step)
             # Loss means over the whole epoch's logged steps, not only those since a resume.
             row = {"epoch": epoch + 1, "step": step, "lr": float(self.schedule(step - 1)), "seconds": round(seconds, 2),
                    "images_per_s": count * self.config.batch_size / max(seconds, 1e-9),
                    **run_log.epoch_means(epoch + 1)}
-            with self.evaluation_weights():
-                self.precise_bn()
-                if self.val_data is not None:
-                    fields, line = self.task.validate(self.model, self.val_data)
-                    row.update(fields)
-                    log.info("epoch %d: %s", epoch + 1, line)
+            self._check_weights(step)
+            closing = closes_with_validation(epoch + 1, self.epochs, self.validate_every)
+            # The batch-norm re-estimate serves validation and the final weights; between
+            # validations nothing reads the moving statistics.
+            if closing and (self.val_data is not None or step >= self.total_steps):
+                with clock.timing("validation"), self.evaluation_weights():
+                    self.precise_bn()
+                    if self.val_data is not None:
+                        fields, line = self.task.validate(self.model, self.val_data)
+                        row.update(fields)
+                        log.info("epoch %d: %s", epoch + 1, line)
             run_log.epoch(row)  # before the checkpoint: a resumed run never loses a row
-            self.checkpoints.save(step)
-            plot_curves(self.run_dir)
+            # An epoch's end is checkpointed when it was validated, when --checkpoint-every steps have
+            # passed since the last checkpoint, on a stop and at the end (each save took ~2 s for
+            # SpineNet-49xxs, a tenth of a 100-image epoch); a kill in between redoes those steps.
+            if closing or stop.requested or step - saved_at >= every or step >= self.total_steps:
+                with clock.timing("checkpoints"):
+                    self.checkpoints.save(step)
+                saved_at = step
+            if closing or stop.requested:
+                with clock.timing("plots"):
+                    plot_curves(self.run_dir)
             last_row = row
             if stop.requested and step < self.total_steps:
                 raise stop.stopped(step, self.total_steps, os.path.dirname(self.checkpoints.latest()))
@@ -319,4 +386,5 @@ class Trainer:
             "model": self.config.model, "task": self.config.task, "image_size": self.image_size,
             "num_classes": self.num_classes,
             "steps": self.step, "epochs": self.step / self.steps_per_epoch, "last_epoch": row,
+            "validate_every": self.validate_every, "loop_time": self.loop_time,
             "config": asdict(self.config)})
