@@ -64,11 +64,20 @@ def input_layout(detail: dict, what: str = "the file") -> tuple:
                      f"(NHWC) or [1, 3, S, S] (NCHW)")
 
 
+def _layout_or_nhwc(detail: dict) -> str:
+    """The input's layout when it is an image batch; any other input (a test's feature map) is fed
+    as given."""
+    try:
+        return input_layout(detail)[0] if "shape" in detail else "NHWC"
+    except ValueError:
+        return "NHWC"
+
+
 def input_feed(detail: dict, normalization: Optional[tuple], what: str = "the file") -> InputFeed:
     """The :class:`InputFeed` of an input tensor ``detail`` given the metadata's (mean, std), or
     a clear error when the file does not say enough to feed it correctly."""
     dtype = np.dtype(detail["dtype"]).type
-    layout = input_layout(detail, what)[0] if "shape" in detail else "NHWC"
+    layout = _layout_or_nhwc(detail)
     if not np.issubdtype(dtype, np.integer):
         if np.issubdtype(dtype, np.floating):
             return InputFeed(dtype, *(normalization or KIT_NORMALIZATION), layout=layout)

@@ -152,3 +152,11 @@ def test_eval_and_predict_take_an_ultralytics_file_and_name_an_unknown_output(tm
     other = _tflite(tmp_path / "features.tflite", [1, 3, 32, 32])  # a feature map: no detector format
     assert main(["eval", str(other), "--data", str(tmp_path / "val")]) == 2
     assert "is no Ultralytics export ([1, 4+K, N] or [1, N, 6]): cannot decode its boxes" in capsys.readouterr().err
+
+
+def test_a_non_image_input_is_fed_as_given():
+    """`run` feeds any array to a float input of another shape (a feature map [1, 16, 16, 8]): the
+    layout check is for images only (it refused such a file in tests/test_quantization.py)."""
+    feed = input_feed({"dtype": np.float32, "shape": [1, 16, 16, 8]}, None)
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 16, 16, 8)).astype(np.float32)
+    np.testing.assert_array_equal(feed(x), x)
