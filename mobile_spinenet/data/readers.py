@@ -311,18 +311,17 @@ def read_voc(folder: str, label_map: Optional[LabelMap] = None, split: Optional[
     return DetectionDataset(records, label_map, issues)
 
 
-def read_yolo(source: str, label_map: Optional[LabelMap] = None, full_check: Optional[bool] = None,
-              images: Optional[list] = None, names: Optional[list] = None) -> DetectionDataset:
+def read_yolo(source: str, label_map: Optional[LabelMap] = None, full_check: Optional[bool] = None) -> DetectionDataset:
     """Read a YOLO split (:mod:`mobile_spinenet.data.yolo`): ``source`` is its image folder (or a
-    folder with ``images/`` + ``labels/``, or a ``.txt`` list); ``names`` default to the dataset's
+    folder with ``images/`` + ``labels/``, or a ``.txt`` list); the class names are the dataset's
     data.yaml or classes.txt. Class ``k`` is category id ``k + 1``; a given ``label_map`` is
     matched by class name."""
-    images = yolo.split_images(source) if images is None else images
+    images = yolo.split_images(source)
     if images is None:
         raise DataError(f"{source} is no YOLO split (an images/ folder with a parallel labels/ folder)")
     if not images:
         raise DataError(f"{source}: no images")
-    names = names or yolo.find_names(source if os.path.isdir(source) else os.path.dirname(source))[0]
+    names = yolo.find_names(source if os.path.isdir(source) else os.path.dirname(source))[0]
     issues = DataIssues(source=source)
     label_map = label_map or LabelMap(list(range(1, len(names) + 1)), list(names))
     image_stems = {os.path.splitext(yolo.label_path(p))[0] for p in images}
