@@ -214,3 +214,36 @@ def test_rewriting_best_removes_only_its_own_stale_rank_files(tmp_path):
         (best / name).write_text("x\n")
     write_outputs(str(out), [], 5.0, SearchOptions(data=str(tmp_path), out=str(out)), [], [])
     assert sorted(os.listdir(best)) == [".tmp-k3l9rank2_00ab.yaml", "notes.yaml"]
+
+
+def test_baselines_are_evaluated_once_with_the_trials_proxy_and_reported_beside_them(tmp_path, data):
+    from mobile_spinenet.architecture import paper_architecture
+    from mobile_spinenet.search.study import SearchOptions, run_search
+    from search_worker import fake_evaluate
+
+    out = str(tmp_path / "s")
+    options = SearchOptions(data=data, out=out, trials=2, target_ms=10.0, show_progress=False,
+                            baselines=("spinenet49xs", "spinenet49xxs"))
+    messages = []
+    summary = run_search(options, evaluate=fake_evaluate(), progress=messages.append)
+    starts = [c[1] for c in _calls(out) if c[0] == "start"]
+    paper = [paper_architecture(m).digest() for m in options.baselines]
+    assert starts[:2] == paper and len(starts) == 4  # the baselines first, then the trials
+    assert [b["model"] for b in summary.baselines] == ["spinenet49xs", "spinenet49xxs"]
+    assert summary.finished == 2 and len(summary.best) == 2  # baselines are not trials of the study
+    assert any(m.startswith("baseline spinenet49xxs: proxy AP") for m in messages)
+    lines = open(os.path.join(out, "baselines.csv")).read().splitlines()
+    assert lines[0].startswith("model,architecture,proxy_AP") and lines[1].startswith(f"spinenet49xs,{paper[0]},")
+    assert "| spinenet49xxs |" in open(os.path.join(out, "summary.md")).read()
+    again = run_search(SearchOptions(data=data, out=out, trials=2, target_ms=10.0, show_progress=False,
+                                     baselines=("spinenet49xxs",)), evaluate=fake_evaluate())
+    assert len([c for c in _calls(out) if c[0] == "start"]) == 4  # nothing evaluated twice
+    assert [b["model"] for b in again.baselines] == ["spinenet49xxs"]
+
+
+def test_a_baseline_that_is_not_a_spinenet_mobile_id_gets_one_line(tmp_path, data, capsys):
+    from mobile_spinenet.cli import main
+
+    assert main(["search", "--data", data, "--out", str(tmp_path / "s"), "--baselines", "spinenet49xs,spinenet49"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--baselines:" in err and "spinenet49" in err and len(err.splitlines()) == 1, err

@@ -28,6 +28,10 @@ def _space(args):
         raise ValueError(f"--space {args.space or '(defaults)'}: {error}") from None
 
 
+def _baselines(text) -> tuple:
+    return tuple(part.strip() for part in (text or "").split(",") if part.strip())
+
+
 def _options(args):
     from mobile_spinenet.search.latency import LatencyOptions
     from mobile_spinenet.search.proxy import ProxyOptions
@@ -40,7 +44,8 @@ def _options(args):
                                num_classes=args.num_classes),
         proxy=ProxyOptions(images=args.proxy_images, epochs=args.proxy_epochs, image_size=args.image_size,
                            val_images=args.proxy_val_images, recipe=args.proxy_recipe, seed=args.seed),
-        storage=args.storage, study_name=args.study, seed=args.seed, show_progress=not args.no_progress).validate()
+        storage=args.storage, study_name=args.study, seed=args.seed, baselines=_baselines(args.baselines),
+        show_progress=not args.no_progress).validate()
 
 
 def _cmd_search(args) -> int:
@@ -54,6 +59,9 @@ def _cmd_search(args) -> int:
         print(f"  {rank}. trial {row['trial']}: proxy AP {row['proxy_AP']:.2f} at {row['latency_ms']:.2f} ms "
               f"({row['latency_ms'] / summary.target_ms:.2f}x target) -> {summary.out}/best/rank{rank}_"
               f"{row['architecture']}.yaml")
+    for row in summary.baselines:
+        print(f"  baseline {row['model']}: proxy AP {row['proxy_AP']:.2f} at {row['latency_ms']:.2f} ms "
+              f"({row['latency_ms'] / summary.target_ms:.2f}x target)")
     print(f"all trials: {summary.out}/trials.csv; front: {summary.out}/pareto.png; {summary.out}/summary.md")
     return 0
 
@@ -92,6 +100,9 @@ def add_search_parser(sub) -> None:
     search.add_argument("--proxy-epochs", type=positive_float, default=4.0, help="proxy epochs (default 4)")
     search.add_argument("--proxy-val-images", type=positive_int, default=100, help="val images scored (default 100)")
     search.add_argument("--proxy-recipe", default="cpu_fast", help="the proxy's training recipe (default cpu_fast)")
+    search.add_argument("--baselines", help="comma-separated SpineNet-Mobile ids (e.g. spinenet49xs,spinenet49xxs) "
+                        "evaluated once with the same proxy and latency oracle and reported beside the trials "
+                        "(baselines.csv, summary.md, pareto.png); not part of the study")
     search.add_argument("--storage", help="the study's storage: a journal file or a database URL such as "
                         "sqlite:///search.db (default OUT/study.journal)")
     search.add_argument("--study", default="search", help="study name in the storage (default search)")

@@ -27,7 +27,21 @@ def trials_csv(rows: list) -> str:
     return buffer.getvalue()
 
 
-def pareto_png(rows: list, front: list, target_ms: float, target: str) -> bytes:
+BASELINE_COLUMNS = ("model", "architecture", "proxy_AP", "proxy_AP50", "latency_ms", "latency_ratio", "multiply_adds_M",
+                    "objective", "minutes")
+
+
+def baselines_csv(baselines: list) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=BASELINE_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in baselines:
+        writer.writerow({k: ("" if row.get(k) is None else round(row[k], 4) if isinstance(row[k], float) else row[k])
+                         for k in BASELINE_COLUMNS})
+    return buffer.getvalue()
+
+
+def pareto_png(rows: list, front: list, target_ms: float, target: str, baselines: list = ()) -> bytes:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -41,6 +55,10 @@ def pareto_png(rows: list, front: list, target_ms: float, target: str) -> bytes:
     for r in front:
         axis.annotate(str(r["trial"]), (r["latency_ms"], r["proxy_AP"]), textcoords="offset points", xytext=(3, 3),
                       fontsize=7)
+    for b in baselines:
+        axis.scatter([b["latency_ms"]], [b["proxy_AP"]], color="black", marker="x", s=40)
+        axis.annotate(b["model"], (b["latency_ms"], b["proxy_AP"]), textcoords="offset points", xytext=(3, -9),
+                      fontsize=7)
     axis.axvline(target_ms, color="tab:blue", linestyle="--", label=f"target: {target} ({target_ms:.2f} ms)")
     axis.set(xlabel="int8 network latency (ms, this machine's scale)", ylabel="proxy val AP",
              title="SpineNet-Mobile search: proxy AP vs int8 latency")
@@ -52,7 +70,7 @@ def pareto_png(rows: list, front: list, target_ms: float, target: str) -> bytes:
     return buffer.getvalue()
 
 
-def summary_md(rows: list, best: list, front: list, target_ms: float, options) -> str:
+def summary_md(rows: list, best: list, front: list, target_ms: float, options, baselines: list = ()) -> str:
     done = [r for r in rows if r["state"] == "complete"]
     minutes = sum(r["minutes"] or 0 for r in done)
     lines = ["# SpineNet-Mobile search", "",
@@ -71,13 +89,22 @@ def summary_md(rows: list, best: list, front: list, target_ms: float, options) -
     lines += ["", "Pareto front (fastest first): " + ", ".join(
         f"trial {r['trial']} ({r['proxy_AP']:.2f} AP, {r['latency_ms']:.2f} ms)" for r in front), "",
         "![proxy AP vs latency](pareto.png)", ""]
+    if baselines:
+        lines += ["Baselines (the paper's architectures, same proxy and latency oracle; baselines.csv):", "",
+                  "| model | proxy AP | latency ms | x target | objective |", "|---|---|---|---|---|"]
+        lines += [f"| {b['model']} | {b['proxy_AP']:.2f} | {b['latency_ms']:.2f} | {b['latency_ms'] / target_ms:.2f} | "
+                  + (f"{b['objective']:.3f} |" if b["objective"] is not None else "- |") for b in baselines]
+        lines.append("")
     return "\n".join(lines)
 
 
-def write_outputs(out: str, rows: list, target_ms: float, options, best: list, front: list) -> None:
+def write_outputs(out: str, rows: list, target_ms: float, options, best: list, front: list,
+                  baselines: list = ()) -> None:
     write_atomically(os.path.join(out, "trials.csv"), trials_csv(rows))
-    if any(r["state"] == "complete" for r in rows):
-        write_atomically(os.path.join(out, "pareto.png"), pareto_png(rows, front, target_ms, options.target))
+    if baselines:
+        write_atomically(os.path.join(out, "baselines.csv"), baselines_csv(baselines))
+    if any(r["state"] == "complete" for r in rows) or baselines:
+        write_atomically(os.path.join(out, "pareto.png"), pareto_png(rows, front, target_ms, options.target, baselines))
     folder = os.path.join(out, "best")
     os.makedirs(folder, exist_ok=True)
     wanted = {f"rank{rank}_{r['architecture']}.yaml": r["architecture"] for rank, r in enumerate(best[:BEST_KEPT], 1)}
@@ -92,4 +119,4 @@ def write_outputs(out: str, rows: list, target_ms: float, options, best: list, f
                 os.remove(os.path.join(folder, name))
             except FileNotFoundError:  # another worker removed it first
                 pass
-    write_atomically(os.path.join(out, "summary.md"), summary_md(rows, best, front, target_ms, options))
+    write_atomically(os.path.join(out, "summary.md"), summary_md(rows, best, front, target_ms, options, baselines))

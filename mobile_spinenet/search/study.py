@@ -62,6 +62,7 @@ class SearchOptions:
     study_name: str = "search"
     seed: int = 0
     val: Optional[str] = None
+    baselines: tuple = ()  # SpineNet-Mobile ids evaluated with the same proxy and oracle, beside the trials
     show_progress: bool = True
 
     def validate(self) -> "SearchOptions":
@@ -79,6 +80,12 @@ class SearchOptions:
         if not (self.mnas_weight < 0 and math.isfinite(self.mnas_weight)):
             raise ValueError(f"--latency-weight must be negative (MnasNet's -0.07), got {self.mnas_weight!r}")
         parse_entry(self.target)
+        from mobile_spinenet.architecture import paper_architecture
+        for model_id in self.baselines:
+            try:
+                paper_architecture(model_id)
+            except ValueError as error:
+                raise ValueError(f"--baselines: {error}") from None
         if self.latency.image_size != self.proxy.image_size:
             raise ValueError(f"the latency is timed at {self.latency.image_size} px but the proxy trains at "
                              f"{self.proxy.image_size} px; one size for both (--image-size)")
@@ -285,6 +292,7 @@ class SearchSummary:
     pareto: list  # trial rows on the AP-latency front, fastest first
     target_ms: float
     out: str
+    baselines: list = field(default_factory=list)  # the --baselines models' rows
 
 
 def pareto_front(rows: list) -> list:
@@ -328,6 +336,9 @@ def run_search(options: SearchOptions, evaluate: Optional[Callable] = None,
         evaluator.stage = lambda text: bar.set_postfix_str(text)
     failures = 0
     try:
+        if options.baselines:
+            bar.set_postfix_str(f"baselines {', '.join(options.baselines)}")
+            run_baselines(options, evaluator, progress)
         while True:
             recover_stale_trials(study, options.out, progress)  # a worker that died meanwhile: its trial again
             running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
@@ -364,7 +375,8 @@ def run_search(options: SearchOptions, evaluate: Optional[Callable] = None,
     rows = _write_outputs(study, options, target_ms)
     return SearchSummary(finished=sum(r["state"] == "complete" for r in rows),
                          failed=sum(r["state"] == "fail" for r in rows), best=_best(rows, options),
-                         pareto=pareto_front(rows), target_ms=target_ms, out=options.out)
+                         pareto=pareto_front(rows), target_ms=target_ms, out=options.out,
+                         baselines=baseline_rows(options, target_ms))
 
 
 def _write_outputs(study, options: SearchOptions, target_ms: float) -> list:
@@ -375,7 +387,8 @@ def _write_outputs(study, options: SearchOptions, target_ms: float) -> list:
 
     with exclusively(os.path.join(options.out, "outputs.lock")):
         rows = [_trial_row(t) for t in study.get_trials(deepcopy=False)]
-        write_outputs(options.out, rows, target_ms, options, _best(rows, options), pareto_front(rows))
+        write_outputs(options.out, rows, target_ms, options, _best(rows, options), pareto_front(rows),
+                      baseline_rows(options, target_ms))
     return rows
 
 
@@ -384,35 +397,78 @@ def _best(rows: list, options: SearchOptions) -> list:
     return sorted(done, key=lambda r: -r["objective"])
 
 
-def _run_trial(trial, options: SearchOptions, sample, evaluate, target_ms: float,
-               progress: Callable[[str], None] = print) -> list:
+def evaluate_once(architecture, folder: str, evaluate, progress: Callable[[str], None] = print) -> tuple:
+    """``(result, reused)``: the architecture's result from ``folder/result.json``, evaluated (and
+    written) only if no worker has done it yet; a worker evaluating it meanwhile is waited for."""
     from mobile_spinenet.architecture import write_architecture
 
+    result_path = os.path.join(folder, "result.json")
+    result = _read_json(result_path)
+    if result is not None:
+        return result, True
+    lock = architecture_lock(folder, progress)
+    try:
+        result = _read_json(result_path)  # another worker may have finished it while this one waited
+        if result is not None:
+            return result, True
+        write_architecture(architecture, os.path.join(folder, "architecture.yaml"))
+        started = time.perf_counter()
+        result = {**evaluate(architecture, folder), "minutes": round((time.perf_counter() - started) / 60, 2)}
+        write_json_atomically(result_path, result)
+        return result, False
+    finally:
+        lock.release()
+
+
+def _run_trial(trial, options: SearchOptions, sample, evaluate, target_ms: float,
+               progress: Callable[[str], None] = print) -> list:
     started = time.perf_counter()
     architecture = sample(options.space, trial)
     digest = architecture.digest()
     trial.set_user_attr("digest", digest)
-    folder = os.path.join(options.out, "archs", digest)
-    result_path = os.path.join(folder, "result.json")
-    result = _read_json(result_path)
-    reused = result is not None
-    if not reused:
-        lock = architecture_lock(folder, progress)
-        try:
-            result = _read_json(result_path)  # another worker may have finished it while this one waited
-            reused = result is not None
-            if not reused:
-                write_architecture(architecture, os.path.join(folder, "architecture.yaml"))
-                result = evaluate(architecture, folder)
-                write_json_atomically(result_path, result)
-        finally:
-            lock.release()
+    result, reused = evaluate_once(architecture, os.path.join(options.out, "archs", digest), evaluate, progress)
     for key in ("AP", "AP50", "latency_ms", "latency_ratio", "multiply_adds", "median_ms", "reference_median_ms"):
         if result.get(key) is not None:
             trial.set_user_attr(key, result[key])
     trial.set_user_attr("reused", reused)
     trial.set_user_attr("minutes", round((time.perf_counter() - started) / 60, 2))
     return objective_values(options, result["AP"], result["latency_ms"], target_ms)
+
+
+def _baseline_row(options: SearchOptions, model_id: str, result: dict, target_ms: float) -> dict:
+    from mobile_spinenet.architecture import paper_architecture
+
+    values = objective_values(options, result["AP"], result["latency_ms"], target_ms)
+    return {"model": model_id, "architecture": paper_architecture(model_id).digest(), "proxy_AP": result["AP"],
+            "proxy_AP50": result.get("AP50"), "latency_ms": result["latency_ms"],
+            "latency_ratio": result.get("latency_ratio"),
+            "multiply_adds_M": result["multiply_adds"] / 1e6 if result.get("multiply_adds") else None,
+            "objective": values[0] if options.objective == "mnas" else None,
+            "minutes": result.get("minutes")}
+
+
+def baseline_rows(options: SearchOptions, target_ms: float) -> list:
+    """The baselines evaluated so far (by any worker), in ``--baselines`` order."""
+    from mobile_spinenet.architecture import paper_architecture
+
+    rows = []
+    for model_id in options.baselines:
+        result = _read_json(os.path.join(options.out, "archs", paper_architecture(model_id).digest(), "result.json"))
+        if result is not None:
+            rows.append(_baseline_row(options, model_id, result, target_ms))
+    return rows
+
+
+def run_baselines(options: SearchOptions, evaluate, progress: Callable[[str], None] = print) -> list:
+    """Evaluate each ``--baselines`` model (the paper's architecture of that id) with the trials'
+    proxy and oracle, once per search folder; they are reported beside the trials, not in the study."""
+    from mobile_spinenet.architecture import paper_architecture
+
+    for model_id in options.baselines:
+        architecture = paper_architecture(model_id)
+        folder = os.path.join(options.out, "archs", architecture.digest())
+        result, _ = evaluate_once(architecture, folder, evaluate, progress)
+        progress(f"baseline {model_id}: proxy AP {result['AP']:.2f} at {result['latency_ms']:.2f} ms")
 
 
 def _check_data(train_dir: str, val_dir: str) -> None:
