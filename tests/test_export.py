@@ -124,6 +124,38 @@ def test_fp32_export_is_verified_and_written_with_labels_and_report(run_dir, cli
     assert "AP50" in capsys.readouterr().out and len(json.loads((tmp_path / "dets.json").read_text())) == len(detections)
 
 
+def test_a_broken_conversion_is_rejected_the_previous_file_kept_and_the_broken_one_kept_aside(
+        run_dir, tmp_path, monkeypatch, capsys):
+    """The reject-or-write step on a file the converter broke (one class-head kernel negated in the
+    converted graph only): verification against the Keras model catches it. The int8 form of this
+    check (calibration that collapses every range) is the slow test below."""
+    from mobile_spinenet.quantization import export
+
+    real_convert = export.convert
+
+    def broken_convert(model, *args, **kwargs):
+        layer = next(l for l in model.layers if l.name.startswith("classes") and l.get_weights())
+        kept = layer.get_weights()
+        layer.set_weights([-kept[0]] + kept[1:])
+        try:
+            return real_convert(model, *args, **kwargs)
+        finally:
+            layer.set_weights(kept)
+
+    monkeypatch.setattr(export, "convert", broken_convert)
+    out = tmp_path / "model.tflite"
+    out.write_bytes(b"the previous good export")
+    (tmp_path / "model.json").write_text(json.dumps({"model": "spinenet49xxs", "quant": "fp32", "ops": {}}))
+    assert main(["export", str(run_dir), "--quant", "fp32", "--out", str(out)]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]  # after the progress ticks: the one-line error
+    assert "is broken" in last and "model.rejected.tflite" in last
+    assert out.read_bytes() == b"the previous good export"
+    assert json.loads((tmp_path / "model.json").read_text())["quant"] == "fp32"  # its report untouched too
+    assert (tmp_path / "model.rejected.tflite").stat().st_size > 1e5
+    assert not json.loads((tmp_path / "model.rejected.json").read_text())["verification"]["passed"]
+
+
+@pytest.mark.slow
 def test_rejected_export_keeps_the_previous_file_and_is_kept_aside(run_dir, tmp_path, capsys):
     gray = tmp_path / "gray"
     source = json.loads((run_dir.parent / "images" / "annotations.json").read_text())
@@ -332,6 +364,13 @@ def test_metadata_scalars_left_out_by_a_writer_read_as_the_schema_default():
     assert _scalar(table, 1, flatbuffers.number_types.Float32Flags, 0.0) == 0.0
 
 
+def test_int8_sensitivity_refuses_a_group_that_matches_no_layer_before_any_work(run_dir, tmp_path, capsys):
+    code = main(["bench", "int8-sensitivity", str(run_dir), "--group", "head=heads*", "--out", str(tmp_path / "x.json")])
+    assert code == 2 and "'heads*' matches no layer" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "x.json")  # refused before any work
+
+
+@pytest.mark.slow  # three int8 conversions (~5 min on 2 cores)
 def test_int8_sensitivity_scores_each_group_left_float_and_resumes_without_redoing_one(run_dir, tmp_path, capsys):
     from mobile_spinenet.eval.int8_sensitivity import (ALL_INT8, FLOAT, SensitivityOptions, format_sensitivity,
                                                        int8_sensitivity)
@@ -351,9 +390,6 @@ def test_int8_sensitivity_scores_each_group_left_float_and_resumes_without_redoi
     assert int8_sensitivity(options, progress=said.append) == record and said == []  # all done: nothing rerun
     with pytest.raises(ValueError, match="other settings"):
         int8_sensitivity(replace(options, calib_seed=1))
-    code = main(["bench", "int8-sensitivity", str(run_dir), "--group", "head=heads*", "--out", str(tmp_path / "x.json")])
-    assert code == 2 and "'heads*' matches no layer" in capsys.readouterr().err
-    assert not os.path.exists(tmp_path / "x.json")  # refused before any work
 
 
 def test_android_assets_names_a_classifier_file_as_one_the_detector_app_cannot_run(tmp_path, capsys):
