@@ -42,10 +42,11 @@ class CompareOptions:
     runs_from: Optional[str] = None  # a folder of existing runs (<model>/ and <model>-qat/) to reuse
     verify_images: Optional[int] = None  # None: the whole val set
     seed_spread: Optional[str] = None  # seeds.json of `bench seeds`: int8 AP sd per model, significance marks
+    external: tuple = ()  # NAME=FILE: detector files made elsewhere, compared as they are (eval/compare_external.py)
     show_progress: bool = True
 
     def validate(self) -> "CompareOptions":
-        self.entries()  # clear errors for unknown ids, bad sizes and names given twice
+        self.external_entries()  # clear errors for unknown ids, bad sizes and names given twice
         if self.bench_rounds < 1 or self.bench_runs < 1:
             raise ValueError(f"--rounds and --runs must be at least 1, got {self.bench_rounds} and {self.bench_runs}")
         if self.qat_epochs is not None and self.qat_epochs <= 0:
@@ -66,6 +67,12 @@ class CompareOptions:
         """The :class:`~mobile_spinenet.eval.entries.Entry` of each name in ``models``."""
         from mobile_spinenet.eval.entries import parse_entries
         return parse_entries(self.models, self.runs_from)
+
+    def external_entries(self) -> tuple:
+        """The :class:`~mobile_spinenet.eval.compare_external.ExternalEntry` of each ``--external``
+        (after checking the ``--models`` entries, whose names they may not take)."""
+        from mobile_spinenet.eval.compare_external import parse_external
+        return parse_external(self.external, [entry.name for entry in self.entries()])
 
     def size_of(self, entry) -> int:
         """The input size ``entry`` is trained at here: its own (``ID@SIZE``), else the training size."""
@@ -311,6 +318,10 @@ def compare(options: CompareOptions, progress: Callable[[str], None] = print) ->
     verify_images = options.verify_images or len(read_dataset(val_dir))  # default: the whole val set
     started = time.perf_counter()
     results = [compare_model(entry, options, train_dir, val_dir, verify_images, progress) for entry in options.entries()]
+    if options.external:
+        from mobile_spinenet.eval.compare_external import compare_external
+        results += [compare_external(entry, options.out, val_dir, verify_images, progress)
+                    for entry in options.external_entries()]
     benchmark_all(results, options, progress)
     results = [result.data for result in results]
     spread, spread_notes = None, []
@@ -318,12 +329,14 @@ def compare(options: CompareOptions, progress: Callable[[str], None] = print) ->
         from mobile_spinenet.eval.significance import spread_for_weights
         from mobile_spinenet.training.runs import weights_digest
         spread, spread_notes = spread_for_weights(seeds, {r["model"]: weights_digest(r["training"]["run"])
-                                                         for r in results})
+                                                         for r in results if "training" in r})
     settings = {"data": os.path.abspath(train_dir), "val": os.path.abspath(val_dir),
                 "budget_minutes": options.budget_minutes, "image_size": options.training_size, "recipe": options.recipe,
                 "qat_share": options.qat_share, "threads": list(options.threads), "bench_runs": options.bench_runs,
                 "bench_rounds": options.bench_rounds, "models": len(results),
-                "reused_runs": {r["model"]: r["training"]["run"] for r in results if r["training"].get("reused")},
+                "reused_runs": {r["model"]: r["training"]["run"] for r in results
+                                if r.get("training", {}).get("reused")},
+                "external": {r["model"]: r["external"]["file"] for r in results if "external" in r},
                 "minutes_this_call": round((time.perf_counter() - started) / 60, 1),
                 **({"seed_spread": os.path.abspath(options.seed_spread), "seed_spread_notes": spread_notes}
                    if options.seed_spread else {})}

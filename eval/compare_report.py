@@ -30,16 +30,22 @@ def table_rows(results: list, threads: tuple, spread: Optional[dict] = None) -> 
 
     rows = []
     for r in results:
-        seeds = (spread or {}).get(r["model"], {}).get("tflite_AP")
-        madds_b = r["counts"]["multiply_adds"] / 1e9
+        external = r.get("external")  # a file made elsewhere (--external): no training, counts or Keras AP
+        seeds = None if external else (spread or {}).get(r["model"], {}).get("tflite_AP")
+        madds = r["counts"]["multiply_adds"]
+        madds_b = madds / 1e9 if madds else None
         latency = {t: _latency(r, t) for t in threads}
         network = {t: _latency(r, t, "benchmark_raw") for t in threads}  # the same file without post-processing
         first = latency[threads[0]]
-        model_id = r.get("model_id") or model_id_of(r["model"])
+        model_id = None if external else r.get("model_id") or model_id_of(r["model"])
         rows.append({
-            "model": r["model"], "model_id": model_id, "family": family_of(model_id).display,
-            "image_size": r["counts"]["image_size"], "params_m": r["counts"]["params"] / 1e6,
-            "multiply_adds_b": madds_b, "float_ap": r["float"]["AP"], "float_ap50": r["float"]["AP50"],
+            "model": r["model"], "model_id": model_id,
+            "family": external["family"] if external else family_of(model_id).display,
+            "external": external["description"] if external else None,
+            "image_size": r["counts"]["image_size"],
+            "params_m": r["counts"]["params"] / 1e6 if r["counts"]["params"] else None,
+            "multiply_adds_b": madds_b, "float_ap": r["float"]["AP"] if "float" in r else None,
+            "float_ap50": r["float"]["AP50"] if "float" in r else None,
             "int8_ap": r["int8"]["tflite_AP"], "int8_ap50": r["int8"]["tflite_AP50"], "int8_passed": r["int8"]["passed"],
             "int8_ap_sd": seeds["sd"] if seeds else None, "int8_ap_seeds": seeds["n"] if seeds else None,
             "ptq_ap": r["ptq"]["tflite_AP"] if "ptq" in r else None, "ptq_mb": r["ptq"]["mb"] if "ptq" in r else None,
@@ -50,9 +56,10 @@ def table_rows(results: list, threads: tuple, spread: Optional[dict] = None) -> 
             "int8_agreement": r["int8"].get("agreement"),
             "int8_mb": r["int8"]["mb"], "latency_ms": latency, "network_ms": network,
             "ap_per_ms": r["int8"]["tflite_AP"] / first if first else None,
-            "ms_per_gmac": {t: (v / madds_b if v else None) for t, v in latency.items()},
+            "ms_per_gmac": {t: (v / madds_b if v and madds_b else None) for t, v in latency.items()},
             "delegation": next((e["delegation"] for e in r["benchmark"] if "delegation" in e), None),
-            "train_epochs": r["training"]["epochs"], "qat_epochs": r["qat"]["epochs"], "minutes": r.get("minutes", {}),
+            "train_epochs": r["training"]["epochs"] if "training" in r else None,
+            "qat_epochs": r["qat"]["epochs"] if "qat" in r else None, "minutes": r.get("minutes", {}),
         })
     return rows
 
@@ -136,6 +143,8 @@ def quantization_section(rows: list) -> list:
              "(QAT Keras) | QAT - float | QAT agreement | fp32 MB | PTQ MB | QAT MB |",
              "|" + "---|" * 12]
     for row in rows:
+        if row.get("external"):
+            continue  # compared as it is: no float model, PTQ or QAT of it here
         rejected = " (rejected)" if row.get("ptq_passed") is False else ""
         ptq = "–" if row.get("ptq_ap") is None else f"{row['ptq_ap']:.2f}{rejected}"
         lines.append(f"| {row['model']} | {row['float_ap']:.2f} | {_fmt(row.get('fp32_ap'))} | {ptq} | "
@@ -167,13 +176,15 @@ def markdown(rows: list, ratios: list, settings: dict, significant: Optional[lis
         "|" + "---|" * (9 + 2 * len(threads)),
     ]
     for row in rows:
-        flag = "" if row["int8_passed"] else " (rejected)"
+        flag = " (rejected)" if row["int8_passed"] is False else ""
         latency = " | ".join(_fmt(row["latency_ms"][t]) for t in threads) + " | " + \
             " | ".join(_fmt(row["network_ms"][t]) for t in threads)
         sd = "" if row.get("int8_ap_sd") is None else f" ± {row['int8_ap_sd']:.2f}"
-        lines.append(f"| {row['model']} | {row['image_size']} | {row['params_m']:.2f} | {row['multiply_adds_b']:.3f} | "
-                     f"{row['float_ap']:.2f} | {row['int8_ap']:.2f}{sd}{flag} | {row['int8_mb']:.2f} | {latency} | "
-                     f"{_fmt(row['ap_per_ms'], 3)} | {row['train_epochs']:g} ({row['qat_epochs']:g}) |")
+        epochs = "–" if row["train_epochs"] is None else f"{row['train_epochs']:g} ({row['qat_epochs']:g})"
+        name = f"{row['model']} (external)" if row.get("external") else row["model"]
+        lines.append(f"| {name} | {row['image_size']} | {_fmt(row['params_m'])} | {_fmt(row['multiply_adds_b'], 3)} | "
+                     f"{_fmt(row['float_ap'])} | {row['int8_ap']:.2f}{sd}{flag} | {row['int8_mb']:.2f} | {latency} | "
+                     f"{_fmt(row['ap_per_ms'], 3)} | {epochs} |")
     blank = " | ".join("–" for _ in range(2 * len(threads)))
     for ref in TABLE_9:
         if ref.model_id in {row["model"] for row in rows}:
@@ -181,6 +192,14 @@ def markdown(rows: list, ratios: list, settings: dict, significant: Optional[lis
                          f"{ref.multiply_adds_b:.2f} | *{ref.ap:.1f} COCO* | – | – | {blank} | – | – |")
     lines += ["", "Reference rows: the paper's COCO test-dev figures (80 classes, its input sizes), for scale; the "
               "rows above them are this run (demo data, its classes and input size).", ""]
+    external = [row for row in rows if row.get("external")]
+    if external:
+        lines += ["External files (`--external`), compared as they are: nothing trained, fine-tuned or exported "
+                  "here; \"int8 AP\" is the file's AP on the same val images (its labels matched to the val set's "
+                  "by name), \"int8 ms\" the file timed in the same interleaved rounds (a file without an in-graph "
+                  "post-processing op is timed without its host-side NMS); params and multiply-adds are not read "
+                  "from files. Each toolkit's files make one curve below.", ""]
+        lines += [f"- {row['model']}: {row['external']}" for row in external] + [""]
     if any(row.get("int8_ap_sd") is not None for row in rows):
         lines += [f"int8 AP ± sd: the sample standard deviation of the model's int8 AP over reruns of the QAT "
                   f"fine-tune with other seeds (`bench seeds`, {settings.get('seed_spread', 'seeds.json')}).", ""]
@@ -266,7 +285,7 @@ def matched_latency_section(rows: list, threads: tuple) -> list:
     return lines
 
 
-STAGES = ("train", "float_eval", "qat", "export_int8", "export_raw", "export_ptq", "export_fp32", "benchmark")
+STAGES = ("train", "float_eval", "qat", "export_int8", "export_raw", "export_ptq", "export_fp32", "eval", "benchmark")
 
 
 def _png(figure) -> bytes:

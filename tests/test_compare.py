@@ -552,3 +552,82 @@ def test_compare_trains_an_id_at_size_entry_at_its_size_under_its_own_name(tmp_p
     assert seen["bench"] == ("mnv3_small_ssdlite", 320)
     saved = json.loads((tmp_path / "out" / "results" / "mnv3_small_ssdlite@320.json").read_text())
     assert saved["model"] == "mnv3_small_ssdlite@320" and saved["model_id"] == "mnv3_small_ssdlite"
+
+
+def test_an_external_file_is_scored_timed_with_the_kits_files_and_put_on_its_own_curve(tmp_path, monkeypatch, capsys):
+    import numpy as np
+    from test_external_inputs import _ultralytics_file
+
+    import mobile_spinenet.eval.benchmark as benchmark_module
+    import mobile_spinenet.eval.compare as compare_module
+    import mobile_spinenet.eval.evaluate as evaluate_module
+    from mobile_spinenet.cli import main
+    from mobile_spinenet.data.demo import make_split
+    from mobile_spinenet.data.readers import read_dataset
+    from mobile_spinenet.eval.compare import compare
+
+    for split, count in (("train", 1), ("val", 3)):
+        make_split(str(tmp_path / "data" / split), split, count, seed=4)
+    names = read_dataset(str(tmp_path / "data" / "val")).label_map.names
+    rows = np.zeros([4 + len(names), 40], np.float32)
+    rows[:4] = 0.5
+    rows[4] = 0.9
+    yolo = _ultralytics_file(tmp_path / "yolo.tflite", rows, names, size=64)
+    kit = {"spinenet49xs": _result("spinenet49xs", 0.4e9, 8.0, 5.0, 30.0, 29.0),
+           "mnv3_large_ssdlite": _result("mnv3_large_ssdlite", 0.2e9, 2.0, 1.25, 20.0, 19.0)}
+
+    def fake_compare_model(entry, options, train_dir, val_dir, verify_images, progress):
+        result = ModelResult(os.path.join(options.out, "results", f"{entry.name}.json"), entry.name)
+        result.data.update({k: v for k, v in kit[entry.name].items() if k != "benchmark"})
+        result.data["int8"]["file"] = f"{entry.name}.tflite"
+        return result
+
+    timed = []
+
+    def fake_interleaved(files, threads, runs, warmup, rounds):
+        timed.append(list(files))
+        ms = {"spinenet49xs.tflite": 8.0, "mnv3_large_ssdlite.tflite": 2.0, str(yolo): 4.0}
+        return {f: [{"threads": t, "median_ms": ms[f] / t} for t in threads] for f in files}
+
+    monkeypatch.setattr(compare_module, "compare_model", fake_compare_model)
+    monkeypatch.setattr(benchmark_module, "benchmark_interleaved", fake_interleaved)
+    options = CompareOptions(str(tmp_path / "data"), str(tmp_path / "out"), ("spinenet49xs", "mnv3_large_ssdlite"),
+                             external=(f"yolo11n={yolo}",), show_progress=False)
+    text = open(compare(options, progress=lambda message: None)).read()
+    assert timed == [["spinenet49xs.tflite", "mnv3_large_ssdlite.tflite", str(yolo)]]  # one interleaved run
+    record = json.loads((tmp_path / "out" / "results" / "yolo11n.json").read_text())
+    assert record["int8"]["images"] == 3 and record["external"]["family"] == "Ultralytics YOLO (external)"
+    ap = record["int8"]["tflite_AP"]
+    assert f"| yolo11n (external) | 64 | – | – | – | {ap:.2f} |" in text
+    assert "- yolo11n: " in text and "Ultralytics raw outputs" in text
+    # judged against the kit's families' curves, and the kit's models against its one-point curve
+    assert f"| yolo11n | 1 | 4.00 | {ap:.2f} | SpineNet |" in text
+    assert "| spinenet49xs | 1 | 8.00 | 29.00 | Ultralytics YOLO (external) |" in text
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["settings"]["external"] == {"yolo11n": str(yolo)}
+
+    # a rerun resumes: the file is not scored again; another file under that name is refused
+    monkeypatch.setattr(evaluate_module, "evaluate_path", lambda *a, **k: pytest.fail("scored twice"))
+    compare(options, progress=lambda message: None)
+    other = _ultralytics_file(tmp_path / "other.tflite", rows * 0.5, names, size=64)
+    with pytest.raises(ValueError, match="yolo11n.json holds the results of another file"):
+        compare(CompareOptions(**{**options.__dict__, "external": (f"yolo11n={other}",)}), progress=lambda m: None)
+
+
+@pytest.mark.parametrize("external, message", [
+    ("yolo11n", "--external 'yolo11n': expected NAME=FILE"),
+    ("yolo11n=nowhere.tflite", "--external yolo11n=nowhere.tflite: nowhere.tflite does not exist"),
+    ("spinenet49xxs=FILE", "the name spinenet49xxs is already taken"),
+    ("a b=FILE", "the name 'a b' may hold letters, digits"),
+])
+def test_a_bad_external_entry_gets_one_line_before_any_work(tmp_path, capsys, external, message):
+    from mobile_spinenet.cli import main
+
+    file = tmp_path / "x.tflite"
+    file.write_bytes(b"x")
+    external = external.replace("FILE", str(file))
+    assert main(["compare", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--models", "spinenet49xxs",
+                 "--external", external]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "o").exists()

@@ -249,7 +249,7 @@ def _cmd_compare(args) -> int:
         qat_epochs=args.qat_epochs, threads=threads,
         bench_runs=args.runs, bench_rounds=args.rounds, extra_exports=tuple(e for e in args.extra_exports.split(",") if e),
         runs_from=args.runs_from, verify_images=args.verify_images, seed_spread=args.seed_spread,
-        show_progress=not args.no_progress)
+        external=tuple(args.external or ()), show_progress=not args.no_progress)
     report = compare(options, progress=lambda message: print(message, flush=True))
     print(open(report).read())
     print(f"report: {report} (report.json, ap_vs_multiply_adds.png, ap_vs_latency.png beside it)")
@@ -293,5 +293,9 @@ def add_compare_parser(sub) -> None:
     compare.add_argument("--verify-images", type=positive_int, help="val images scored per export (default: all)")
     compare.add_argument("--seed-spread", help="seeds.json of `bench seeds`: the report shows each model's int8 AP "
                          "sd over seeds and marks differences under 2 sd as not significant")
+    compare.add_argument("--external", action="append", metavar="NAME=FILE",
+                         help="a detector file made elsewhere (an Ultralytics LiteRT export, a TF Object Detection API "
+                         "file, any file `eval` reads), scored on the same val images and timed with the kit's files, "
+                         "as it is; repeat for several (one curve per toolkit)")
     compare.add_argument("--no-progress", action="store_true", help="no progress bars")
     compare.set_defaults(func=_cmd_compare)
