@@ -10,13 +10,12 @@ from __future__ import annotations
 import math
 import os
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Optional
 
 from mobile_spinenet.data.readers import split_folders
 from mobile_spinenet.eval.benchmark import INTERLEAVED_ROUNDS
-from mobile_spinenet.io_utils import write_json_atomically
+from mobile_spinenet.eval.model_result import ModelResult
 
 DEFAULT_IMAGE_SIZE = 256  # of the models a comparison trains
 DEFAULT_MODELS = ("spinenet49xxs", "spinenet49xs", "spinenet49s_mobile", "spinenet49_mobile",
@@ -98,36 +97,6 @@ def plan_epochs(budget_s: float, images_per_s: float, train_images: int, per_epo
     """Epochs that fit ``budget_s`` at the probed throughput (two decimals, at least 0.1)."""
     epoch_s = train_images / images_per_s + per_epoch_overhead_s
     return max(0.1, math.floor(100 * budget_s / epoch_s) / 100)
-
-
-class ModelResult:
-    """The recorded stages of one model (``OUT/results/<model>.json``), saved after each stage."""
-
-    def __init__(self, path: str, model: str):
-        import json
-
-        self.path = path
-        self.data = {"model": model, "minutes": {}}
-        if os.path.isfile(path):
-            with open(path) as f:
-                self.data = json.load(f)
-
-    def has(self, stage: str) -> bool:
-        return stage in self.data
-
-    def __getitem__(self, stage: str):
-        return self.data[stage]
-
-    @contextmanager
-    def stage(self, name: str):
-        started = time.perf_counter()
-        yield
-        self.data["minutes"][name] = round((time.perf_counter() - started) / 60, 2)
-        write_json_atomically(self.path, self.data)
-
-    def record(self, stage: str, value) -> None:
-        self.data[stage] = value
-        write_json_atomically(self.path, self.data)
 
 
 def _train_float(entry, options: CompareOptions, train_dir: str, val_dir: str, run_dir: str, progress) -> dict:

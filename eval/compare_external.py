@@ -62,8 +62,8 @@ def family_of_file(description: str) -> str:
 def compare_external(entry: ExternalEntry, out: str, val_dir: str, verify_images: int,
                      progress: Callable[[str], None] = print):
     """Score (or resume) one external file; returns its
-    :class:`~mobile_spinenet.eval.compare.ModelResult`, ready for the interleaved benchmark."""
-    from mobile_spinenet.eval.compare import ModelResult
+    :class:`~mobile_spinenet.eval.model_result.ModelResult`, ready for the interleaved benchmark."""
+    from mobile_spinenet.eval.model_result import ModelResult
     from mobile_spinenet.eval.evaluate import evaluate_path, load_detector
     from mobile_spinenet.quantization.export import op_report
 
