@@ -339,6 +339,7 @@ def run_search(options: SearchOptions, evaluate: Optional[Callable] = None,
         if options.baselines:
             bar.set_postfix_str(f"baselines {', '.join(options.baselines)}")
             run_baselines(options, evaluator, progress)
+            _write_outputs(study, options, target_ms)  # the baselines in summary.md before the first trial ends
         while True:
             recover_stale_trials(study, options.out, progress)  # a worker that died meanwhile: its trial again
             running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
