@@ -7,6 +7,7 @@ import sys
 from mobile_spinenet import __version__
 from mobile_spinenet.commands import data, evaluate, interop, quantize, search, train
 from mobile_spinenet.training.stop import StopRequested
+from mobile_spinenet.training.workers import PeerLost
 
 
 def _cmd_models(args) -> int:
@@ -103,6 +104,9 @@ def main(argv=None) -> int:
         again = "the same command with --resume" if hasattr(args, "resume") else "the same command"
         print(f"mobile-spinenet {args.command}: {stop}; {again} continues from it", file=sys.stderr)
         return stop.exit_code
+    except PeerLost as lost:  # a multi-worker run lost a worker: this one stops, naming it
+        print(f"mobile-spinenet {args.command}: {lost}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:  # a second Ctrl-C in training, or one anywhere else: no traceback
         print(f"mobile-spinenet {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -25,7 +25,7 @@ LAYERS = [
     ("scoring", ["eval.coco_metrics", "eval.detector_eval", "eval.classifier_eval", "eval.instance_eval",
                  "eval.external_detectors"]),
     ("training", ["training.config", "training.checkpoints", "training.logs", "training.runs", "training.schedule",
-                  "training.stop", "training.distribute", "training.ema", "training.optimizers", "training.losses",
+                  "training.stop", "training.workers", "training.distribute", "training.ema", "training.optimizers", "training.losses",
                   "training.precise_bn", "training.xla", "training.init_weights", "training.tasks", "training.precision", "training.cadence", "training.loop_time",
                   "training.trainer", "training.bench"]),
     ("interop", ["interop.coco_classes", "interop.model_garden", "interop.model_garden_export"]),

@@ -68,6 +68,7 @@ def _given_flags(args):
 def _cmd_train(args) -> int:
     from mobile_spinenet.training.config import load_config
     from mobile_spinenet.training.runs import refuse_to_restart
+    from mobile_spinenet.training.workers import worker_role
 
     # Everything that can be checked without TensorFlow is checked before it loads.
     check_out_dir(args.out)
@@ -77,12 +78,13 @@ def _cmd_train(args) -> int:
     if args.resume:
         config = _resume_config(args)
     else:
-        refuse_to_restart(args.out)
         if args.init_from and not os.path.isfile(os.path.join(args.init_from, "config.yaml")):
             raise ValueError(f"--init {args.init_from} is not a run directory (no config.yaml)")
         overrides = _train_overrides(args)
         model = args.model or (overrides["architecture"] or {}).get("base")  # --spec's base by default
         config = load_config(model, args.config, overrides)
+        if worker_role(config.strategy).is_chief:  # the chief owns --out; the other workers meet its files
+            refuse_to_restart(args.out)
     from mobile_spinenet.training.runs import sources_record
     from mobile_spinenet.training.tasks import read_task_data
     from mobile_spinenet.training.trainer import Trainer
@@ -97,6 +99,9 @@ def _cmd_train(args) -> int:
           f"{trainer.replicas} replica(s), base lr {config.resolved_learning_rate():g} -> {args.out}", flush=True)
     row = trainer.fit(resume=args.resume)
     summary = ", ".join(f"{k} {row[k]:.4f}" for k in ("loss", "val_AP", "val_AP50", "val_top1", "val_top5") if k in row)
+    if not trainer.role.is_chief:
+        print(f"done: {summary}\n{trainer.role.describe(trainer.role.index)}: the run is the chief's, in {args.out}")
+        return 0
     print(f"done: {summary}\nrun directory: {args.out} (model.weights.h5, metrics.csv, curves.png, tensorboard/)")
     return 0
 

@@ -42,8 +42,11 @@ def _reason(error: BaseException) -> str:
 class AtomicCheckpoints:
     """Save / restore a ``tf.train.Checkpoint`` under ``directory/step-XXXXXXXX/ckpt``."""
 
-    def __init__(self, directory: str, checkpoint, keep: int = 3):
+    def __init__(self, directory: str, checkpoint, keep: int = 3, collective: bool = False):
+        # collective: every worker of a multi-worker run must take part in each save (reading batch
+        # norm's synchronised statistics is a collective), so a save is never skipped
         self.directory, self.checkpoint, self.keep = directory, checkpoint, max(1, keep)
+        self.collective = collective
         os.makedirs(directory, exist_ok=True)
 
     def _saved(self) -> list:
@@ -52,12 +55,15 @@ class AtomicCheckpoints:
     def save(self, step: int) -> str:
         name = f"step-{int(step):08d}"
         final = os.path.join(self.directory, name)
-        if os.path.isdir(final):
+        if os.path.isdir(final) and not self.collective:
             return os.path.join(final, "ckpt")
         temp = os.path.join(self.directory, f"{TEMP_PREFIX}{name}-{os.getpid()}")
         shutil.rmtree(temp, ignore_errors=True)
         try:
             self.checkpoint.write(os.path.join(temp, "ckpt"))
+            if os.path.isdir(final):  # written before (a collective save is never skipped): keep that one
+                shutil.rmtree(temp, ignore_errors=True)
+                return os.path.join(final, "ckpt")
             os.replace(temp, final)
             write_atomically(os.path.join(self.directory, LATEST), name + "\n")
         except Exception as error:  # TF raises its own error types for a full disk
@@ -101,6 +107,18 @@ class AtomicCheckpoints:
                 continue
             if name != pointed:
                 write_atomically(os.path.join(self.directory, LATEST), name + "\n")
+            return prefix
+        return None
+
+    def read_latest(self) -> Optional[str]:
+        """Restore the newest checkpoint that reads, touching nothing in the folder (a worker
+        resuming from the chief's checkpoints, which the chief alone tidies); its prefix, or None."""
+        for name in sorted(self._saved(), reverse=True):
+            prefix = os.path.join(self.directory, name, "ckpt")
+            try:
+                self.checkpoint.read(prefix).assert_existing_objects_matched()
+            except Exception:  # noqa: BLE001 (the chief moves it aside and takes the one before it too)
+                continue
             return prefix
         return None
 

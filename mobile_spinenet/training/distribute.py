@@ -1,10 +1,11 @@
 """``tf.distribute`` strategies by name."""
 from __future__ import annotations
 
-import json
-import os
-
 from mobile_spinenet.backend import tf
+
+# what a collective raises on the workers left when a peer dies or stops
+PEER_ERRORS = (tf.errors.UnavailableError, tf.errors.InternalError, tf.errors.CancelledError,
+               tf.errors.DeadlineExceededError, tf.errors.AbortedError)
 
 
 def make_strategy(name: str = "default", tpu: str = ""):
@@ -18,13 +19,8 @@ def make_strategy(name: str = "default", tpu: str = ""):
             return tf.distribute.MirroredStrategy([d.name for d in tf.config.list_logical_devices("CPU")])
         return tf.distribute.MirroredStrategy()
     if name == "multiworker":
-        if "TF_CONFIG" not in os.environ:
-            raise ValueError("--strategy multiworker needs the TF_CONFIG environment variable "
-                             "(cluster and task of this worker)")
-        try:
-            json.loads(os.environ["TF_CONFIG"])
-        except json.JSONDecodeError as error:
-            raise ValueError(f"TF_CONFIG is not valid JSON: {error}") from None
+        from mobile_spinenet.training.workers import worker_role
+        worker_role(name)  # TF_CONFIG checked: one line naming what is wrong
         return tf.distribute.MultiWorkerMirroredStrategy()
     if name == "tpu":
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)

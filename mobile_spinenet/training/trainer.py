@@ -20,7 +20,7 @@ from mobile_spinenet.data.records import DetectionDataset
 from mobile_spinenet.training.cadence import closes_with_validation, validation_interval
 from mobile_spinenet.training.checkpoints import AtomicCheckpoints
 from mobile_spinenet.training.config import TrainConfig
-from mobile_spinenet.training.distribute import make_strategy
+from mobile_spinenet.training.distribute import PEER_ERRORS, make_strategy
 from mobile_spinenet.training.ema import WeightAverage
 from mobile_spinenet.training.logs import RunLog, plot_curves
 from mobile_spinenet.training.loop_time import LoopClock, format_loop_time
@@ -32,6 +32,7 @@ from mobile_spinenet.training.precision import compute_policy, machine_precision
 from mobile_spinenet.training.schedule import WarmupDecay
 from mobile_spinenet.training.stop import SignalStop
 from mobile_spinenet.training.tasks import make_task
+from mobile_spinenet.training.workers import PeerLost, worker_role
 from mobile_spinenet.training.xla import xla_gradients
 from mobile_spinenet.zoo import build_model, check_image_size, get_model_info
 
@@ -75,6 +76,8 @@ class Trainer:
         self.config, self.train_data, self.val_data, self.run_dir = config, train_data, val_data, run_dir
         self.show_progress = show_progress
         self.records = dict(records or {})  # {file name: JSON} written once the run is accepted
+        self.role = worker_role(config.strategy)  # the chief writes the run; other workers their own folder
+        self.own_dir = self.role.own_dir(run_dir)
         self.strategy = make_strategy(config.strategy, config.tpu)
         self.replicas = self.strategy.num_replicas_in_sync
         if config.batch_size % self.replicas:
@@ -97,6 +100,7 @@ class Trainer:
             log.info("training in %s (--precision %s): layers compute in %s, weights stay float32", self.policy,
                      config.precision, self.policy.split("_")[1])
         sync_bn = self.replicas > 1 if config.sync_bn is None else config.sync_bn
+        self._model_fn, self._evaluation_copy = model_fn, None
         with self.strategy.scope(), compute_policy(self.policy):
             keras.utils.set_random_seed(config.seed)
             if model_fn is None:
@@ -119,8 +123,9 @@ class Trainer:
                                      fused=config.fused_updates) if config.ema_decay else None
             parts = {"ema": self.ema} if self.ema else {}
             self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, **parts)
-        self.checkpoints = AtomicCheckpoints(os.path.join(run_dir, CHECKPOINTS_DIR), self.checkpoint,
-                                             config.keep_checkpoints)
+        self.checkpoints = AtomicCheckpoints(os.path.join(self.own_dir, CHECKPOINTS_DIR), self.checkpoint,
+                                             config.keep_checkpoints if self.role.is_chief else 1,
+                                             collective=self.role.several)
         # XLA compiles the per-replica forward and backward pass (not the optimizer update nor the
         # all-reduce, so every strategy can use it); the numbers are the same up to float rounding
         # (tests/test_training_speed.py).
@@ -202,6 +207,8 @@ class Trainer:
 
     # -- the loop -------------------------------------------------------------------------
     def _prepare_run_dir(self, resume: bool) -> int:
+        if not self.role.is_chief:
+            return self._prepare_worker_dir(resume)
         summary, report = self.task.data_report()
         self.run = Run.create(self.run_dir, self.config, self.task.label_map, self.image_size, resume,
                               self.records, report)
@@ -217,12 +224,52 @@ class Trainer:
             initialise_from_run(self.model, self.config.init_from)
         return self.step
 
-    def precise_bn(self) -> None:
+    def _prepare_worker_dir(self, resume: bool) -> int:
+        """A worker other than the chief: its own folder, and on a resume the chief's newest
+        checkpoint (read only: the chief tidies its folder)."""
+        log.info("%s of %d: the chief (%s) writes the run directory; this worker keeps its checkpoint copies "
+                 "in %s until the run ends", self.role.describe(self.role.index), self.role.count,
+                 self.role.describe(0), self.own_dir)
+        self.checkpoints.remove_leftovers()
+        prefix = None
+        if resume:
+            chief = AtomicCheckpoints(os.path.join(self.run_dir, CHECKPOINTS_DIR), self.checkpoint)
+            prefix = chief.read_latest()
+        if prefix:
+            log.info("resumed from %s at step %d", prefix, self.step)
+        elif self.config.init_from:
+            from mobile_spinenet.training.init_weights import initialise_from_run
+            initialise_from_run(self.model, self.config.init_from)
+        return self.step
+
+    def precise_bn(self, model=None) -> None:
         """Re-estimate BN statistics with the final weights (see :mod:`precise_bn`)."""
         if self.config.precise_bn_images > 0:
             from mobile_spinenet.training.precise_bn import recompute_bn_statistics
-            recompute_bn_statistics(self.task.statistics_model(self.model), self.task.bn_image_batches(self.config.precise_bn_images,
-                                                                           self.config.batch_size))
+            recompute_bn_statistics(self.task.statistics_model(model or self.model),
+                                    self.task.bn_image_batches(self.config.precise_bn_images, self.config.batch_size))
+
+    def evaluation_copy(self):
+        """Several workers: the model the chief re-estimates batch norm in, validates and writes as
+        the final weights, a copy outside the strategy given the trained weights, which every worker
+        reads together (batch norm's synchronised statistics are read by a collective); None on the
+        other workers. One worker: None (it evaluates the trained model itself)."""
+        if not self.role.several:
+            return None
+        with self.evaluation_weights():
+            weights = self.model.get_weights()  # every worker, at the same point of the loop
+        if not self.role.is_chief:
+            return None
+        if self._evaluation_copy is None:
+            with compute_policy("float32"):
+                keras.utils.set_random_seed(self.config.seed)
+                config = self.config
+                self._evaluation_copy = (build_model(
+                    config.model, **build_kwargs_of(config, self.image_size, self.num_classes), sync_bn=False,
+                    stochastic_depth=config.stochastic_depth, dropblock_keep_prob=config.dropblock_keep_prob,
+                    bn_momentum=config.bn_momentum) if self._model_fn is None else self._model_fn(self.num_classes))
+        self._evaluation_copy.set_weights(weights)
+        return self._evaluation_copy
 
     def finished_row(self) -> Optional[dict]:
         """The last epoch's row of a run that already reached ``total_steps``, else None."""
@@ -234,13 +281,19 @@ class Trainer:
     def fit(self, resume: bool = False) -> dict:
         """Train to ``total_steps``; returns the last epoch's metrics row. The run directory is
         locked meanwhile; ``resume`` of a finished run changes nothing."""
-        with RunLock(self.run_dir):
+        with RunLock(self.own_dir):
             if resume:
                 row = self.finished_row()
                 if row is not None:
                     log.info("%s finished already (%d steps); nothing to resume", self.run_dir, self.total_steps)
                     return row
-            return self._fit(resume)
+            row = self._fit(resume)
+        if not self.role.is_chief:  # what the strategy made this worker write: done with
+            import shutil
+            shutil.rmtree(self.own_dir, ignore_errors=True)
+            with contextlib.suppress(OSError):  # the last worker to finish removes workers/ too
+                os.rmdir(os.path.dirname(self.own_dir))
+        return row
 
     def _check_loss(self, loss: float, lowest: float, step: int, lr: float) -> float:
         """The new lowest loss; raises :class:`TrainingDiverged` on a non-finite or exploded one."""
@@ -262,13 +315,19 @@ class Trainer:
 
     def _fit(self, resume: bool) -> dict:
         step = self._prepare_run_dir(resume)
-        run_log = RunLog(self.run_dir)
+        run_log = RunLog(self.own_dir)
         run_log.truncate(step)
         with SignalStop() as stop:
-            last_row = self._steps(step, run_log, stop)
+            try:
+                last_row = self._steps(step, run_log, stop)
+            except PEER_ERRORS as error:
+                if not self.role.several:
+                    raise
+                raise PeerLost.of(error, self.role, self.step, self.run_dir) from None
         if self.ema is not None:
             self.ema.adopt()  # the run's weights are the averaged ones (BN re-estimated for them above)
-        self.save_final(last_row)
+        if self.role.is_chief:
+            self.save_final(last_row)
         return last_row
 
     def _steps(self, step: int, run_log: RunLog, stop: SignalStop) -> dict:
@@ -355,12 +414,8 @@ class Trainer:
             # The batch-norm re-estimate serves validation and the final weights; between
             # validations nothing reads the moving statistics.
             if closing and (self.val_data is not None or step >= self.total_steps):
-                with clock.timing("validation"), self.evaluation_weights():
-                    self.precise_bn()
-                    if self.val_data is not None:
-                        fields, line = self.task.validate(self.model, self.val_data)
-                        row.update(fields)
-                        log.info("epoch %d: %s", epoch + 1, line)
+                with clock.timing("validation"):
+                    self._evaluate(row, epoch)
             run_log.epoch(row)  # before the checkpoint: a resumed run never loses a row
             # An epoch's end is checkpointed when it was validated, when --checkpoint-every steps have
             # passed since the last checkpoint, on a stop and at the end (each save took ~2 s for
@@ -369,7 +424,7 @@ class Trainer:
                 with clock.timing("checkpoints"):
                     self.checkpoints.save(step)
                 saved_at = step
-            if closing or stop.requested:
+            if (closing or stop.requested) and self.role.is_chief:
                 with clock.timing("plots"):
                     plot_curves(self.run_dir)
             last_row = row
@@ -377,12 +432,30 @@ class Trainer:
                 raise stop.stopped(step, self.total_steps, os.path.dirname(self.checkpoints.latest()))
         return last_row
 
+    def _evaluate(self, row: dict, epoch: int) -> None:
+        """The BN re-estimate and validation at a closing epoch, into ``row``: on the trained model
+        (one worker), or on the chief's :meth:`evaluation_copy` (several: once, not per worker)."""
+        if self.role.several:
+            model = self.evaluation_copy()
+            if model is None:
+                return
+            context = contextlib.nullcontext()
+        else:
+            model, context = self.model, self.evaluation_weights()
+        with context:
+            self.precise_bn(model)
+            if self.val_data is not None:
+                fields, line = self.task.validate(model, self.val_data)
+                row.update(fields)
+                log.info("epoch %d: %s", epoch + 1, line)
+
     def evaluation_weights(self):
         """The weights validation and the final model use: the moving average when there is one."""
         return self.ema.swapped() if self.ema is not None else contextlib.nullcontext()
 
     def save_final(self, row: dict) -> str:
-        return self.run.write_final(self.model, {
+        model = self._evaluation_copy if self.role.several else self.model  # BN re-estimated in it
+        return self.run.write_final(model, {
             "model": self.config.model, "task": self.config.task, "image_size": self.image_size,
             "num_classes": self.num_classes,
             "steps": self.step, "epochs": self.step / self.steps_per_epoch, "last_epoch": row,
