@@ -17,28 +17,19 @@ BEST_KEPT = 5
 RANK_FILE = re.compile(r"rank[0-9]+_[0-9a-f]+\.yaml")  # the files of best/ that write_outputs owns
 
 
-def trials_csv(rows: list) -> str:
+def rows_csv(rows: list, columns: tuple) -> str:
+    """``rows`` as CSV with ``columns`` (floats to 4 decimals, None as empty)."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for row in rows:
         writer.writerow({k: ("" if row.get(k) is None else round(row[k], 4) if isinstance(row[k], float) else row[k])
-                         for k in COLUMNS})
+                         for k in columns})
     return buffer.getvalue()
 
 
 BASELINE_COLUMNS = ("model", "architecture", "proxy_AP", "proxy_AP50", "latency_ms", "latency_ratio", "multiply_adds_M",
                     "objective", "minutes")
-
-
-def baselines_csv(baselines: list) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=BASELINE_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for row in baselines:
-        writer.writerow({k: ("" if row.get(k) is None else round(row[k], 4) if isinstance(row[k], float) else row[k])
-                         for k in BASELINE_COLUMNS})
-    return buffer.getvalue()
 
 
 def pareto_png(rows: list, front: list, target_ms: float, target: str, baselines: list = ()) -> bytes:
@@ -100,9 +91,9 @@ def summary_md(rows: list, best: list, front: list, target_ms: float, options, b
 
 def write_outputs(out: str, rows: list, target_ms: float, options, best: list, front: list,
                   baselines: list = ()) -> None:
-    write_atomically(os.path.join(out, "trials.csv"), trials_csv(rows))
+    write_atomically(os.path.join(out, "trials.csv"), rows_csv(rows, COLUMNS))
     if baselines:
-        write_atomically(os.path.join(out, "baselines.csv"), baselines_csv(baselines))
+        write_atomically(os.path.join(out, "baselines.csv"), rows_csv(baselines, BASELINE_COLUMNS))
     if any(r["state"] == "complete" for r in rows) or baselines:
         write_atomically(os.path.join(out, "pareto.png"), pareto_png(rows, front, target_ms, options.target, baselines))
     folder = os.path.join(out, "best")

@@ -261,8 +261,7 @@ class Trainer:
         if not self.role.is_chief:
             return None
         if self._evaluation_copy is None:
-            with compute_policy("float32"):
-                keras.utils.set_random_seed(self.config.seed)
+            with compute_policy("float32"):  # (its initial values are overwritten at once)
                 config = self.config
                 self._evaluation_copy = (build_model(
                     config.model, **build_kwargs_of(config, self.image_size, self.num_classes), sync_bn=False,
