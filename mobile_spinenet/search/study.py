@@ -398,6 +398,11 @@ def _best(rows: list, options: SearchOptions) -> list:
     return sorted(done, key=lambda r: -r["objective"])
 
 
+def architecture_folder(out: str, digest: str) -> str:
+    """Where an architecture's work lives: ``OUT/archs/<digest>/``."""
+    return os.path.join(out, "archs", digest)
+
+
 def evaluate_once(architecture, folder: str, evaluate, progress: Callable[[str], None] = print) -> tuple:
     """``(result, reused)``: the architecture's result from ``folder/result.json``, evaluated (and
     written) only if no worker has done it yet; a worker evaluating it meanwhile is waited for."""
@@ -427,7 +432,7 @@ def _run_trial(trial, options: SearchOptions, sample, evaluate, target_ms: float
     architecture = sample(options.space, trial)
     digest = architecture.digest()
     trial.set_user_attr("digest", digest)
-    result, reused = evaluate_once(architecture, os.path.join(options.out, "archs", digest), evaluate, progress)
+    result, reused = evaluate_once(architecture, architecture_folder(options.out, digest), evaluate, progress)
     for key in ("AP", "AP50", "latency_ms", "latency_ratio", "multiply_adds", "median_ms", "reference_median_ms"):
         if result.get(key) is not None:
             trial.set_user_attr(key, result[key])
@@ -454,21 +459,22 @@ def baseline_rows(options: SearchOptions, target_ms: float) -> list:
 
     rows = []
     for model_id in options.baselines:
-        result = _read_json(os.path.join(options.out, "archs", paper_architecture(model_id).digest(), "result.json"))
+        result = _read_json(os.path.join(architecture_folder(options.out, paper_architecture(model_id).digest()),
+                                         "result.json"))
         if result is not None:
             rows.append(_baseline_row(options, model_id, result, target_ms))
     return rows
 
 
-def run_baselines(options: SearchOptions, evaluate, progress: Callable[[str], None] = print) -> list:
+def run_baselines(options: SearchOptions, evaluate, progress: Callable[[str], None] = print) -> None:
     """Evaluate each ``--baselines`` model (the paper's architecture of that id) with the trials'
     proxy and oracle, once per search folder; they are reported beside the trials, not in the study."""
     from mobile_spinenet.architecture import paper_architecture
 
     for model_id in options.baselines:
         architecture = paper_architecture(model_id)
-        folder = os.path.join(options.out, "archs", architecture.digest())
-        result, _ = evaluate_once(architecture, folder, evaluate, progress)
+        result, _ = evaluate_once(architecture, architecture_folder(options.out, architecture.digest()), evaluate,
+                                  progress)
         progress(f"baseline {model_id}: proxy AP {result['AP']:.2f} at {result['latency_ms']:.2f} ms")
 
 

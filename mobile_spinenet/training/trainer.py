@@ -103,14 +103,7 @@ class Trainer:
         self._model_fn, self._evaluation_copy = model_fn, None
         with self.strategy.scope(), compute_policy(self.policy):
             keras.utils.set_random_seed(config.seed)
-            if model_fn is None:
-                self.model = build_model(config.model, **build_kwargs_of(config, self.image_size, self.num_classes),
-                                         sync_bn=sync_bn,
-                                         stochastic_depth=config.stochastic_depth,
-                                         dropblock_keep_prob=config.dropblock_keep_prob,
-                                         bn_momentum=config.bn_momentum)
-            else:
-                self.model = model_fn(self.num_classes)
+            self.model = self._build_model(sync_bn)
             self.schedule = WarmupDecay(config.resolved_learning_rate(), self.total_steps,
                                         int(round(config.warmup_epochs * self.steps_per_epoch)),
                                         config.schedule, config.step_decay_at, config.step_decay_factors)
@@ -134,6 +127,15 @@ class Trainer:
         self._train_step = tf.function(self._distributed_step)
 
     # -- one step -------------------------------------------------------------------------
+    def _build_model(self, sync_bn: bool):
+        """The run's model (``model_fn``'s when given), in the caller's strategy scope and policy."""
+        if self._model_fn is not None:
+            return self._model_fn(self.num_classes)
+        config = self.config
+        return build_model(config.model, **build_kwargs_of(config, self.image_size, self.num_classes), sync_bn=sync_bn,
+                           stochastic_depth=config.stochastic_depth, dropblock_keep_prob=config.dropblock_keep_prob,
+                           bn_momentum=config.bn_momentum)
+
     def _replica_loss_and_gradients(self, images, targets, global_share):
         """One replica's loss parts and (unscaled) gradients for its share of the batch."""
         variables = self.model.trainable_variables
@@ -202,39 +204,35 @@ class Trainer:
         return self.strategy.experimental_distribute_dataset(data.prefetch(2)), end
 
     @property
+    def chief_checkpoints_dir(self) -> str:
+        """The run's checkpoints (the chief's, when several workers train)."""
+        return os.path.join(self.run_dir, CHECKPOINTS_DIR)
+
+    @property
     def step(self) -> int:
         return int(self.optimizer.iterations.numpy())
 
     # -- the loop -------------------------------------------------------------------------
     def _prepare_run_dir(self, resume: bool) -> int:
-        if not self.role.is_chief:
-            return self._prepare_worker_dir(resume)
-        summary, report = self.task.data_report()
-        self.run = Run.create(self.run_dir, self.config, self.task.label_map, self.image_size, resume,
-                              self.records, report)
-        log.info("training data: %d images; %s", len(self.train_data), summary)
+        """The chief creates (or reopens) the run directory; another worker only says where it writes.
+        On a resume every worker restores the chief's newest intact checkpoint (another worker reads
+        it only: the chief alone tidies its folder)."""
+        if self.role.is_chief:
+            summary, report = self.task.data_report()
+            self.run = Run.create(self.run_dir, self.config, self.task.label_map, self.image_size, resume,
+                                  self.records, report)
+            log.info("training data: %d images; %s", len(self.train_data), summary)
+        else:
+            log.info("%s of %d: the chief (%s) writes the run directory; this worker keeps its checkpoint copies "
+                     "in %s until the run ends", self.role.describe(self.role.index), self.role.count,
+                     self.role.describe(0), self.own_dir)
         left = self.checkpoints.remove_leftovers()  # a writer killed mid-checkpoint (a second Ctrl-C)
         if left:
             log.info("removed %s, left by a checkpoint write that was interrupted", ", ".join(left))
-        prefix = self.checkpoints.restore_latest() if resume else None  # the newest intact one
-        if prefix:
-            log.info("resumed from %s at step %d", prefix, self.step)
-        elif self.config.init_from:
-            from mobile_spinenet.training.init_weights import initialise_from_run
-            initialise_from_run(self.model, self.config.init_from)
-        return self.step
-
-    def _prepare_worker_dir(self, resume: bool) -> int:
-        """A worker other than the chief: its own folder, and on a resume the chief's newest
-        checkpoint (read only: the chief tidies its folder)."""
-        log.info("%s of %d: the chief (%s) writes the run directory; this worker keeps its checkpoint copies "
-                 "in %s until the run ends", self.role.describe(self.role.index), self.role.count,
-                 self.role.describe(0), self.own_dir)
-        self.checkpoints.remove_leftovers()
         prefix = None
-        if resume:
-            chief = AtomicCheckpoints(os.path.join(self.run_dir, CHECKPOINTS_DIR), self.checkpoint)
-            prefix = chief.read_latest()
+        if resume:  # the newest intact one
+            prefix = (self.checkpoints.restore_latest() if self.role.is_chief else
+                      AtomicCheckpoints(self.chief_checkpoints_dir, self.checkpoint).read_latest())
         if prefix:
             log.info("resumed from %s at step %d", prefix, self.step)
         elif self.config.init_from:
@@ -262,11 +260,7 @@ class Trainer:
             return None
         if self._evaluation_copy is None:
             with compute_policy("float32"):  # (its initial values are overwritten at once)
-                config = self.config
-                self._evaluation_copy = (build_model(
-                    config.model, **build_kwargs_of(config, self.image_size, self.num_classes), sync_bn=False,
-                    stochastic_depth=config.stochastic_depth, dropblock_keep_prob=config.dropblock_keep_prob,
-                    bn_momentum=config.bn_momentum) if self._model_fn is None else self._model_fn(self.num_classes))
+                self._evaluation_copy = self._build_model(sync_bn=False)
         self._evaluation_copy.set_weights(weights)
         return self._evaluation_copy
 
@@ -322,7 +316,7 @@ class Trainer:
             except PEER_ERRORS as error:
                 if not self.role.several:
                     raise
-                raise PeerLost.of(error, self.role, self.step, self.run_dir) from None
+                raise PeerLost.of(error, self.role, self.step, self.chief_checkpoints_dir) from None
         if self.ema is not None:
             self.ema.adopt()  # the run's weights are the averaged ones (BN re-estimated for them above)
         if self.role.is_chief:

@@ -91,8 +91,8 @@ class PeerLost(RuntimeError):
     command prints."""
 
     @classmethod
-    def of(cls, error: BaseException, role: WorkerRole, step: int, run_dir: str) -> "PeerLost":
+    def of(cls, error: BaseException, role: WorkerRole, step: int, checkpoints_dir: str) -> "PeerLost":
         first = (getattr(error, "message", None) or str(error)).strip().splitlines()
         return cls(f"{role.describe(role.index)}: lost {lost_peer(str(error), role)} at step {step} "
                    f"({type(error).__name__}: {first[0][:160] if first else ''}); the run's last checkpoint is in "
-                   f"{os.path.join(run_dir, 'checkpoints')}; start every worker again with --resume")
+                   f"{checkpoints_dir}; start every worker again with --resume")
